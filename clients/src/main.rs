@@ -1,0 +1,2 @@
+//! candidatectl: placeholder until the clients issue lands (CLI, `check`, `load`).
+fn main() {}

@@ -1,0 +1,74 @@
+//! The HTTP/JSON gateway: maps the REST routes of `candidates.v1` (its `google.api.http`
+//! annotations) onto `CandidateService` gRPC calls. It is a real gRPC client, generic over the
+//! transport: the server process hands it its own gRPC router (no network hop), or a tonic
+//! `Channel` to another instance. It knows HTTP and the generated client, nothing about stores.
+
+use std::time::Duration;
+
+use axum::Router;
+use bytes::Bytes;
+use candidates_api::v1::candidate_service_client::CandidateServiceClient;
+use tokio::sync::watch;
+use tower::{BoxError, Service, ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
+
+pub mod error;
+pub mod layers;
+mod routes;
+
+pub use routes::{ROUTES, RouteSpec};
+
+/// The gRPC transport the gateway calls through, type-erased so one router type serves both the
+/// in-process and the remote case.
+pub type GrpcTransport =
+    BoxCloneSyncService<http::Request<tonic::body::Body>, http::Response<tonic::body::Body>, TransportError>;
+
+/// A transport failure (connection refused, reset, ...); the client turns it into UNAVAILABLE.
+/// A named type rather than `BoxError`: with a boxed trait object as the error, rustc cannot
+/// prove the handlers' futures `Send` (rust-lang/rust#102211).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct TransportError(BoxError);
+
+/// Erases any tower service that speaks gRPC over HTTP (an axum/tonic router, a `Channel`).
+pub fn transport<S, B>(service: S) -> GrpcTransport
+where
+    S: Service<http::Request<tonic::body::Body>, Response = http::Response<B>> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .map_response(|r: http::Response<B>| r.map(tonic::body::Body::new))
+            .service(service.map_err(|e: S::Error| TransportError(e.into()))),
+    )
+}
+
+/// Limits applied to the REST listener.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Largest request body, in bytes (413 above it).
+    pub body_limit: usize,
+    /// Requests served at once before new ones are shed with 503.
+    pub max_concurrency: usize,
+    /// How long the REST handler waits for the gRPC call at most (a shorter `grpc-timeout`
+    /// request header wins; the service enforces the same deadline).
+    pub request_timeout: Duration,
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub(crate) struct Gateway {
+    pub(crate) client: CandidateServiceClient<GrpcTransport>,
+    /// `true` while this instance should receive traffic (false while starting or draining).
+    pub(crate) ready: watch::Receiver<bool>,
+    pub(crate) options: Options,
+}
+
+/// The REST router with every layer: request ids, one log line per request, limits and JSON
+/// error bodies.
+pub fn router(transport: GrpcTransport, ready: watch::Receiver<bool>, options: Options) -> Router {
+    let gateway = Gateway { client: CandidateServiceClient::new(transport), ready, options: options.clone() };
+    layers::apply(routes::routes(gateway), &options)
+}

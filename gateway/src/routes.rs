@@ -1,0 +1,256 @@
+//! REST handlers: path and query → gRPC request → JSON. [`ROUTES`] is the table the router is
+//! built from; a test checks it against the `google.api.http` annotations in the descriptor.
+
+use std::collections::HashMap;
+
+use axum::{
+    Json, Router,
+    body::{Body, Bytes},
+    extract::{Path, Query, State},
+    http::{HeaderMap, Method, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{MethodFilter, MethodRouter, on},
+};
+use candidates_api::v1::{
+    DeleteCandidateRequest, GetCandidateRequest, GetStatusRequest, ListCandidatesRequest, ListCandidatesResponse,
+    PutCandidateRequest,
+};
+use futures::{StreamExt, stream};
+use http_body_util::BodyExt;
+
+use crate::{Gateway, GrpcTransport, error::ApiError};
+use candidates_api::v1::candidate_service_client::CandidateServiceClient;
+
+/// One REST route: the HTTP method, the path template (google.api.http syntax, which is also
+/// axum's) and the RPC of `candidates.v1.CandidateService` it calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub rpc: &'static str,
+}
+
+/// Every route the gateway serves.
+pub const ROUTES: &[RouteSpec] = &[
+    RouteSpec { method: Method::GET, path: "/gtg", rpc: "GetStatus" },
+    RouteSpec { method: Method::GET, path: "/candidate/{name}", rpc: "GetCandidate" },
+    RouteSpec { method: Method::POST, path: "/candidate/{name}", rpc: "PutCandidate" },
+    RouteSpec { method: Method::DELETE, path: "/candidate/{name}", rpc: "DeleteCandidate" },
+    RouteSpec { method: Method::GET, path: "/candidates", rpc: "ListCandidates" },
+];
+
+fn handler(rpc: &str, method: &Method) -> MethodRouter<Gateway> {
+    let filter = MethodFilter::try_from(method.clone()).expect("route methods are standard");
+    match rpc {
+        "GetStatus" => on(filter, gtg),
+        "GetCandidate" => on(filter, get_candidate),
+        "PutCandidate" => on(filter, put_candidate),
+        "DeleteCandidate" => on(filter, delete_candidate),
+        "ListCandidates" => on(filter, list_candidates),
+        other => unreachable!("no handler for RPC {other}"),
+    }
+}
+
+pub(crate) fn routes(gateway: Gateway) -> Router {
+    let mut by_path: Vec<(&str, MethodRouter<Gateway>)> = Vec::new();
+    for route in ROUTES {
+        let method_router = handler(route.rpc, &route.method);
+        match by_path.iter_mut().find(|(p, _)| *p == route.path) {
+            Some((_, existing)) => *existing = std::mem::take(existing).merge(method_router),
+            None => by_path.push((route.path, method_router)),
+        }
+    }
+    let router = by_path.into_iter().fold(Router::new(), |r, (path, mr)| r.route(path, mr));
+    router.fallback(not_found).with_state(gateway)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::from_http(StatusCode::NOT_FOUND, "Not Found")
+}
+
+/// Builds a gRPC request carrying what the REST request brought along: its request id and any
+/// `grpc-timeout` (the service bounds the call by it and by its own default).
+fn grpc_request<T>(message: T, headers: &HeaderMap) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    for name in ["x-request-id", "grpc-timeout"] {
+        if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            if let Ok(value) = value.parse() {
+                request.metadata_mut().insert(name, value);
+            }
+        }
+    }
+    request
+}
+
+/// `GET /gtg`: 200 with no body when ready, 503 while starting or draining. With `?details`
+/// (its presence is enough), the GetStatus RPC's `{"connected", "instance-id"}`, and 503 when
+/// the store did not answer.
+async fn gtg(
+    State(gw): State<Gateway>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let ready = *gw.ready.borrow();
+    if !query.contains_key("details") {
+        return Ok(if ready {
+            StatusCode::OK.into_response()
+        } else {
+            ApiError::from_http(StatusCode::SERVICE_UNAVAILABLE, "not ready: starting or draining").into_response()
+        });
+    }
+    let status = gw.client.clone().get_status(grpc_request(GetStatusRequest {}, &headers)).await?.into_inner();
+    let code = if ready && status.connected == "true" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    Ok((code, Json(status)).into_response())
+}
+
+async fn get_candidate(
+    State(gw): State<Gateway>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let candidate = gw.client.clone().get_candidate(grpc_request(GetCandidateRequest { name }, &headers)).await?;
+    Ok(Json(candidate.into_inner()).into_response())
+}
+
+/// The body is ignored whatever its type (as the original service did), but it is read, so that
+/// the size limit holds for chunked bodies too.
+async fn put_candidate(
+    State(gw): State<Gateway>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if let Err(error) = body.collect().await {
+        return Err(if is_length_limit(&error) {
+            ApiError::from_http(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than {} bytes", gw.options.body_limit),
+            )
+        } else {
+            ApiError::from_http(StatusCode::BAD_REQUEST, "could not read the request body")
+        });
+    }
+    let candidate = gw.client.clone().put_candidate(grpc_request(PutCandidateRequest { name }, &headers)).await;
+    match candidate {
+        Ok(c) => Ok(Json(c.into_inner()).into_response()),
+        // The original service's message, kept for clients that match on it.
+        Err(status) if !matches!(status.code(), tonic::Code::InvalidArgument) => {
+            let mut error = ApiError::from(status);
+            error.body.message = format!("Unable to update: {}", error.body.message);
+            Err(error)
+        }
+        Err(status) => Err(status.into()),
+    }
+}
+
+async fn delete_candidate(
+    State(gw): State<Gateway>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let candidate =
+        gw.client.clone().delete_candidate(grpc_request(DeleteCandidateRequest { name }, &headers)).await?;
+    Ok(Json(candidate.into_inner()).into_response())
+}
+
+/// One ListCandidates call.
+async fn fetch_page(
+    mut client: CandidateServiceClient<GrpcTransport>,
+    request: tonic::Request<ListCandidatesRequest>,
+) -> Result<ListCandidatesResponse, tonic::Status> {
+    client.list_candidates(request).await.map(tonic::Response::into_inner)
+}
+
+/// Whether a body error is the body limit (`RequestBodyLimitLayer`) somewhere in its source chain.
+fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ListQuery {
+    page_size: Option<String>,
+    page_token: Option<String>,
+}
+
+/// `GET /candidates`: with `page_size` or `page_token`, one page as
+/// `{"candidates": [...], "next_page_token": "..."}`; without, every candidate as one JSON array,
+/// streamed page by page so memory does not grow with the store. 404 when there are none.
+async fn list_candidates(
+    State(gw): State<Gateway>,
+    Query(query): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let page_size = match query.page_size.as_deref() {
+        None | Some("") => 0,
+        Some(s) => s.parse::<i32>().map_err(|_| {
+            ApiError::from_http(StatusCode::BAD_REQUEST, format!("page_size must be a non-negative integer, got {s:?}"))
+        })?,
+    };
+    if query.page_size.is_some() || query.page_token.is_some() {
+        let request = ListCandidatesRequest { page_size, page_token: query.page_token.unwrap_or_default() };
+        let page = gw.client.clone().list_candidates(grpc_request(request, &headers)).await?;
+        return Ok(Json(page.into_inner()).into_response());
+    }
+
+    // Find the first non-empty page (a store that pages by scanned size may return empty pages).
+    let mut first = ListCandidatesResponse::default();
+    loop {
+        let request = ListCandidatesRequest { page_size: 0, page_token: first.next_page_token };
+        first = gw.client.clone().list_candidates(grpc_request(request, &headers)).await?.into_inner();
+        if !first.candidates.is_empty() || first.next_page_token.is_empty() {
+            break;
+        }
+    }
+    if first.candidates.is_empty() {
+        return Err(ApiError::from(tonic::Status::not_found("no candidates")));
+    }
+
+    // Each chunk is one page: `[` + items, then `,` + items ..., then `]`. An error after the
+    // first byte cannot change the status any more, so the stream is aborted: the client sees a
+    // truncated body, never a complete-looking partial list.
+    enum Next {
+        Page(ListCandidatesResponse, bool),
+        Fetch(String),
+        Close,
+        Done,
+    }
+    let body = stream::unfold(Next::Page(first, true), move |state| {
+        let client = gw.client.clone();
+        let headers = headers.clone();
+        async move {
+            let (page, first) = match state {
+                Next::Done => return None,
+                Next::Close => return Some((Ok(Bytes::from_static(b"]")), Next::Done)),
+                Next::Page(page, first) => (page, first),
+                Next::Fetch(page_token) => {
+                    let request = ListCandidatesRequest { page_size: 0, page_token };
+                    match fetch_page(client, grpc_request(request, &headers)).await {
+                        Ok(page) => (page, false),
+                        Err(status) => {
+                            tracing::error!(code = ?status.code(), message = status.message(), "listing failed mid-stream; aborting the response");
+                            return Some((Err(std::io::Error::other(status.message().to_owned())), Next::Done));
+                        }
+                    }
+                }
+            };
+            let mut chunk = Vec::with_capacity(page.candidates.len() * 32 + 2);
+            for (i, candidate) in page.candidates.iter().enumerate() {
+                chunk.push(if first && i == 0 { b'[' } else { b',' });
+                serde_json::to_writer(&mut chunk, candidate).expect("candidate serializes");
+            }
+            let next = if page.next_page_token.is_empty() { Next::Close } else { Next::Fetch(page.next_page_token) };
+            Some((Ok(Bytes::from(chunk)), next))
+        }
+    });
+    // A page can come back empty (a store that pages by scanned size); skip empty chunks.
+    let body: stream::BoxStream<'static, Result<Bytes, std::io::Error>> =
+        body.filter(|chunk| std::future::ready(!matches!(chunk, Ok(b) if b.is_empty()))).boxed();
+    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response())
+}

@@ -1,0 +1,167 @@
+//! Startup and shutdown: open the store, bind both listeners, wire the service, the gateway and
+//! health together, serve, and on the shutdown signal drain as the contract says.
+
+use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
+
+use candidates_gateway as gateway;
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+
+use crate::{
+    config::{Config, ConfigError, StoreKind},
+    grpc,
+    lifecycle::Lifecycle,
+    metadata,
+    service::CandidateApi,
+    store::{DynStore, debug::Faulty, embedded, memory::MemoryStore},
+};
+
+/// Why the server could not start. Every variant is a configuration or environment problem the
+/// operator must fix; the binary exits with 2.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Bind { what: &'static str, addr: SocketAddr, source: io::Error },
+    #[error(transparent)]
+    Embedded(#[from] embedded::OpenError),
+    #[error("invalid --grpc-upstream {uri}: {source}")]
+    Upstream { uri: http::Uri, source: tonic::transport::Error },
+}
+
+/// A built server: listeners bound (so the ports are known, even when asked for port 0), not
+/// yet serving.
+pub struct Application {
+    http: TcpListener,
+    grpc: TcpListener,
+    http_router: axum::Router,
+    grpc_router: axum::Router,
+    lifecycle: Lifecycle,
+    drain_period: Duration,
+    shutdown_grace: Duration,
+    store_kind: &'static str,
+}
+
+pub fn open_store(config: &Config) -> Result<DynStore, StartError> {
+    let store: DynStore = match config.store {
+        StoreKind::Embedded => Arc::new(embedded::EmbeddedStore::open(&config.data_dir)?),
+        StoreKind::Memory => Arc::new(MemoryStore::new()),
+    };
+    if config.debug_store_delay.is_some() || config.debug_store_fail {
+        tracing::warn!(delay = ?config.debug_store_delay, fail = config.debug_store_fail, "store fault injection is on");
+        let delay = config.debug_store_delay.unwrap_or_default();
+        return Ok(Arc::new(Faulty::new(store, delay, config.debug_store_fail)));
+    }
+    Ok(store)
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { what, addr, source })
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        config.validate()?;
+        // Bind first: a port conflict should fail fast, before any store or metadata work.
+        let http = bind("REST", config.http_addr).await?;
+        let grpc = bind("gRPC", config.grpc_addr).await?;
+        let store = open_store(&config)?;
+        let store_kind = store.kind();
+        let instance_id =
+            metadata::instance_id(config.instance_metadata, config.metadata_url.as_deref(), config.metadata_timeout)
+                .await;
+
+        let (health_reporter, health_server) = tonic_health::server::health_reporter();
+        let lifecycle = Lifecycle::new(health_reporter).await;
+        let api = CandidateApi::new(store, instance_id, config.status_cache);
+        let grpc_core = grpc::router(api, health_server, config.request_timeout);
+
+        let transport = match &config.grpc_upstream {
+            None => gateway::transport(grpc_core.clone()),
+            Some(uri) => {
+                let channel = tonic::transport::Endpoint::from(uri.clone())
+                    .connect_timeout(Duration::from_secs(2))
+                    .timeout(config.request_timeout)
+                    .connect_lazy();
+                gateway::transport(channel)
+            }
+        };
+        let options = gateway::Options {
+            body_limit: config.body_limit,
+            max_concurrency: config.max_concurrency as usize,
+            request_timeout: config.request_timeout,
+        };
+        let http_router = gateway::router(transport, lifecycle.readiness(), options);
+        let grpc_router = grpc::network_layers(grpc_core, config.max_concurrency as usize);
+
+        Ok(Self {
+            http,
+            grpc,
+            http_router,
+            grpc_router,
+            lifecycle,
+            drain_period: config.drain_period,
+            shutdown_grace: config.shutdown_grace,
+            store_kind,
+        })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then: /gtg 503 and health NOT_SERVING at once, keep
+    /// serving for the drain period, stop accepting, let in-flight requests finish (up to the
+    /// grace period). Returns an error only if requests were still running after the grace period.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let (http_addr, grpc_addr) = (self.http_addr(), self.grpc_addr());
+        let (stop, stopping) = watch::channel(false);
+        let stopped = move || {
+            let mut stopping = stopping.clone();
+            async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            }
+        };
+        let mut servers = JoinSet::new();
+        servers.spawn(
+            axum::serve(self.http, self.http_router.into_make_service()).with_graceful_shutdown(stopped()).into_future(),
+        );
+        servers.spawn(
+            axum::serve(self.grpc, self.grpc_router.into_make_service()).with_graceful_shutdown(stopped()).into_future(),
+        );
+        self.lifecycle.set_ready().await;
+        tracing::info!(%http_addr, %grpc_addr, store = self.store_kind, "listening");
+
+        tokio::select! {
+            () = shutdown => {}
+            Some(result) = servers.join_next() => {
+                // A server only ends by itself on an accept-loop I/O error.
+                return result.map_err(io::Error::other).and_then(|r| r);
+            }
+        }
+        self.lifecycle.set_draining().await;
+        tracing::info!(drain_period = ?self.drain_period, "draining: health checks fail, requests are still served");
+        tokio::time::sleep(self.drain_period).await;
+
+        tracing::info!(grace = ?self.shutdown_grace, "stopping: no new connections, waiting for in-flight requests");
+        let _ = stop.send(true);
+        let finished = tokio::time::timeout(self.shutdown_grace, async {
+            while let Some(result) = servers.join_next().await {
+                result.map_err(io::Error::other)??;
+            }
+            io::Result::Ok(())
+        })
+        .await;
+        match finished {
+            Ok(result) => {
+                tracing::info!("stopped");
+                result
+            }
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "in-flight requests did not finish within the grace period")),
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! All configuration, in one typed struct read once at start from flags and the environment
+//! (every flag has an env name). Defaults run with nothing configured: the embedded store and both
+//! listeners on 127.0.0.1.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "candidate-server",
+    version,
+    about = "CandidateService: gRPC (tonic) and the REST gateway (axum) over a pluggable candidate store",
+    after_help = "Every flag can also be set through the environment variable shown with it."
+)]
+pub struct Config {
+    /// REST listener (the HTTP/JSON gateway, /gtg for load balancers).
+    #[arg(long, env = "CANDIDATES_HTTP_ADDR", default_value = "127.0.0.1:8000")]
+    pub http_addr: SocketAddr,
+
+    /// gRPC listener (CandidateService, grpc.health.v1, reflection).
+    #[arg(long, env = "CANDIDATES_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+
+    /// Where candidates are stored.
+    #[arg(long, env = "CANDIDATES_STORE", value_enum, default_value_t = StoreKind::Embedded)]
+    pub store: StoreKind,
+
+    /// Directory of the embedded store (created if missing; must be writable).
+    #[arg(long, env = "CANDIDATES_DATA_DIR", default_value = "candidates-data")]
+    pub data_dir: PathBuf,
+
+    /// Send the gateway's gRPC calls to this CandidateService (e.g. http://10.0.0.5:50051) instead
+    /// of the one in this process.
+    #[arg(long, env = "CANDIDATES_GRPC_UPSTREAM")]
+    pub grpc_upstream: Option<http::Uri>,
+
+    /// Where the instance id for /gtg?details comes from; `none` uses the host name.
+    #[arg(long, env = "CANDIDATES_INSTANCE_METADATA", value_enum, default_value_t = MetadataCloud::None)]
+    pub instance_metadata: MetadataCloud,
+
+    /// Base URL of the metadata service (default: the cloud's own address). Tests point it at a
+    /// local fake.
+    #[arg(long, env = "CANDIDATES_METADATA_URL")]
+    pub metadata_url: Option<String>,
+
+    /// How long the one instance-id look-up at start may take before falling back to the host name.
+    #[arg(long, env = "CANDIDATES_METADATA_TIMEOUT", value_parser = humantime::parse_duration, default_value = "2s")]
+    pub metadata_timeout: Duration,
+
+    /// After SIGTERM/SIGINT: how long /gtg answers 503 (and health NOT_SERVING) while requests are
+    /// still served, so the load balancer stops routing here. Default suits health checks every
+    /// 10 s with an unhealthy threshold of 2.
+    #[arg(long, env = "CANDIDATES_DRAIN_PERIOD", value_parser = humantime::parse_duration, default_value = "25s")]
+    pub drain_period: Duration,
+
+    /// After the drain period: how long in-flight requests may take to finish before exit.
+    #[arg(long, env = "CANDIDATES_SHUTDOWN_GRACE", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub shutdown_grace: Duration,
+
+    /// Deadline of every request that brings none of its own (a shorter `grpc-timeout` wins).
+    #[arg(long, env = "CANDIDATES_REQUEST_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub request_timeout: Duration,
+
+    /// Requests served at once per listener; beyond it requests are shed at once with
+    /// 503 / RESOURCE_EXHAUSTED instead of queueing.
+    #[arg(long, env = "CANDIDATES_MAX_CONCURRENCY", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrency: u32,
+
+    /// Largest REST request body accepted, in bytes (bodies are ignored; larger ones get 413).
+    #[arg(long, env = "CANDIDATES_BODY_LIMIT", default_value_t = 64 * 1024)]
+    pub body_limit: usize,
+
+    /// How long a /gtg?details store round-trip result is reused, so frequent health checks do
+    /// not each cost a store call.
+    #[arg(long, env = "CANDIDATES_STATUS_CACHE", value_parser = humantime::parse_duration, default_value = "2s")]
+    pub status_cache: Duration,
+
+    /// Log format: human-readable text or one JSON object per line (for journald / log shippers).
+    #[arg(long, env = "CANDIDATES_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing EnvFilter syntax, e.g. `info,candidates_server=debug`).
+    #[arg(long, env = "CANDIDATES_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Testing aid: add this latency to every store call.
+    #[arg(long, env = "CANDIDATES_DEBUG_STORE_DELAY", value_parser = humantime::parse_duration, hide = true)]
+    pub debug_store_delay: Option<Duration>,
+
+    /// Testing aid: fail every store call as unavailable.
+    #[arg(long, env = "CANDIDATES_DEBUG_STORE_FAIL", hide = true)]
+    pub debug_store_fail: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// redb file under --data-dir; durable, no cloud needed (the default).
+    Embedded,
+    /// In memory; lost on restart (tests, demos).
+    Memory,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MetadataCloud {
+    /// The host name.
+    None,
+    /// EC2 IMDSv2 instance-id.
+    Aws,
+    /// Azure IMDS vmId.
+    Azure,
+    /// GCP metadata server instance id.
+    Gcp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A configuration that parsed but cannot work; the binary prints it and exits with 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--http-addr and --grpc-addr must differ (both are {0})")]
+    SameAddr(SocketAddr),
+    #[error("--request-timeout must be greater than zero")]
+    ZeroTimeout,
+    #[error("--grpc-upstream must be an http:// URL with a host (plaintext gRPC inside the network), got {0}")]
+    Upstream(http::Uri),
+    #[error("invalid --log filter {filter:?}: {reason}")]
+    LogFilter { filter: String, reason: String },
+}
+
+impl Config {
+    /// Checks what clap cannot: relations between fields.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.http_addr == self.grpc_addr && self.http_addr.port() != 0 {
+            return Err(ConfigError::SameAddr(self.http_addr));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(ConfigError::ZeroTimeout);
+        }
+        if let Some(uri) = &self.grpc_upstream {
+            if uri.scheme_str() != Some("http") || uri.host().is_none() {
+                return Err(ConfigError::Upstream(uri.clone()));
+            }
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log)
+            .map_err(|e| ConfigError::LogFilter { filter: self.log.clone(), reason: e.to_string() })?;
+        Ok(())
+    }
+
+    /// The defaults, with both listeners on free ports: the starting point of tests.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        let mut config = Self::parse_from(["candidate-server"]);
+        config.http_addr = "127.0.0.1:0".parse().expect("valid address");
+        config.grpc_addr = "127.0.0.1:0".parse().expect("valid address");
+        config.data_dir = data_dir;
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Config::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let c = Config::try_parse_from(["candidate-server"]).unwrap();
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.grpc_addr.to_string(), "127.0.0.1:50051");
+        assert_eq!(c.store, StoreKind::Embedded);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert!(Config::try_parse_from(["x", "--store", "mongo"]).is_err());
+        assert!(Config::try_parse_from(["x", "--drain-period", "soon"]).is_err());
+        assert!(Config::try_parse_from(["x", "--max-concurrency", "0"]).is_err());
+        let c = Config::try_parse_from(["x", "--http-addr", "127.0.0.1:9000", "--grpc-addr", "127.0.0.1:9000"]).unwrap();
+        assert!(matches!(c.validate(), Err(ConfigError::SameAddr(_))));
+        let c = Config::try_parse_from(["x", "--grpc-upstream", "ftp://h:1"]).unwrap();
+        assert!(matches!(c.validate(), Err(ConfigError::Upstream(_))));
+    }
+}

@@ -1,0 +1,131 @@
+//! The gRPC side: CandidateService + grpc.health.v1 + reflection (v1 and v1alpha) as one router,
+//! with the deadline every call gets. The network listener adds shedding, request ids and a log
+//! line per RPC; the in-process gateway calls the same router without them (the REST listener
+//! already did that work).
+//!
+//! We serve the tonic routes with our own stack instead of `tonic::transport::Server` because its
+//! built-in `grpc-timeout` handling answers CANCELLED, while gRPC clients expect DEADLINE_EXCEEDED.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    extract::{Request, State},
+    middleware::{self, Next},
+    response::Response,
+};
+use candidates_api::v1::candidate_service_server::CandidateServiceServer;
+use tokio::sync::Semaphore;
+use tonic::{Status, service::Routes};
+use tonic_health::pb::health_server::{Health, HealthServer};
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+use tracing::Span;
+
+use crate::service::CandidateApi;
+
+/// Every gRPC service of the server, each call bounded by its deadline.
+pub fn router(
+    api: CandidateApi,
+    health: HealthServer<impl Health>,
+    default_deadline: Duration,
+) -> axum::Router {
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(candidates_api::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let routes = Routes::new(CandidateServiceServer::new(api))
+        .add_service(health)
+        .add_service(reflection().build_v1().expect("descriptor set is valid"))
+        .add_service(reflection().build_v1alpha().expect("descriptor set is valid"));
+    routes
+        .prepare()
+        .into_axum_router()
+        .layer(middleware::from_fn_with_state(default_deadline, deadline))
+}
+
+/// What the network listener adds around [`router`].
+pub fn network_layers(router: axum::Router, max_concurrency: usize) -> axum::Router {
+    let permits = Arc::new(Semaphore::new(max_concurrency));
+    router
+        .layer(middleware::from_fn_with_state(permits, shed))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_grpc()
+                .make_span_with(|req: &Request| {
+                    tracing::info_span!(
+                        "grpc",
+                        rpc = %req.uri().path(),
+                        request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(""),
+                    )
+                })
+                .on_request(())
+                .on_response(|res: &Response, latency: Duration, _span: &Span| {
+                    // Unary errors are trailers-only: grpc-status is in the headers. OK responses
+                    // carry it in the trailers, so absent here means 0.
+                    let code = res.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0");
+                    tracing::info!(grpc_status = code, latency_ms = latency.as_secs_f64() * 1e3, "rpc");
+                })
+                .on_failure(()),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Answers RESOURCE_EXHAUSTED at once when `max_concurrency` calls are already running, instead
+/// of queueing without bound.
+async fn shed(State(permits): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
+    match permits.try_acquire_owned() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => Status::resource_exhausted("server is overloaded, retry with backoff").into_http::<axum::body::Body>(),
+    }
+}
+
+/// Bounds a call by the caller's `grpc-timeout` (or the server default if none or longer) and
+/// answers DEADLINE_EXCEEDED when it passes; the handler's future, store call included, is dropped.
+async fn deadline(State(default): State<Duration>, request: Request, next: Next) -> Response {
+    let timeout = match request.headers().get("grpc-timeout").map(|v| parse_grpc_timeout(v.as_bytes())) {
+        None => default,
+        Some(Some(t)) => t.min(default),
+        Some(None) => return Status::invalid_argument("malformed grpc-timeout header").into_http::<axum::body::Body>(),
+    };
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Status::deadline_exceeded(format!("deadline of {timeout:?} exceeded")).into_http::<axum::body::Body>(),
+    }
+}
+
+/// `grpc-timeout`: 1 to 8 ASCII digits and a unit (H M S m u n), per the gRPC HTTP/2 spec.
+pub fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
+    let (&unit, digits) = value.split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(match unit {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_header() {
+        assert_eq!(parse_grpc_timeout(b"100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_grpc_timeout(b"2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout(b"1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout(b"99999999n"), Some(Duration::from_nanos(99_999_999)));
+        for bad in [&b""[..], b"m", b"10", b"10x", b"123456789S", b"-1S", b"1.5S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The candidates service: `CandidateService` over a pluggable store, served over gRPC and, through
+//! the gateway crate, REST. `main.rs` is thin; everything here is usable from tests.
+
+pub mod app;
+pub mod config;
+pub mod grpc;
+pub mod lifecycle;
+pub mod metadata;
+pub mod name;
+pub mod service;
+pub mod store;
+pub mod telemetry;
+
+pub use app::{Application, StartError};
+pub use config::Config;

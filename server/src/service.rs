@@ -1,0 +1,156 @@
+//! `CandidateService`: validate the name (one place), call the store, map errors to a gRPC status
+//! (once, here). Deadlines are enforced around every call by `crate::grpc`.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use candidates_api::v1::{
+    self as pb, DeleteCandidateRequest, GetCandidateRequest, GetStatusRequest, ListCandidatesRequest,
+    ListCandidatesResponse, PutCandidateRequest, candidate_service_server::CandidateService,
+};
+use tokio::sync::Mutex;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    name::CandidateName,
+    store::{Candidate, DynStore, StoreError},
+};
+
+/// Page size when the request leaves it at 0.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// Largest page a request may ask for; larger requests are lowered to it (AIP-158).
+pub const MAX_PAGE_SIZE: usize = 1000;
+/// How long the /gtg?details store round-trip may take before the store counts as not connected
+/// (well inside a load balancer's usual 5 s health-check timeout).
+pub const STATUS_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone)]
+pub struct CandidateApi {
+    store: DynStore,
+    instance_id: Arc<str>,
+    status: Arc<StatusCache>,
+}
+
+impl CandidateApi {
+    pub fn new(store: DynStore, instance_id: String, status_cache: Duration) -> Self {
+        Self {
+            store,
+            instance_id: instance_id.into(),
+            status: Arc::new(StatusCache { ttl: status_cache, last: Mutex::new(None) }),
+        }
+    }
+}
+
+/// Remembers the last store round-trip result for a short while, so frequent health checks from
+/// several load balancers cost one store call per TTL. Concurrent callers wait for one probe.
+#[derive(Debug)]
+struct StatusCache {
+    ttl: Duration,
+    last: Mutex<Option<(Instant, bool)>>,
+}
+
+impl StatusCache {
+    async fn connected(&self, store: &DynStore) -> bool {
+        let mut last = self.last.lock().await;
+        if let Some((at, ok)) = *last {
+            if at.elapsed() < self.ttl {
+                return ok;
+            }
+        }
+        let ok = match tokio::time::timeout(STATUS_PROBE_TIMEOUT, store.ping()).await {
+            Ok(Ok(())) => true,
+            Ok(Err(error)) => {
+                tracing::warn!(store = store.kind(), %error, "store round-trip failed");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(store = store.kind(), timeout = ?STATUS_PROBE_TIMEOUT, "store round-trip timed out");
+                false
+            }
+        };
+        *last = Some((Instant::now(), ok));
+        ok
+    }
+}
+
+fn parse_name(name: String) -> Result<CandidateName, Status> {
+    CandidateName::parse(name).map_err(|e| Status::invalid_argument(format!("invalid name: {e}")))
+}
+
+fn to_pb(c: Candidate) -> pb::Candidate {
+    pb::Candidate { name: c.name }
+}
+
+/// The one mapping from store errors to gRPC statuses. Messages are the store's client-safe
+/// messages; sources (SDK detail) are logged, never sent.
+impl From<StoreError> for Status {
+    fn from(error: StoreError) -> Self {
+        match &error {
+            StoreError::NotFound => Status::not_found("Not Found"),
+            StoreError::InvalidArgument(m) => Status::invalid_argument(m.clone()),
+            StoreError::Unavailable { .. } => {
+                tracing::warn!(error = %error, source = ?std::error::Error::source(&error), "store unavailable");
+                Status::unavailable(error.to_string())
+            }
+            StoreError::ResourceExhausted { .. } => Status::resource_exhausted(error.to_string()),
+            StoreError::DeadlineExceeded => Status::deadline_exceeded(error.to_string()),
+            StoreError::Internal { .. } => {
+                tracing::error!(error = %error, source = ?std::error::Error::source(&error), "internal store error");
+                Status::internal("internal error")
+            }
+            // `StoreError` is non_exhaustive for backends added later.
+            #[allow(unreachable_patterns)]
+            _ => Status::internal("internal error"),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl CandidateService for CandidateApi {
+    async fn get_candidate(&self, request: Request<GetCandidateRequest>) -> Result<Response<pb::Candidate>, Status> {
+        let name = parse_name(request.into_inner().name)?;
+        Ok(Response::new(to_pb(self.store.get(&name).await?)))
+    }
+
+    async fn put_candidate(&self, request: Request<PutCandidateRequest>) -> Result<Response<pb::Candidate>, Status> {
+        let name = parse_name(request.into_inner().name)?;
+        Ok(Response::new(to_pb(self.store.put(&name).await?)))
+    }
+
+    async fn list_candidates(
+        &self,
+        request: Request<ListCandidatesRequest>,
+    ) -> Result<Response<ListCandidatesResponse>, Status> {
+        let ListCandidatesRequest { page_size, page_token } = request.into_inner();
+        let page_size = match page_size {
+            n if n < 0 => return Err(Status::invalid_argument("page_size must not be negative")),
+            0 => DEFAULT_PAGE_SIZE,
+            n => (n as usize).min(MAX_PAGE_SIZE),
+        };
+        let token = (!page_token.is_empty()).then_some(page_token.as_str());
+        let page = self.store.list(page_size, token).await?;
+        Ok(Response::new(ListCandidatesResponse {
+            candidates: page.candidates.into_iter().map(to_pb).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn delete_candidate(
+        &self,
+        request: Request<DeleteCandidateRequest>,
+    ) -> Result<Response<pb::Candidate>, Status> {
+        let name = parse_name(request.into_inner().name)?;
+        self.store.delete(&name).await?;
+        Ok(Response::new(pb::Candidate { name: name.into_string() }))
+    }
+
+    async fn get_status(&self, _request: Request<GetStatusRequest>) -> Result<Response<pb::Status>, Status> {
+        let connected = self.status.connected(&self.store).await;
+        Ok(Response::new(pb::Status {
+            connected: connected.to_string(),
+            instance_id: self.instance_id.to_string(),
+        }))
+    }
+}

@@ -1,0 +1,66 @@
+//! In-memory store: a sorted set behind a lock. For tests of other layers and for `--store memory`
+//! (nothing survives a restart).
+
+use std::{collections::BTreeSet, ops::Bound, sync::RwLock};
+
+use async_trait::async_trait;
+
+use super::{Candidate, CandidateStore, Page, Result, StoreError, decode_name_cursor, encode_name_cursor};
+use crate::name::CandidateName;
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    names: RwLock<BTreeSet<String>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl CandidateStore for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn get(&self, name: &CandidateName) -> Result<Candidate> {
+        let names = self.names.read().expect("memory store lock poisoned");
+        names.get(name.as_str()).map(|n| Candidate { name: n.clone() }).ok_or(StoreError::NotFound)
+    }
+
+    async fn put(&self, name: &CandidateName) -> Result<Candidate> {
+        self.names.write().expect("memory store lock poisoned").insert(name.as_str().to_owned());
+        Ok(name.into())
+    }
+
+    async fn delete(&self, name: &CandidateName) -> Result<()> {
+        let removed = self.names.write().expect("memory store lock poisoned").remove(name.as_str());
+        if removed { Ok(()) } else { Err(StoreError::NotFound) }
+    }
+
+    async fn list(&self, page_size: usize, page_token: Option<&str>) -> Result<Page> {
+        let after = page_token.map(decode_name_cursor).transpose()?;
+        let lower = after.as_ref().map_or(Bound::Unbounded, |a| Bound::Excluded(a.clone()));
+        let names = self.names.read().expect("memory store lock poisoned");
+        let mut candidates: Vec<Candidate> = names
+            .range((lower, Bound::Unbounded))
+            .take(page_size + 1)
+            .map(|n| Candidate { name: n.clone() })
+            .collect();
+        Ok(paginate(&mut candidates, page_size))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Turns `page_size + 1` fetched rows into a page: the extra row only tells that more exist.
+pub(super) fn paginate(rows: &mut Vec<Candidate>, page_size: usize) -> Page {
+    let more = rows.len() > page_size;
+    rows.truncate(page_size);
+    let next_page_token = if more { rows.last().map(|c| encode_name_cursor(&c.name)) } else { None };
+    Page { candidates: std::mem::take(rows), next_page_token }
+}

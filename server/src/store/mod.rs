@@ -1,0 +1,117 @@
+//! The candidate store: one async trait, a semantic error enum, one module per backend.
+//!
+//! A backend knows one storage engine or cloud SDK and nothing about HTTP or gRPC; the service maps
+//! [`StoreError`] to a gRPC status once (see `crate::service`). SDK types never leave a backend's
+//! module. Page tokens are opaque strings to clients: each backend encodes its own cursor.
+
+use std::{fmt, sync::Arc};
+
+use async_trait::async_trait;
+
+use crate::name::CandidateName;
+
+pub mod conformance;
+pub mod debug;
+pub mod embedded;
+pub mod memory;
+mod token;
+
+pub use token::{decode_name_cursor, encode_name_cursor};
+
+/// A stored candidate. Names read back from a store are returned as stored, even if they were
+/// written by another program and would not pass today's name rules.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Candidate {
+    pub name: String,
+}
+
+impl From<&CandidateName> for Candidate {
+    fn from(name: &CandidateName) -> Self {
+        Self { name: name.as_str().to_owned() }
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    pub candidates: Vec<Candidate>,
+    /// `None` on the last page.
+    pub next_page_token: Option<String>,
+}
+
+/// What went wrong, in terms a caller can act on. Messages are safe to show to clients; the
+/// `source` (SDK or I/O detail) is only logged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("candidate not found")]
+    NotFound,
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("the store is unavailable: {message}")]
+    Unavailable {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+    #[error("the store is throttling requests: {message}")]
+    ResourceExhausted { message: String },
+    #[error("the store did not answer within the deadline")]
+    DeadlineExceeded,
+    #[error("internal store error: {message}")]
+    Internal {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl StoreError {
+    pub fn unavailable(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Unavailable { message: message.into(), source: Some(source.into()) }
+    }
+
+    pub fn internal(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Internal { message: message.into(), source: Some(source.into()) }
+    }
+
+    pub fn invalid_page_token() -> Self {
+        Self::InvalidArgument("invalid page_token: pass the next_page_token of a previous page".into())
+    }
+}
+
+/// The storage behind `CandidateService`. Object-safe so the service holds an
+/// `Arc<dyn CandidateStore>` chosen at start from configuration.
+#[async_trait]
+pub trait CandidateStore: fmt::Debug + Send + Sync + 'static {
+    /// Short backend name for logs and metrics (`embedded`, `memory`, `dynamodb`, ...).
+    fn kind(&self) -> &'static str;
+
+    /// Whether [`CandidateStore::list`] returns names in ascending (UTF-8 byte) order. Stores that
+    /// list in their own scan order (DynamoDB) return `false`; the conformance suite then checks
+    /// only that every candidate appears exactly once.
+    fn lists_in_name_order(&self) -> bool {
+        true
+    }
+
+    /// The candidate, or [`StoreError::NotFound`].
+    async fn get(&self, name: &CandidateName) -> Result<Candidate>;
+
+    /// Adds or updates the candidate; durable once this returns `Ok`.
+    async fn put(&self, name: &CandidateName) -> Result<Candidate>;
+
+    /// Deletes the candidate, or [`StoreError::NotFound`] if there was none.
+    async fn delete(&self, name: &CandidateName) -> Result<()>;
+
+    /// Up to `page_size` (>= 1) candidates after the cursor in `page_token`.
+    /// An unknown or malformed token is [`StoreError::InvalidArgument`].
+    async fn list(&self, page_size: usize, page_token: Option<&str>) -> Result<Page>;
+
+    /// A real, cheap round-trip to the storage (for `/gtg?details`).
+    async fn ping(&self) -> Result<()>;
+}
+
+pub type DynStore = Arc<dyn CandidateStore>;
