@@ -1,0 +1,223 @@
+//! Test helpers: the real `candidate-server` binary on port 0, real HTTP and gRPC clients, fake
+//! cloud metadata services on 127.0.0.1, and the conformance-suite macro.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+pub mod fake_metadata;
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, Mutex, mpsc},
+    time::{Duration, Instant},
+};
+
+use candidates_api::v1::candidate_service_client::CandidateServiceClient;
+use tonic::transport::Channel;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_candidate-server");
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running `candidate-server` process with both listeners on free ports. Killed on drop.
+pub struct TestServer {
+    pub child: Child,
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Every line the server printed (JSON logs), for assertions on logging.
+    pub logs: Arc<Mutex<Vec<String>>>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// Command line for the server with test defaults: free ports, JSON logs, a short drain.
+pub fn server_command(data_dir: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--drain-period", "200ms", "--shutdown-grace", "5s"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        // Hermetic: no CANDIDATES_* from the developer's shell, no metadata look-ups.
+        .env_remove("CANDIDATES_STORE")
+        .env_remove("CANDIDATES_INSTANCE_METADATA")
+        .env_remove("CANDIDATES_METADATA_URL")
+        .env_remove("CANDIDATES_GRPC_UPSTREAM")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+impl TestServer {
+    /// Starts the server on a fresh temporary data directory.
+    pub fn spawn(extra: &[&str]) -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut server = Self::spawn_in(temp.path(), extra);
+        server._temp = Some(temp);
+        server
+    }
+
+    /// Starts the server on `data_dir` (kept by the caller, e.g. across a restart).
+    pub fn spawn_in(data_dir: &Path, extra: &[&str]) -> Self {
+        let mut child = server_command(data_dir, extra).spawn().expect("start candidate-server");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (listening_tx, listening_rx) = mpsc::channel();
+        // Drain both pipes for the whole life of the process, or it would block on a full pipe.
+        for pipe in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let logs = Arc::clone(&logs);
+            let listening_tx = listening_tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if let Some(addrs) = parse_listening(&line) {
+                        let _ = listening_tx.send(addrs);
+                    }
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            match listening_rx.recv_timeout(Duration::from_millis(50)) {
+                Ok((http, grpc)) => {
+                    return Self { child, http, grpc, data_dir: data_dir.to_owned(), logs, _temp: None };
+                }
+                Err(_) => {
+                    if let Some(status) = child.try_wait().expect("try_wait") {
+                        panic!("server exited before listening ({status}): {:#?}", logs.lock().unwrap());
+                    }
+                    assert!(Instant::now() < deadline, "server did not start: {:#?}", logs.lock().unwrap());
+                }
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    pub async fn grpc_channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.grpc)).unwrap().connect().await.expect("connect gRPC")
+    }
+
+    pub async fn grpc_client(&self) -> CandidateServiceClient<Channel> {
+        CandidateServiceClient::new(self.grpc_channel().await)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        let rc = unsafe { libc::kill(self.pid(), signal) };
+        assert_eq!(rc, 0, "kill({signal}) failed");
+    }
+
+    /// Waits for the process to exit, polling; panics after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not exit within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn log_lines(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `listening` log event carries both bound addresses.
+fn parse_listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    if v.get("message")?.as_str()? != "listening" {
+        return None;
+    }
+    Some((v.get("http_addr")?.as_str()?.parse().ok()?, v.get("grpc_addr")?.as_str()?.parse().ok()?))
+}
+
+/// An HTTP client that never uses a proxy (tests talk to 127.0.0.1 only).
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+/// Percent-encodes a name for a URL path segment (everything but unreserved characters).
+pub fn encode(name: &str) -> String {
+    let mut out = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Generates one `#[tokio::test]` per conformance check, each on a fresh store from `$factory`
+/// (an async expression yielding something that derefs to `dyn CandidateStore`).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($module:ident, $factory:expr) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            use candidates_server::store::conformance as c;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn empty_store() {
+                let store = $factory;
+                c::empty_store(&*store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn put_get_list_delete() {
+                let store = $factory;
+                c::put_get_list_delete(&*store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn upsert_is_idempotent() {
+                let store = $factory;
+                c::upsert_is_idempotent(&*store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn names_at_validity_edges() {
+                let store = $factory;
+                c::names_at_validity_edges(&*store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn list_many_pages() {
+                let store = $factory;
+                c::list_many_pages(&*store, c::LIST_MANY).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn list_order() {
+                let store = $factory;
+                c::list_order(&*store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn bad_page_token() {
+                let store = $factory;
+                c::bad_page_token(&*store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn concurrent_writers() {
+                let store = $factory;
+                c::concurrent_writers(&*store).await;
+            }
+        }
+    };
+}
