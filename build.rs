@@ -23,10 +23,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     // Serialize/Deserialize following the proto3 JSON mapping; emit default values like
     // grpc-gateway's `EmitUnpopulated: true` so clients always see every field.
     let descriptors = std::fs::read(&descriptor_path)?;
-    pbjson_build::Builder::new()
-        .register_descriptors(&descriptors)?
-        .emit_fields()
-        .build(&[".candidates.v1"])?;
+    pbjson_build::Builder::new().register_descriptors(&descriptors)?.emit_fields().build(&[".candidates.v1"])?;
 
     println!("cargo:rerun-if-changed=proto");
     Ok(())

@@ -82,7 +82,8 @@ impl ApiError {
 
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
-        let message = if status.code() == Code::NotFound { "Not Found".to_owned() } else { status.message().to_owned() };
+        let message =
+            if status.code() == Code::NotFound { "Not Found".to_owned() } else { status.message().to_owned() };
         Self::new(http_status(status.code()), status.code(), message)
     }
 }
@@ -97,10 +98,8 @@ impl IntoResponse for ApiError {
 /// same JSON body as errors from handlers. Responses that already are JSON pass unchanged.
 pub async fn json_errors(response: Response) -> Response {
     let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let is_json =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }

@@ -51,6 +51,8 @@ pub(crate) fn apply(router: Router, options: &Options) -> Router {
 async fn shed(State(permits): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
     match permits.try_acquire_owned() {
         Ok(_permit) => next.run(request).await,
-        Err(_) => ApiError::from_http(StatusCode::SERVICE_UNAVAILABLE, "server is overloaded, retry later").into_response(),
+        Err(_) => {
+            ApiError::from_http(StatusCode::SERVICE_UNAVAILABLE, "server is overloaded, retry later").into_response()
+        }
     }
 }

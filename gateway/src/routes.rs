@@ -148,8 +148,7 @@ async fn delete_candidate(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let candidate =
-        gw.client.clone().delete_candidate(grpc_request(DeleteCandidateRequest { name }, &headers)).await?;
+    let candidate = gw.client.clone().delete_candidate(grpc_request(DeleteCandidateRequest { name }, &headers)).await?;
     Ok(Json(candidate.into_inner()).into_response())
 }
 

@@ -128,10 +128,14 @@ impl Application {
         };
         let mut servers = JoinSet::new();
         servers.spawn(
-            axum::serve(self.http, self.http_router.into_make_service()).with_graceful_shutdown(stopped()).into_future(),
+            axum::serve(self.http, self.http_router.into_make_service())
+                .with_graceful_shutdown(stopped())
+                .into_future(),
         );
         servers.spawn(
-            axum::serve(self.grpc, self.grpc_router.into_make_service()).with_graceful_shutdown(stopped()).into_future(),
+            axum::serve(self.grpc, self.grpc_router.into_make_service())
+                .with_graceful_shutdown(stopped())
+                .into_future(),
         );
         self.lifecycle.set_ready().await;
         tracing::info!(%http_addr, %grpc_addr, store = self.store_kind, "listening");
@@ -161,7 +165,10 @@ impl Application {
                 tracing::info!("stopped");
                 result
             }
-            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "in-flight requests did not finish within the grace period")),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "in-flight requests did not finish within the grace period",
+            )),
         }
     }
 }

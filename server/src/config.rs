@@ -10,6 +10,7 @@ use clap::{Parser, ValueEnum};
 #[command(
     name = "candidate-server",
     version,
+    args_override_self = true,
     about = "CandidateService: gRPC (tonic) and the REST gateway (axum) over a pluggable candidate store",
     after_help = "Every flag can also be set through the environment variable shown with it."
 )]
@@ -185,7 +186,8 @@ mod tests {
         assert!(Config::try_parse_from(["x", "--store", "mongo"]).is_err());
         assert!(Config::try_parse_from(["x", "--drain-period", "soon"]).is_err());
         assert!(Config::try_parse_from(["x", "--max-concurrency", "0"]).is_err());
-        let c = Config::try_parse_from(["x", "--http-addr", "127.0.0.1:9000", "--grpc-addr", "127.0.0.1:9000"]).unwrap();
+        let c =
+            Config::try_parse_from(["x", "--http-addr", "127.0.0.1:9000", "--grpc-addr", "127.0.0.1:9000"]).unwrap();
         assert!(matches!(c.validate(), Err(ConfigError::SameAddr(_))));
         let c = Config::try_parse_from(["x", "--grpc-upstream", "ftp://h:1"]).unwrap();
         assert!(matches!(c.validate(), Err(ConfigError::Upstream(_))));

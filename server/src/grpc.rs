@@ -26,11 +26,7 @@ use tracing::Span;
 use crate::service::CandidateApi;
 
 /// Every gRPC service of the server, each call bounded by its deadline.
-pub fn router(
-    api: CandidateApi,
-    health: HealthServer<impl Health>,
-    default_deadline: Duration,
-) -> axum::Router {
+pub fn router(api: CandidateApi, health: HealthServer<impl Health>, default_deadline: Duration) -> axum::Router {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(candidates_api::FILE_DESCRIPTOR_SET)
@@ -40,10 +36,7 @@ pub fn router(
         .add_service(health)
         .add_service(reflection().build_v1().expect("descriptor set is valid"))
         .add_service(reflection().build_v1alpha().expect("descriptor set is valid"));
-    routes
-        .prepare()
-        .into_axum_router()
-        .layer(middleware::from_fn_with_state(default_deadline, deadline))
+    routes.prepare().into_axum_router().layer(middleware::from_fn_with_state(default_deadline, deadline))
 }
 
 /// What the network listener adds around [`router`].
@@ -78,7 +71,9 @@ pub fn network_layers(router: axum::Router, max_concurrency: usize) -> axum::Rou
 async fn shed(State(permits): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
     match permits.try_acquire_owned() {
         Ok(_permit) => next.run(request).await,
-        Err(_) => Status::resource_exhausted("server is overloaded, retry with backoff").into_http::<axum::body::Body>(),
+        Err(_) => {
+            Status::resource_exhausted("server is overloaded, retry with backoff").into_http::<axum::body::Body>()
+        }
     }
 }
 
@@ -92,7 +87,9 @@ async fn deadline(State(default): State<Duration>, request: Request, next: Next)
     };
     match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => Status::deadline_exceeded(format!("deadline of {timeout:?} exceeded")).into_http::<axum::body::Body>(),
+        Err(_) => {
+            Status::deadline_exceeded(format!("deadline of {timeout:?} exceeded")).into_http::<axum::body::Body>()
+        }
     }
 }
 

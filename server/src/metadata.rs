@@ -64,7 +64,10 @@ async fn lookup(cloud: MetadataCloud, base_url: Option<&str>, timeout: Duration)
         }
         MetadataCloud::Azure => {
             client
-                .get(format!("{}/metadata/instance/compute/vmId?api-version=2021-02-01&format=text", base(AZURE_DEFAULT)))
+                .get(format!(
+                    "{}/metadata/instance/compute/vmId?api-version=2021-02-01&format=text",
+                    base(AZURE_DEFAULT)
+                ))
                 .header("Metadata", "true")
                 .send()
                 .await?

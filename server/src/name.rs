@@ -109,18 +109,12 @@ mod tests {
     #[test]
     fn rejects_each_rule() {
         assert_eq!(CandidateName::parse(""), Err(NameError::Empty));
-        assert_eq!(
-            CandidateName::parse("a".repeat(MAX_CHARS + 1)),
-            Err(NameError::TooLong(MAX_CHARS + 1))
-        );
+        assert_eq!(CandidateName::parse("a".repeat(MAX_CHARS + 1)), Err(NameError::TooLong(MAX_CHARS + 1)));
         assert_eq!(CandidateName::parse("a\nb"), Err(NameError::ControlCharacter(0x0a)));
         assert_eq!(CandidateName::parse("\u{7f}"), Err(NameError::ControlCharacter(0x7f)));
         assert_eq!(CandidateName::parse("a\u{85}"), Err(NameError::ControlCharacter(0x85)));
         for c in ['/', '\\', '?', '#'] {
-            assert_eq!(
-                CandidateName::parse(format!("a{c}b")),
-                Err(NameError::ForbiddenCharacter(c))
-            );
+            assert_eq!(CandidateName::parse(format!("a{c}b")), Err(NameError::ForbiddenCharacter(c)));
         }
         assert_eq!(CandidateName::parse("."), Err(NameError::DotName));
         assert_eq!(CandidateName::parse(".."), Err(NameError::DotName));

@@ -148,9 +148,6 @@ impl CandidateService for CandidateApi {
 
     async fn get_status(&self, _request: Request<GetStatusRequest>) -> Result<Response<pb::Status>, Status> {
         let connected = self.status.connected(&self.store).await;
-        Ok(Response::new(pb::Status {
-            connected: connected.to_string(),
-            instance_id: self.instance_id.to_string(),
-        }))
+        Ok(Response::new(pb::Status { connected: connected.to_string(), instance_id: self.instance_id.to_string() }))
     }
 }

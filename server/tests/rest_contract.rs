@@ -235,7 +235,8 @@ async fn paging_and_streaming_the_whole_list() {
     assert_eq!((got, pages), (expected, 4));
 
     // An empty page is a page, not a 404, when the client pages.
-    let (status, body) = json_of(c.get(server.url("/candidates?page_size=5&page_token=YzA5OTk5")).send().await.unwrap()).await;
+    let (status, body) =
+        json_of(c.get(server.url("/candidates?page_size=5&page_token=YzA5OTk5")).send().await.unwrap()).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"candidates": [], "next_page_token": ""})));
 
     for bad in ["page_size=abc", "page_size=-1", "page_token=***"] {

@@ -183,18 +183,11 @@ pub async fn concurrent_writers(store: &dyn CandidateStore) {
 
     // Concurrent deletes of one name: exactly one succeeds.
     let target = name("shared-00");
-    let results: Vec<_> = stream::iter(0..8)
-        .map(|_| async { store.delete(&target).await })
-        .buffer_unordered(8)
-        .collect()
-        .await;
+    let results: Vec<_> =
+        stream::iter(0..8).map(|_| async { store.delete(&target).await }).buffer_unordered(8).collect().await;
     let ok = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(ok, 1, "{}: concurrent deletes of one name: {results:?}", store.kind());
-    assert!(
-        results.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::NotFound))),
-        "{}: {results:?}",
-        store.kind()
-    );
+    assert!(results.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::NotFound))), "{}: {results:?}", store.kind());
 }
 
 /// How many candidates the standard run of [`list_many_pages`] writes: more than two pages of the

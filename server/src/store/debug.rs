@@ -26,7 +26,10 @@ impl Faulty {
             tokio::time::sleep(self.delay).await;
         }
         if self.fail {
-            return Err(StoreError::Unavailable { message: "injected fault (--debug-store-fail)".into(), source: None });
+            return Err(StoreError::Unavailable {
+                message: "injected fault (--debug-store-fail)".into(),
+                source: None,
+            });
         }
         Ok(())
     }

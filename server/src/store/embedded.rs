@@ -190,11 +190,7 @@ impl CandidateStore for EmbeddedStore {
     }
 
     async fn delete(&self, name: &CandidateName) -> Result<()> {
-        if self.write(Op::Delete(name.as_str().to_owned())).await? {
-            Ok(())
-        } else {
-            Err(StoreError::NotFound)
-        }
+        if self.write(Op::Delete(name.as_str().to_owned())).await? { Ok(()) } else { Err(StoreError::NotFound) }
     }
 
     async fn list(&self, page_size: usize, page_token: Option<&str>) -> Result<Page> {

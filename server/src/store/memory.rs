@@ -44,11 +44,8 @@ impl CandidateStore for MemoryStore {
         let after = page_token.map(decode_name_cursor).transpose()?;
         let lower = after.as_ref().map_or(Bound::Unbounded, |a| Bound::Excluded(a.clone()));
         let names = self.names.read().expect("memory store lock poisoned");
-        let mut candidates: Vec<Candidate> = names
-            .range((lower, Bound::Unbounded))
-            .take(page_size + 1)
-            .map(|n| Candidate { name: n.clone() })
-            .collect();
+        let mut candidates: Vec<Candidate> =
+            names.range((lower, Bound::Unbounded)).take(page_size + 1).map(|n| Candidate { name: n.clone() }).collect();
         Ok(paginate(&mut candidates, page_size))
     }
 
