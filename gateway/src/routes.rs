@@ -73,10 +73,10 @@ async fn not_found() -> ApiError {
 fn grpc_request<T>(message: T, headers: &HeaderMap) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     for name in ["x-request-id", "grpc-timeout"] {
-        if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) {
-            if let Ok(value) = value.parse() {
-                request.metadata_mut().insert(name, value);
-            }
+        if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok())
+            && let Ok(value) = value.parse()
+        {
+            request.metadata_mut().insert(name, value);
         }
     }
     request

@@ -142,10 +142,10 @@ impl Config {
         if self.request_timeout.is_zero() {
             return Err(ConfigError::ZeroTimeout);
         }
-        if let Some(uri) = &self.grpc_upstream {
-            if uri.scheme_str() != Some("http") || uri.host().is_none() {
-                return Err(ConfigError::Upstream(uri.clone()));
-            }
+        if let Some(uri) = &self.grpc_upstream
+            && (uri.scheme_str() != Some("http") || uri.host().is_none())
+        {
+            return Err(ConfigError::Upstream(uri.clone()));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|e| ConfigError::LogFilter { filter: self.log.clone(), reason: e.to_string() })?;

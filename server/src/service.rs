@@ -54,10 +54,10 @@ struct StatusCache {
 impl StatusCache {
     async fn connected(&self, store: &DynStore) -> bool {
         let mut last = self.last.lock().await;
-        if let Some((at, ok)) = *last {
-            if at.elapsed() < self.ttl {
-                return ok;
-            }
+        if let Some((at, ok)) = *last
+            && at.elapsed() < self.ttl
+        {
+            return ok;
         }
         let ok = match tokio::time::timeout(STATUS_PROBE_TIMEOUT, store.ping()).await {
             Ok(Ok(())) => true,

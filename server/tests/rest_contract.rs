@@ -142,7 +142,7 @@ async fn bad_names_are_400_and_write_nothing() {
         assert_eq!(status, StatusCode::OK, "{name}");
         assert_eq!(body, json!({"CandidateName": name}));
     }
-    let mut expected: Vec<String> = ok.iter().cloned().collect();
+    let mut expected: Vec<String> = ok.to_vec();
     expected.sort();
     assert_eq!(list_names(&server).await, expected);
 }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: checks the toolchain, installs and starts whatever the
+# tests need on 127.0.0.1 (stopped again on exit), then runs formatting, lints and every test.
+#
+#   scripts/test.sh            # everything (what CI runs)
+#   SKIP_LINT=1 scripts/test.sh   # tests only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# Tests talk to 127.0.0.1 only: no proxies, no cloud credentials or metadata look-ups.
+export NO_PROXY='127.0.0.1,localhost' no_proxy='127.0.0.1,localhost'
+export AWS_EC2_METADATA_DISABLED=true
+unset CANDIDATES_STORE CANDIDATES_INSTANCE_METADATA CANDIDATES_METADATA_URL CANDIDATES_GRPC_UPSTREAM || true
+
+log "toolchain"
+command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.95 (rustup)" >&2; exit 1; }
+cargo --version
+rustc --version
+
+if [[ -z "${SKIP_LINT:-}" ]]; then
+  log "cargo fmt --check"
+  cargo fmt --all -- --check
+  log "cargo clippy (warnings are errors)"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+fi
+
+log "cargo test (every crate, every test)"
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+set +e
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run (cargo prints one per test binary, the last often a doc-test
+# binary with nothing in it).
+echo
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "%d passed, %d failed\n", p, f }' "$out"
+exit "$status"
