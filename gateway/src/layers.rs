@@ -21,38 +21,48 @@ use tracing::Span;
 use crate::{Options, error::ApiError};
 
 pub(crate) fn apply(router: Router, options: &Options) -> Router {
-    let permits = Arc::new(Semaphore::new(options.max_concurrency));
-    router
-        .layer(RequestBodyLimitLayer::new(options.body_limit))
-        .layer(middleware::from_fn_with_state(permits, shed))
-        .layer(middleware::map_response(crate::error::json_errors))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    tracing::info_span!(
-                        "http",
-                        method = %req.method(),
-                        path = %req.uri().path(),
-                        request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(""),
-                    )
-                })
-                .on_request(())
-                .on_response(|res: &Response, latency: Duration, _span: &Span| {
-                    tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1e3, "request");
-                })
-                .on_failure(()),
-        )
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+    let router = router.layer(RequestBodyLimitLayer::new(options.body_limit));
+    load_shed(router, options.max_concurrency, || {
+        ApiError::from_http(StatusCode::SERVICE_UNAVAILABLE, "server is overloaded, retry later").into_response()
+    })
+    .layer(middleware::map_response(crate::error::json_errors))
+    .layer(PropagateRequestIdLayer::x_request_id())
+    .layer(
+        TraceLayer::new_for_http()
+            .make_span_with(|req: &Request| {
+                tracing::info_span!(
+                    "http",
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(""),
+                )
+            })
+            .on_request(())
+            .on_response(|res: &Response, latency: Duration, _span: &Span| {
+                tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1e3, "request");
+            })
+            .on_failure(()),
+    )
+    .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
-/// Serves at most `permits` requests at once; beyond that answers 503 at once rather than queue
-/// without bound (the load balancer retries elsewhere, the autoscaler sees the load).
-async fn shed(State(permits): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
-    match permits.try_acquire_owned() {
+#[derive(Clone)]
+struct Shed {
+    permits: Arc<Semaphore>,
+    reject: fn() -> Response,
+}
+
+/// Serves at most `max_concurrency` requests at once; beyond that answers `reject()` at once
+/// rather than queue without bound (the load balancer retries elsewhere, the autoscaler sees the
+/// load). Used by both listeners, each with its own protocol's rejection.
+pub fn load_shed(router: Router, max_concurrency: usize, reject: fn() -> Response) -> Router {
+    let state = Shed { permits: Arc::new(Semaphore::new(max_concurrency)), reject };
+    router.layer(middleware::from_fn_with_state(state, shed))
+}
+
+async fn shed(State(shed): State<Shed>, request: Request, next: Next) -> Response {
+    match shed.permits.try_acquire_owned() {
         Ok(_permit) => next.run(request).await,
-        Err(_) => {
-            ApiError::from_http(StatusCode::SERVICE_UNAVAILABLE, "server is overloaded, retry later").into_response()
-        }
+        Err(_) => (shed.reject)(),
     }
 }

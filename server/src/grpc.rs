@@ -6,7 +6,7 @@
 //! We serve the tonic routes with our own stack instead of `tonic::transport::Server` because its
 //! built-in `grpc-timeout` handling answers CANCELLED, while gRPC clients expect DEADLINE_EXCEEDED.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use axum::{
     extract::{Request, State},
@@ -14,7 +14,7 @@ use axum::{
     response::Response,
 };
 use candidates_api::v1::candidate_service_server::CandidateServiceServer;
-use tokio::sync::Semaphore;
+use candidates_gateway::layers::load_shed;
 use tonic::{Status, service::Routes};
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tower_http::{
@@ -41,40 +41,29 @@ pub fn router(api: CandidateApi, health: HealthServer<impl Health>, default_dead
 
 /// What the network listener adds around [`router`].
 pub fn network_layers(router: axum::Router, max_concurrency: usize) -> axum::Router {
-    let permits = Arc::new(Semaphore::new(max_concurrency));
-    router
-        .layer(middleware::from_fn_with_state(permits, shed))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(
-            TraceLayer::new_for_grpc()
-                .make_span_with(|req: &Request| {
-                    tracing::info_span!(
-                        "grpc",
-                        rpc = %req.uri().path(),
-                        request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(""),
-                    )
-                })
-                .on_request(())
-                .on_response(|res: &Response, latency: Duration, _span: &Span| {
-                    // Unary errors are trailers-only: grpc-status is in the headers. OK responses
-                    // carry it in the trailers, so absent here means 0.
-                    let code = res.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0");
-                    tracing::info!(grpc_status = code, latency_ms = latency.as_secs_f64() * 1e3, "rpc");
-                })
-                .on_failure(()),
-        )
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-}
-
-/// Answers RESOURCE_EXHAUSTED at once when `max_concurrency` calls are already running, instead
-/// of queueing without bound.
-async fn shed(State(permits): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
-    match permits.try_acquire_owned() {
-        Ok(_permit) => next.run(request).await,
-        Err(_) => {
-            Status::resource_exhausted("server is overloaded, retry with backoff").into_http::<axum::body::Body>()
-        }
-    }
+    load_shed(router, max_concurrency, || {
+        Status::resource_exhausted("server is overloaded, retry with backoff").into_http::<axum::body::Body>()
+    })
+    .layer(PropagateRequestIdLayer::x_request_id())
+    .layer(
+        TraceLayer::new_for_grpc()
+            .make_span_with(|req: &Request| {
+                tracing::info_span!(
+                    "grpc",
+                    rpc = %req.uri().path(),
+                    request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(""),
+                )
+            })
+            .on_request(())
+            .on_response(|res: &Response, latency: Duration, _span: &Span| {
+                // Unary errors are trailers-only: grpc-status is in the headers. OK responses
+                // carry it in the trailers, so absent here means 0.
+                let code = res.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0");
+                tracing::info!(grpc_status = code, latency_ms = latency.as_secs_f64() * 1e3, "rpc");
+            })
+            .on_failure(()),
+    )
+    .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
 /// Bounds a call by the caller's `grpc-timeout` (or the server default if none or longer) and
