@@ -1,2 +1,175 @@
-//! candidatectl: placeholder until the clients issue lands (CLI, `check`, `load`).
-fn main() {}
+//! `candidatectl`: talk to CandidateService over gRPC (default) or REST, check a deployment against
+//! the wire contract, or load-test it.
+//!
+//! Exit codes: 0 ok, 1 check/load failures, 2 usage, 3 not found, 4 request rejected (4xx),
+//! 5 server error (5xx / UNAVAILABLE ...), 6 cannot connect, 7 timeout.
+
+use std::{process::ExitCode, sync::Arc, time::Duration};
+
+use candidates_clients::{
+    api::{Api, ClientError, GrpcApi, RestApi},
+    check, load, output,
+};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+#[derive(Debug, Parser)]
+#[command(name = "candidatectl", version, about = "Client, contract check and load generator for CandidateService")]
+struct Cli {
+    #[command(flatten)]
+    conn: Connection,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+struct Connection {
+    /// Use the REST gateway instead of gRPC.
+    #[arg(long, global = true, env = "CANDIDATECTL_REST")]
+    rest: bool,
+    /// Server URL (default http://127.0.0.1:50051 for gRPC, http://127.0.0.1:8000 for REST).
+    #[arg(long, global = true, env = "CANDIDATECTL_TARGET")]
+    target: Option<String>,
+    /// Per-request timeout.
+    #[arg(long, global = true, value_parser = humantime::parse_duration, default_value = "10s")]
+    timeout: Duration,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+impl Connection {
+    fn target(&self, rest: bool) -> String {
+        self.target
+            .clone()
+            .unwrap_or_else(|| if rest { "http://127.0.0.1:8000".into() } else { "http://127.0.0.1:50051".into() })
+    }
+
+    fn api(&self, connections: usize) -> Result<Arc<dyn Api>, ClientError> {
+        let target = self.target(self.rest);
+        Ok(if self.rest {
+            Arc::new(RestApi::new(&target, self.timeout, connections)?)
+        } else {
+            Arc::new(GrpcApi::new(&target, self.timeout)?)
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show one candidate.
+    Get { name: String },
+    /// Add or update a candidate.
+    Put { name: String },
+    /// Delete a candidate.
+    Delete { name: String },
+    /// List candidates: every page, or one page with --page-size.
+    List {
+        /// Fetch one page of this size (and print its next_page_token) instead of all pages.
+        #[arg(long)]
+        page_size: Option<i32>,
+        /// With --page-size: continue from this token.
+        #[arg(long, default_value = "")]
+        page_token: String,
+    },
+    /// Show what /gtg?details shows: store connectivity and instance id.
+    Status,
+    /// Run the whole wire contract against a live deployment over REST and gRPC
+    /// (--rest-target / --grpc-target; --target and --rest do not apply).
+    Check(check::CheckArgs),
+    /// Generate load (closed- or open-loop) and report throughput and latency.
+    Load(Box<load::LoadArgs>),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("candidatectl: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
+    let conn = cli.conn;
+    match cli.command {
+        Command::Get { name } => print_candidate(&conn, conn.api(1)?.get(&name).await?),
+        Command::Put { name } => print_candidate(&conn, conn.api(1)?.put(&name).await?),
+        Command::Delete { name } => print_candidate(&conn, conn.api(1)?.delete(&name).await?),
+        Command::List { page_size, page_token } => {
+            let api = conn.api(1)?;
+            let (names, next) = match page_size {
+                Some(size) => {
+                    let page = api.list_page(size, &page_token).await?;
+                    (page.candidates.into_iter().map(|c| c.name).collect(), Some(page.next_page_token))
+                }
+                None => (list_all(api.as_ref()).await?, None),
+            };
+            if conn.json {
+                let mut value = json!({ "candidates": names });
+                if let Some(next) = next {
+                    value["next_page_token"] = json!(next);
+                }
+                output::print_json(&value);
+            } else {
+                println!("{}", output::table(&["CandidateName"], names.iter().map(|n| [n.clone()])));
+                match next {
+                    Some(next) if !next.is_empty() => println!("next page: --page-token {next}"),
+                    _ => eprintln!("{} candidate(s)", names.len()),
+                }
+            }
+        }
+        Command::Status => {
+            let status = conn.api(1)?.status().await?;
+            if conn.json {
+                output::print_json(&json!({"connected": status.connected, "instance-id": status.instance_id}));
+            } else {
+                let rows = [["connected".to_owned(), status.connected], ["instance-id".to_owned(), status.instance_id]];
+                println!("{}", output::table(&["field", "value"], rows));
+            }
+        }
+        Command::Check(args) => {
+            let report = check::run(conn.timeout, &args).await;
+            return Ok(if report.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
+        Command::Load(args) => {
+            let report = load::run(&conn.target(conn.rest), conn.rest, conn.timeout, &args).await?;
+            if conn.json {
+                output::print_json(&report.to_json());
+            } else {
+                println!("{}", report.render());
+            }
+            return Ok(if report.failed_threshold(args.max_error_rate) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_candidate(conn: &Connection, name: String) {
+    if conn.json {
+        output::print_json(&json!({ "CandidateName": name }));
+    } else {
+        println!("{}", output::table(&["CandidateName"], [[name]]));
+    }
+}
+
+/// Every candidate, following next_page_token to the end.
+async fn list_all(api: &dyn Api) -> Result<Vec<String>, ClientError> {
+    let mut names = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = api.list_page(1000, &token).await?;
+        names.extend(page.candidates.into_iter().map(|c| c.name));
+        if page.next_page_token.is_empty() {
+            return Ok(names);
+        }
+        token = page.next_page_token;
+    }
+}

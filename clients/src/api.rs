@@ -1,0 +1,354 @@
+//! One client API over both protocols: the CLI and the load generator speak to [`Api`], which is
+//! implemented by a tonic client (gRPC) and by reqwest (REST). Errors are classified so the CLI
+//! can give scripts meaningful exit codes.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use candidates_api::v1::{
+    DeleteCandidateRequest, GetCandidateRequest, GetStatusRequest, ListCandidatesRequest, ListCandidatesResponse,
+    PutCandidateRequest, Status, candidate_service_client::CandidateServiceClient,
+};
+use serde::Deserialize;
+use tonic::{Code, transport::Channel};
+
+/// What went wrong, in terms a script can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 404 / NOT_FOUND.
+    NotFound,
+    /// 4xx other than 404 / INVALID_ARGUMENT and friends: the request was wrong.
+    Rejected,
+    /// Nothing listens there, or the connection broke.
+    Connect,
+    /// The deadline passed (client timeout, 504, DEADLINE_EXCEEDED).
+    Timeout,
+    /// 5xx / UNAVAILABLE, INTERNAL, RESOURCE_EXHAUSTED ...: the server could not do it.
+    Server,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ClientError {
+    pub kind: ErrorKind,
+    /// HTTP status for REST, gRPC code name for gRPC; what the load report groups errors by.
+    pub status: String,
+    pub message: String,
+}
+
+impl ClientError {
+    /// Exit code for the CLI: 3 not found, 4 rejected, 5 server error, 6 connection, 7 timeout.
+    pub fn exit_code(&self) -> u8 {
+        match self.kind {
+            ErrorKind::NotFound => 3,
+            ErrorKind::Rejected => 4,
+            ErrorKind::Server => 5,
+            ErrorKind::Connect => 6,
+            ErrorKind::Timeout => 7,
+        }
+    }
+}
+
+impl From<tonic::Status> for ClientError {
+    fn from(s: tonic::Status) -> Self {
+        let kind = match s.code() {
+            Code::NotFound => ErrorKind::NotFound,
+            Code::InvalidArgument
+            | Code::FailedPrecondition
+            | Code::OutOfRange
+            | Code::AlreadyExists
+            | Code::PermissionDenied
+            | Code::Unauthenticated => ErrorKind::Rejected,
+            Code::DeadlineExceeded => ErrorKind::Timeout,
+            // tonic reports its own client-side deadline as CANCELLED "Timeout expired".
+            Code::Cancelled if s.message().contains("Timeout expired") => ErrorKind::Timeout,
+            Code::Unavailable if is_connect_error(&s) => ErrorKind::Connect,
+            _ => ErrorKind::Server,
+        };
+        let message = if kind == ErrorKind::Connect {
+            format!("cannot connect: {}", root_cause(&s))
+        } else {
+            format!("{:?}: {}", s.code(), s.message())
+        };
+        Self { kind, status: format!("{:?}", s.code()), message }
+    }
+}
+
+fn is_connect_error(s: &tonic::Status) -> bool {
+    let chain = source_chain(s);
+    chain.contains("Connection refused") || chain.contains("tcp connect") || chain.contains("transport error")
+}
+
+/// The innermost error: for connection problems, the OS's own words ("Connection refused").
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = e;
+    while let Some(inner) = current.source() {
+        current = inner;
+    }
+    current.to_string()
+}
+
+fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut current = e.source();
+    while let Some(inner) = current {
+        parts.push(inner.to_string());
+        current = inner.source();
+    }
+    parts.dedup();
+    parts.join(": ")
+}
+
+impl From<reqwest::Error> for ClientError {
+    fn from(e: reqwest::Error) -> Self {
+        let kind = if e.is_timeout() {
+            ErrorKind::Timeout
+        } else if e.is_connect() || e.is_request() {
+            ErrorKind::Connect
+        } else {
+            ErrorKind::Server
+        };
+        let what = match kind {
+            ErrorKind::Timeout => "timed out",
+            ErrorKind::Connect => "cannot connect",
+            _ => "request failed",
+        };
+        let detail = if kind == ErrorKind::Server { source_chain(&e) } else { root_cause(&e) };
+        Self { kind, status: what.replace(' ', "_"), message: format!("{what}: {detail}") }
+    }
+}
+
+/// The calls the CLI and the load generator make.
+#[async_trait]
+pub trait Api: Send + Sync {
+    async fn get(&self, name: &str) -> Result<String, ClientError>;
+    async fn put(&self, name: &str) -> Result<String, ClientError>;
+    async fn delete(&self, name: &str) -> Result<String, ClientError>;
+    async fn list_page(&self, page_size: i32, page_token: &str) -> Result<ListCandidatesResponse, ClientError>;
+    /// The `/gtg?details` data; an error if the instance reports itself unhealthy.
+    async fn status(&self) -> Result<Status, ClientError>;
+    /// Plain `/gtg` (REST) or a health check (gRPC): the cheapest call, what load balancers make.
+    async fn gtg(&self) -> Result<(), ClientError>;
+}
+
+/// gRPC: one HTTP/2 connection per client (clone the channel to share it).
+#[derive(Clone)]
+pub struct GrpcApi {
+    client: CandidateServiceClient<Channel>,
+    health: tonic_health::pb::health_client::HealthClient<Channel>,
+    timeout: Duration,
+}
+
+impl GrpcApi {
+    /// Connects lazily: the first call reports a connection problem, like REST.
+    pub fn new(target: &str, timeout: Duration) -> Result<Self, ClientError> {
+        let endpoint = Channel::from_shared(target.to_owned())
+            .map_err(|e| ClientError {
+                kind: ErrorKind::Rejected,
+                status: "bad_target".into(),
+                message: format!("invalid --target {target:?}: {e}"),
+            })?
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .tcp_nodelay(true);
+        let channel = endpoint.connect_lazy();
+        Ok(Self {
+            client: CandidateServiceClient::new(channel.clone()),
+            health: tonic_health::pb::health_client::HealthClient::new(channel),
+            timeout,
+        })
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.timeout);
+        request
+    }
+}
+
+#[async_trait]
+impl Api for GrpcApi {
+    async fn get(&self, name: &str) -> Result<String, ClientError> {
+        let req = self.request(GetCandidateRequest { name: name.to_owned() });
+        Ok(self.client.clone().get_candidate(req).await?.into_inner().name)
+    }
+
+    async fn put(&self, name: &str) -> Result<String, ClientError> {
+        let req = self.request(PutCandidateRequest { name: name.to_owned() });
+        Ok(self.client.clone().put_candidate(req).await?.into_inner().name)
+    }
+
+    async fn delete(&self, name: &str) -> Result<String, ClientError> {
+        let req = self.request(DeleteCandidateRequest { name: name.to_owned() });
+        Ok(self.client.clone().delete_candidate(req).await?.into_inner().name)
+    }
+
+    async fn list_page(&self, page_size: i32, page_token: &str) -> Result<ListCandidatesResponse, ClientError> {
+        let req = self.request(ListCandidatesRequest { page_size, page_token: page_token.to_owned() });
+        Ok(self.client.clone().list_candidates(req).await?.into_inner())
+    }
+
+    async fn status(&self) -> Result<Status, ClientError> {
+        Ok(self.client.clone().get_status(self.request(GetStatusRequest {})).await?.into_inner())
+    }
+
+    async fn gtg(&self) -> Result<(), ClientError> {
+        use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+        let req = self.request(HealthCheckRequest { service: candidates_api::SERVICE_NAME.into() });
+        let status = self.health.clone().check(req).await?.into_inner().status();
+        if status == ServingStatus::Serving {
+            Ok(())
+        } else {
+            Err(ClientError {
+                kind: ErrorKind::Server,
+                status: format!("{status:?}"),
+                message: format!("health: {status:?}"),
+            })
+        }
+    }
+}
+
+/// REST: the gateway's JSON API through a pooled reqwest client.
+#[derive(Clone)]
+pub struct RestApi {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// The JSON error body every REST error carries.
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    message: String,
+}
+
+impl RestApi {
+    /// `max_connections`: idle connections kept per host (one per worker in closed-loop runs).
+    pub fn new(target: &str, timeout: Duration, max_connections: usize) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .pool_max_idle_per_host(max_connections)
+            .tcp_nodelay(true)
+            .no_proxy()
+            .build()
+            .map_err(ClientError::from)?;
+        Ok(Self { http, base: target.trim_end_matches('/').to_owned() })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn candidate_url(&self, name: &str) -> String {
+        self.url(&format!("/candidate/{}", encode_segment(name)))
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
+        let response = request.send().await?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let message = match response.json::<ErrorBody>().await {
+            Ok(body) => body.message,
+            Err(_) => status.canonical_reason().unwrap_or("error").to_owned(),
+        };
+        let kind = match status.as_u16() {
+            404 => ErrorKind::NotFound,
+            408 | 504 => ErrorKind::Timeout,
+            400..=499 if status.as_u16() != 429 => ErrorKind::Rejected,
+            _ => ErrorKind::Server,
+        };
+        Err(ClientError { kind, status: status.as_u16().to_string(), message: format!("HTTP {status}: {message}") })
+    }
+
+    async fn candidate(&self, request: reqwest::RequestBuilder) -> Result<String, ClientError> {
+        let body: candidates_api::v1::Candidate = self.send(request).await?.json().await?;
+        Ok(body.name)
+    }
+}
+
+/// Percent-encodes a path segment: everything but RFC 3986 unreserved characters.
+pub fn encode_segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl Api for RestApi {
+    async fn get(&self, name: &str) -> Result<String, ClientError> {
+        self.candidate(self.http.get(self.candidate_url(name))).await
+    }
+
+    async fn put(&self, name: &str) -> Result<String, ClientError> {
+        self.candidate(self.http.post(self.candidate_url(name))).await
+    }
+
+    async fn delete(&self, name: &str) -> Result<String, ClientError> {
+        self.candidate(self.http.delete(self.candidate_url(name))).await
+    }
+
+    async fn list_page(&self, page_size: i32, page_token: &str) -> Result<ListCandidatesResponse, ClientError> {
+        let request = self
+            .http
+            .get(self.url("/candidates"))
+            .query(&[("page_size", page_size.to_string()), ("page_token", page_token.to_owned())]);
+        Ok(self.send(request).await?.json().await?)
+    }
+
+    async fn status(&self) -> Result<Status, ClientError> {
+        let response = self.http.get(self.url("/gtg?details")).send().await?;
+        let code = response.status();
+        let status: Status = response.json().await?;
+        if code.is_success() {
+            Ok(status)
+        } else {
+            Err(ClientError {
+                kind: ErrorKind::Server,
+                status: code.as_u16().to_string(),
+                message: format!("HTTP {code}: connected={} instance-id={}", status.connected, status.instance_id),
+            })
+        }
+    }
+
+    async fn gtg(&self) -> Result<(), ClientError> {
+        self.send(self.http.get(self.url("/gtg"))).await.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_distinct() {
+        let codes: std::collections::BTreeSet<u8> =
+            [ErrorKind::NotFound, ErrorKind::Rejected, ErrorKind::Server, ErrorKind::Connect, ErrorKind::Timeout]
+                .into_iter()
+                .map(|kind| ClientError { kind, status: String::new(), message: String::new() }.exit_code())
+                .collect();
+        assert_eq!(codes.len(), 5);
+        assert!(!codes.contains(&0) && !codes.contains(&1) && !codes.contains(&2));
+    }
+
+    #[test]
+    fn grpc_codes_classify() {
+        assert_eq!(ClientError::from(tonic::Status::not_found("x")).kind, ErrorKind::NotFound);
+        assert_eq!(ClientError::from(tonic::Status::invalid_argument("x")).kind, ErrorKind::Rejected);
+        assert_eq!(ClientError::from(tonic::Status::deadline_exceeded("x")).kind, ErrorKind::Timeout);
+        assert_eq!(ClientError::from(tonic::Status::unavailable("store down")).kind, ErrorKind::Server);
+    }
+
+    #[test]
+    fn segments_are_encoded() {
+        assert_eq!(encode_segment("John Smith"), "John%20Smith");
+        assert_eq!(encode_segment("a/b?c#d"), "a%2Fb%3Fc%23d");
+        assert_eq!(encode_segment("é"), "%C3%A9");
+    }
+}

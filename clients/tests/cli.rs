@@ -1,0 +1,244 @@
+//! `candidatectl` (the real binary) against a real server on port 0: the CLI over gRPC and REST,
+//! exit codes, `check` on a healthy and on a broken server, and bounded load runs.
+
+use std::{net::SocketAddr, process::Output, time::Duration};
+
+use candidates_server::{Application, Config, config::StoreKind};
+use serde_json::Value;
+
+struct Server {
+    http: SocketAddr,
+    grpc: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts the real server (same code as the binary) in this process on free ports.
+async fn server(tweak: impl FnOnce(&mut Config)) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(dir.path().to_owned());
+    config.store = StoreKind::Memory;
+    tweak(&mut config);
+    let app = Application::build(config).await.expect("server starts");
+    let (http, grpc) = (app.http_addr(), app.grpc_addr());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    Server { http, grpc, _dir: dir }
+}
+
+impl Server {
+    fn rest(&self) -> String {
+        format!("http://{}", self.http)
+    }
+    fn grpc(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+}
+
+async fn ctl<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_candidatectl"))
+        .args(args)
+        .env_remove("CANDIDATECTL_TARGET")
+        .env_remove("CANDIDATECTL_REST")
+        .output()
+        .await
+        .expect("run candidatectl")
+}
+
+fn stdout_json(out: &Output) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {text}\nstderr: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_over_grpc_and_rest() {
+    let s = server(|_| {}).await;
+    for (proto, target) in [("grpc", s.grpc()), ("rest", s.rest())] {
+        let mut base = vec!["--target", target.as_str(), "--json"];
+        if proto == "rest" {
+            base.push("--rest");
+        }
+        let name = format!("{proto} Zoë Smith");
+        let with = |extra: &[&str]| -> Vec<String> { base.iter().chain(extra).map(|s| s.to_string()).collect() };
+
+        let out = ctl(&with(&["put", &name])).await;
+        assert_eq!(code(&out), 0, "{proto} put: {out:?}");
+        assert_eq!(stdout_json(&out)["CandidateName"], name.as_str());
+
+        let out = ctl(&with(&["get", &name])).await;
+        assert_eq!((code(&out), stdout_json(&out)["CandidateName"].clone()), (0, Value::from(name.as_str())));
+
+        let out = ctl(&with(&["list"])).await;
+        assert_eq!(code(&out), 0);
+        assert!(stdout_json(&out)["candidates"].as_array().unwrap().contains(&Value::from(name.as_str())), "{proto}");
+
+        let out = ctl(&with(&["list", "--page-size", "1"])).await;
+        let page = stdout_json(&out);
+        assert_eq!(page["candidates"].as_array().unwrap().len(), 1);
+        assert!(page["next_page_token"].is_string());
+
+        let out = ctl(&with(&["status"])).await;
+        assert_eq!(stdout_json(&out)["connected"], "true");
+
+        let out = ctl(&with(&["delete", &name])).await;
+        assert_eq!(code(&out), 0);
+
+        // Exit codes scripts can use, with the server's message on stderr.
+        let out = ctl(&with(&["get", &name])).await;
+        assert_eq!(code(&out), 3, "{proto}: not found");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("Not Found"));
+        let out = ctl(&with(&["put", "a/b"])).await;
+        assert_eq!(code(&out), 4, "{proto}: rejected");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("must not contain '/'"), "{out:?}");
+    }
+    // Table output for people.
+    let out = ctl(&["--target", &s.grpc(), "put", "Table Person"]).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("│ Table Person"), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_refused_and_timeout_exit_codes() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let target = format!("http://{closed}");
+    for rest in [false, true] {
+        let mut args = vec!["--target", target.as_str(), "get", "x"];
+        if rest {
+            args.insert(0, "--rest");
+        }
+        let out = ctl(&args).await;
+        assert_eq!(code(&out), 6, "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("Connection refused"), "{out:?}");
+    }
+    let slow = server(|c| c.debug_store_delay = Some(Duration::from_secs(3))).await;
+    for (target, rest) in [(slow.grpc(), false), (slow.rest(), true)] {
+        let mut args = vec!["--target", target.as_str(), "--timeout", "300ms", "get", "x"];
+        if rest {
+            args.insert(0, "--rest");
+        }
+        let out = ctl(&args).await;
+        assert_eq!(code(&out), 7, "rest={rest}: {out:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_passes_on_a_healthy_server() {
+    let s = server(|_| {}).await;
+    let out = ctl(&["check", "--rest-target", &s.rest(), "--grpc-target", &s.grpc()]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(code(&out), 0, "{text}");
+    assert!(text.lines().filter(|l| l.starts_with("PASS")).count() >= 20, "{text}");
+    assert!(text.contains(" 0 failed"), "{text}");
+    // It cleaned up after itself.
+    let out = ctl(&["--target", &s.grpc(), "--json", "list"]).await;
+    assert_eq!(stdout_json(&out)["candidates"], serde_json::json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_fails_on_a_broken_store() {
+    let s = server(|c| c.debug_store_fail = true).await;
+    let out = ctl(&["check", "--rest-target", &s.rest(), "--grpc-target", &s.grpc()]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(code(&out), 1, "{text}");
+    assert!(text.lines().any(|l| l.starts_with("FAIL  rest  POST /candidate")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("FAIL  grpc  GetStatus")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("PASS  rest  GET /gtg → 200")), "the instance itself is up: {text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_fails_when_nothing_listens() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let target = format!("http://{closed}");
+    let out = ctl(&["check", "--rest-target", &target, "--grpc-target", &target, "--timeout", "2s"]).await;
+    assert_eq!(code(&out), 1);
+    assert!(!String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("PASS")));
+}
+
+fn assert_counts_add_up(report: &Value) {
+    let sent = report["sent"].as_u64().unwrap();
+    let ok = report["ok"].as_u64().unwrap();
+    let errors: u64 = report["errors"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert!(sent > 0, "{report}");
+    assert_eq!(sent, ok + errors, "{report}");
+    assert_eq!(report["latency_ms"]["count"].as_u64().unwrap(), sent, "{report}");
+    let by_op: u64 = report["by_op"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(by_op, sent);
+    let (p50, p99, max) = (
+        report["latency_ms"]["p50"].as_f64().unwrap(),
+        report["latency_ms"]["p99"].as_f64().unwrap(),
+        report["latency_ms"]["max"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_loop_load_counts_add_up() {
+    let s = server(|_| {}).await;
+    for (target, rest) in [(s.grpc(), false), (s.rest(), true)] {
+        let mut args = vec![
+            "--target",
+            target.as_str(),
+            "--json",
+            "load",
+            "-c",
+            "8",
+            "-n",
+            "600",
+            "--populate",
+            "--keys",
+            "50",
+            "--mix",
+            "gtg=1,get=6,put=2,list=1",
+            "--quiet",
+        ];
+        if rest {
+            args.insert(0, "--rest");
+        }
+        let out = ctl(&args).await;
+        assert_eq!(code(&out), 0, "{out:?}");
+        let report = stdout_json(&out);
+        assert_counts_add_up(&report);
+        assert_eq!(report["sent"], 600);
+        assert_eq!(report["errors"], serde_json::json!({}), "populated keys: no 404s");
+        for op in ["gtg", "get", "put", "list"] {
+            assert!(report["by_op"][op].as_u64().unwrap() > 0, "{op} never ran: {report}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_honours_the_rate_and_counts_errors() {
+    let s = server(|_| {}).await;
+    // 300 req/s for 2 s: 600 sends, on schedule.
+    let out = ctl(&[
+        "--rest",
+        "--target",
+        &s.rest(),
+        "--json",
+        "load",
+        "--rate",
+        "300",
+        "-d",
+        "2s",
+        "--mix",
+        "gtg=1",
+        "--quiet",
+    ])
+    .await;
+    assert_eq!(code(&out), 0, "{out:?}");
+    let report = stdout_json(&out);
+    assert_counts_add_up(&report);
+    let sent = report["sent"].as_u64().unwrap();
+    assert!((570..=600).contains(&sent), "sent {sent} at 300/s for 2 s");
+    let throughput = report["throughput_rps"].as_f64().unwrap();
+    assert!((255.0..=330.0).contains(&throughput), "throughput {throughput}");
+
+    // Unpopulated keys: every get is a 404, counted by status; the error-rate gate fails the run.
+    let out = ctl(&["--target", &s.grpc(), "--json", "load", "--rate", "200", "-n", "100", "--quiet"]).await;
+    assert_eq!(code(&out), 1, "errors above --max-error-rate 0 must fail the run");
+    let report = stdout_json(&out);
+    assert_counts_add_up(&report);
+    assert_eq!(report["errors"]["NotFound"], 100, "{report}");
+}
