@@ -19,7 +19,7 @@ use std::{
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 pub use mix::{Mix, Op};
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 pub use report::Report;
 pub use schedule::Schedule;
 use tokio::sync::{Semaphore, mpsc};
@@ -77,11 +77,50 @@ impl LoadArgs {
     }
 }
 
-/// One finished request.
-struct Sample {
-    op: Op,
-    latency: Duration,
-    result: Result<(), String>,
+/// What some requests measured; each closed-loop worker keeps its own (no shared state on the hot
+/// path) and they are merged at the end.
+struct Tally {
+    latency: hdrhistogram::Histogram<u64>,
+    ok: u64,
+    errors: BTreeMap<String, u64>,
+    by_op: BTreeMap<&'static str, u64>,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self { latency: report::new_histogram(), ok: 0, errors: BTreeMap::new(), by_op: BTreeMap::new() }
+    }
+
+    fn record(&mut self, op: Op, latency: Duration, result: Result<(), ClientError>, progress: &Progress) {
+        self.latency.saturating_record(latency.as_micros().max(1) as u64);
+        *self.by_op.entry(op.name()).or_default() += 1;
+        progress.done.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(()) => self.ok += 1,
+            Err(e) => {
+                progress.failed.fetch_add(1, Ordering::Relaxed);
+                *self.errors.entry(e.status).or_default() += 1;
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.latency.add(other.latency).expect("histograms have the same bounds");
+        self.ok += other.ok;
+        for (k, v) in other.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+        for (k, v) in other.by_op {
+            *self.by_op.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// Counters the progress bar reads.
+#[derive(Default)]
+struct Progress {
+    done: AtomicU64,
+    failed: AtomicU64,
 }
 
 pub fn key(i: u64) -> String {
@@ -108,37 +147,46 @@ pub async fn run(target: &str, rest: bool, timeout: Duration, args: &LoadArgs) -
     if args.populate {
         populate(&*connect(target, rest, timeout, 64)?, args.keys).await?;
     }
-    let (samples, mut results) = mpsc::unbounded_channel::<Sample>();
     let started = Instant::now();
     let deadline = args.duration().map(|d| started + d);
-    let sent = Arc::new(AtomicU64::new(0));
-    let progress = progress_bar(args);
+    let counters = Arc::new(Progress::default());
+    let bar = progress_bar(args);
+    let ticker = {
+        let (bar, counters) = (bar.clone(), Arc::clone(&counters));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                bar.set_position(counters.done.load(Ordering::Relaxed));
+                let failed = counters.failed.load(Ordering::Relaxed);
+                if failed > 0 {
+                    bar.set_message(format!("{failed} errors"));
+                }
+            }
+        })
+    };
 
+    let mut tasks = tokio::task::JoinSet::new();
     let mode = match args.rate {
         None => {
             // Closed loop: each worker owns one connection and one request at a time.
+            let issued = Arc::new(AtomicU64::new(0));
             for _ in 0..args.concurrency {
                 let api = connect(target, rest, timeout, 1)?;
-                let (samples, sent, mix, keys, limit) =
-                    (samples.clone(), Arc::clone(&sent), args.mix.clone(), args.keys, args.requests);
-                tokio::spawn(async move {
-                    loop {
-                        if deadline.is_some_and(|d| Instant::now() >= d) {
-                            break;
-                        }
-                        if limit.is_some_and(|n| sent.fetch_add(1, Ordering::Relaxed) >= n) {
-                            break;
-                        }
-                        if limit.is_none() {
-                            sent.fetch_add(1, Ordering::Relaxed);
-                        }
-                        let op = mix.pick(&mut rand::rng());
+                let (issued, counters, mix, keys, limit) =
+                    (Arc::clone(&issued), Arc::clone(&counters), args.mix.clone(), args.keys, args.requests);
+                tasks.spawn(async move {
+                    let mut tally = Tally::new();
+                    let mut rng = rand::rngs::StdRng::from_rng(&mut rand::rng());
+                    while !deadline.is_some_and(|d| Instant::now() >= d)
+                        && !limit.is_some_and(|n| issued.fetch_add(1, Ordering::Relaxed) >= n)
+                    {
+                        let op = mix.pick(&mut rng);
                         let at = Instant::now();
-                        let result = call(&*api, op, keys).await.map_err(|e| e.status);
-                        if samples.send(Sample { op, latency: at.elapsed(), result }).is_err() {
-                            break;
-                        }
+                        let result = call(&*api, op, keys).await;
+                        tally.record(op, at.elapsed(), result, &counters);
                     }
+                    tally
                 });
             }
             format!("closed (c={})", args.concurrency)
@@ -148,9 +196,11 @@ pub async fn run(target: &str, rest: bool, timeout: Duration, args: &LoadArgs) -
             let pool: Vec<Arc<dyn Api>> =
                 (0..args.connections.max(1)).map(|_| connect(target, rest, timeout, 64)).collect::<Result<_, _>>()?;
             let in_flight = Arc::new(Semaphore::new(args.max_in_flight.max(1)));
-            let (samples, sent, mix, keys, limit) =
-                (samples.clone(), Arc::clone(&sent), args.mix.clone(), args.keys, args.requests);
-            tokio::spawn(async move {
+            let (counters, mix, keys, limit) = (Arc::clone(&counters), args.mix.clone(), args.keys, args.requests);
+            tasks.spawn(async move {
+                // Requests finish on their own tasks; they hand their samples to this one.
+                let (samples, mut finished) = mpsc::unbounded_channel::<(Op, Duration, Result<(), ClientError>)>();
+                let mut tally = Tally::new();
                 for i in 0u64.. {
                     if limit.is_some_and(|n| i >= n) {
                         break;
@@ -160,18 +210,25 @@ pub async fn run(target: &str, rest: bool, timeout: Duration, args: &LoadArgs) -
                         break;
                     }
                     tokio::time::sleep_until(intended.into()).await;
+                    while let Ok((op, latency, result)) = finished.try_recv() {
+                        tally.record(op, latency, result, &counters);
+                    }
                     let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else { break };
-                    sent.fetch_add(1, Ordering::Relaxed);
                     let api = Arc::clone(&pool[(i % pool.len() as u64) as usize]);
                     let samples = samples.clone();
                     let op = mix.pick(&mut rand::rng());
                     tokio::spawn(async move {
-                        let result = call(&*api, op, keys).await.map_err(|e| e.status);
+                        let result = call(&*api, op, keys).await;
                         // From the intended send time: waiting for a permit or the scheduler is latency too.
-                        let _ = samples.send(Sample { op, latency: intended.elapsed(), result });
+                        let _ = samples.send((op, intended.elapsed(), result));
                         drop(permit);
                     });
                 }
+                drop(samples);
+                while let Some((op, latency, result)) = finished.recv().await {
+                    tally.record(op, latency, result, &counters);
+                }
+                tally
             });
             match args.ramp_up {
                 Some(r) => format!("open (ramp to {rate}/s over {}, then hold)", humantime::format_duration(r)),
@@ -179,33 +236,19 @@ pub async fn run(target: &str, rest: bool, timeout: Duration, args: &LoadArgs) -
             }
         }
     };
-    drop(samples); // the collector ends when every sender (workers, in-flight requests) is done
 
-    let mut latency = report::new_histogram();
-    let mut ok = 0u64;
-    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
-    let mut by_op: BTreeMap<&'static str, u64> = BTreeMap::new();
-    while let Some(sample) = results.recv().await {
-        latency.saturating_record(sample.latency.as_micros().max(1) as u64);
-        *by_op.entry(sample.op.name()).or_default() += 1;
-        match sample.result {
-            Ok(()) => ok += 1,
-            Err(status) => *errors.entry(status).or_default() += 1,
-        }
-        progress.inc(1);
-        let failed: u64 = errors.values().sum();
-        if failed > 0 && progress.position().is_multiple_of(64) {
-            progress.set_message(format!("{failed} errors"));
-        }
+    let mut total = Tally::new();
+    while let Some(tally) = tasks.join_next().await {
+        total.merge(tally.expect("load task panicked"));
     }
-    progress.finish_and_clear();
-    let elapsed = started.elapsed();
-    let sent = ok + errors.values().sum::<u64>();
+    ticker.abort();
+    bar.finish_and_clear();
+    let Tally { latency, ok, errors, by_op } = total;
     Ok(Report {
         protocol: if rest { "rest" } else { "grpc" },
         mode,
-        elapsed,
-        sent,
+        elapsed: started.elapsed(),
+        sent: ok + errors.values().sum::<u64>(),
         ok,
         errors,
         latency,
