@@ -178,8 +178,8 @@ pub async fn run(target: &str, rest: bool, timeout: Duration, args: &LoadArgs) -
                 tasks.spawn(async move {
                     let mut tally = Tally::new();
                     let mut rng = rand::rngs::StdRng::from_rng(&mut rand::rng());
-                    while !deadline.is_some_and(|d| Instant::now() >= d)
-                        && !limit.is_some_and(|n| issued.fetch_add(1, Ordering::Relaxed) >= n)
+                    while deadline.is_none_or(|d| Instant::now() < d)
+                        && limit.is_none_or(|n| issued.fetch_add(1, Ordering::Relaxed) < n)
                     {
                         let op = mix.pick(&mut rng);
                         let at = Instant::now();
