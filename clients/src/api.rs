@@ -212,6 +212,8 @@ impl Api for GrpcApi {
 pub struct RestApi {
     http: reqwest::Client,
     base: String,
+    /// Parsed once: `/gtg` is the hot path of load balancer-style load.
+    gtg: reqwest::Url,
 }
 
 /// The JSON error body every REST error carries.
@@ -228,10 +230,17 @@ impl RestApi {
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .pool_max_idle_per_host(max_connections)
             .tcp_nodelay(true)
+            .http1_only()
             .no_proxy()
             .build()
             .map_err(ClientError::from)?;
-        Ok(Self { http, base: target.trim_end_matches('/').to_owned() })
+        let base = target.trim_end_matches('/').to_owned();
+        let gtg = reqwest::Url::parse(&format!("{base}/gtg")).map_err(|e| ClientError {
+            kind: ErrorKind::Rejected,
+            status: "bad_target".into(),
+            message: format!("invalid --target {target:?}: {e}"),
+        })?;
+        Ok(Self { http, base, gtg })
     }
 
     fn url(&self, path: &str) -> String {
@@ -318,7 +327,7 @@ impl Api for RestApi {
     }
 
     async fn gtg(&self) -> Result<(), ClientError> {
-        self.send(self.http.get(self.url("/gtg"))).await.map(drop)
+        self.send(self.http.get(self.gtg.clone())).await.map(drop)
     }
 }
 
