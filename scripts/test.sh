@@ -26,9 +26,19 @@ if [[ -z "${SKIP_LINT:-}" ]]; then
   cargo clippy --workspace --all-targets --locked -- -D warnings
 fi
 
+log "emulators (127.0.0.1 only)"
+# shellcheck source=scripts/emulators.sh
+source scripts/emulators.sh
+# Dummy credentials and a fixed region for every AWS SDK client the tests build.
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_ENDPOINT_URL_DYNAMODB || true
+trap stop_emulators EXIT
+start_moto
+start_dynamodb_local
+
 log "cargo test (every crate, every test)"
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+trap 'rm -f "$out"; stop_emulators' EXIT
 set +e
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}

@@ -172,6 +172,10 @@ fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// Page size while streaming the whole list: the service's maximum, for the fewest store calls;
+/// memory stays bounded by one page.
+const STREAM_PAGE_SIZE: i32 = 1000;
+
 #[derive(Debug, serde::Deserialize)]
 struct ListQuery {
     page_size: Option<String>,
@@ -201,7 +205,7 @@ async fn list_candidates(
     // Find the first non-empty page (a store that pages by scanned size may return empty pages).
     let mut first = ListCandidatesResponse::default();
     loop {
-        let request = ListCandidatesRequest { page_size: 0, page_token: first.next_page_token };
+        let request = ListCandidatesRequest { page_size: STREAM_PAGE_SIZE, page_token: first.next_page_token };
         first = gw.client.clone().list_candidates(grpc_request(request, &headers)).await?.into_inner();
         if !first.candidates.is_empty() || first.next_page_token.is_empty() {
             break;
@@ -229,7 +233,7 @@ async fn list_candidates(
                 Next::Close => return Some((Ok(Bytes::from_static(b"]")), Next::Done)),
                 Next::Page(page, first) => (page, first),
                 Next::Fetch(page_token) => {
-                    let request = ListCandidatesRequest { page_size: 0, page_token };
+                    let request = ListCandidatesRequest { page_size: STREAM_PAGE_SIZE, page_token };
                     match fetch_page(client, grpc_request(request, &headers)).await {
                         Ok(page) => (page, false),
                         Err(status) => {

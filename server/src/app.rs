@@ -25,6 +25,9 @@ pub enum StartError {
     Bind { what: &'static str, addr: SocketAddr, source: io::Error },
     #[error(transparent)]
     Embedded(#[from] embedded::OpenError),
+    #[cfg(feature = "store-dynamodb")]
+    #[error(transparent)]
+    Dynamo(#[from] crate::store::dynamodb::OpenError),
     #[error("invalid --grpc-upstream {uri}: {source}")]
     Upstream { uri: http::Uri, source: tonic::transport::Error },
 }
@@ -42,10 +45,14 @@ pub struct Application {
     store_kind: &'static str,
 }
 
-pub fn open_store(config: &Config) -> Result<DynStore, StartError> {
+pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
     let store: DynStore = match config.store {
         StoreKind::Embedded => Arc::new(embedded::EmbeddedStore::open(&config.data_dir)?),
         StoreKind::Memory => Arc::new(MemoryStore::new()),
+        #[cfg(feature = "store-dynamodb")]
+        StoreKind::Dynamodb => {
+            Arc::new(crate::store::dynamodb::DynamoStore::connect(&config.dynamodb, config.request_timeout).await?)
+        }
     };
     if config.debug_store_delay.is_some() || config.debug_store_fail {
         tracing::warn!(delay = ?config.debug_store_delay, fail = config.debug_store_fail, "store fault injection is on");
@@ -65,7 +72,7 @@ impl Application {
         // Bind first: a port conflict should fail fast, before any store or metadata work.
         let http = bind("REST", config.http_addr).await?;
         let grpc = bind("gRPC", config.grpc_addr).await?;
-        let store = open_store(&config)?;
+        let store = open_store(&config).await?;
         let store_kind = store.kind();
         let instance_id =
             metadata::instance_id(config.instance_metadata, config.metadata_url.as_deref(), config.metadata_timeout)

@@ -31,6 +31,10 @@ pub struct Config {
     #[arg(long, env = "CANDIDATES_DATA_DIR", default_value = "candidates-data")]
     pub data_dir: PathBuf,
 
+    #[cfg(feature = "store-dynamodb")]
+    #[command(flatten)]
+    pub dynamodb: DynamoConfig,
+
     /// Send the gateway's gRPC calls to this CandidateService (e.g. http://10.0.0.5:50051) instead
     /// of the one in this process.
     #[arg(long, env = "CANDIDATES_GRPC_UPSTREAM")]
@@ -100,6 +104,27 @@ pub enum StoreKind {
     Embedded,
     /// In memory; lost on restart (tests, demos).
     Memory,
+    /// Amazon DynamoDB (the --dynamodb-* flags).
+    #[cfg(feature = "store-dynamodb")]
+    Dynamodb,
+}
+
+/// The DynamoDB store's settings. Credentials come from the SDK's default chain (environment,
+/// profile, the EC2 instance role); the standard AWS_* variables, AWS_ENDPOINT_URL_DYNAMODB
+/// included, are honoured.
+#[cfg(feature = "store-dynamodb")]
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "DynamoDB store (--store dynamodb)")]
+pub struct DynamoConfig {
+    /// Table name; its partition key is CandidateName (S), as the original app created it.
+    #[arg(long = "dynamodb-table", env = "CANDIDATES_DYNAMODB_TABLE", default_value = "Candidates")]
+    pub table: String,
+    /// AWS region (default: the SDK's chain: AWS_REGION, the profile, the instance's region).
+    #[arg(long = "dynamodb-region", env = "CANDIDATES_DYNAMODB_REGION")]
+    pub region: Option<String>,
+    /// Endpoint URL instead of the region's, e.g. a local emulator.
+    #[arg(long = "dynamodb-endpoint", env = "CANDIDATES_DYNAMODB_ENDPOINT")]
+    pub endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

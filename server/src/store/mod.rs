@@ -12,6 +12,8 @@ use crate::name::CandidateName;
 
 pub mod conformance;
 pub mod debug;
+#[cfg(feature = "store-dynamodb")]
+pub mod dynamodb;
 pub mod embedded;
 pub mod memory;
 mod token;

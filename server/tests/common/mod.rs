@@ -2,6 +2,7 @@
 //! cloud metadata services on 127.0.0.1, and the conformance-suite macro.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod dynamo;
 pub mod fake_metadata;
 
 use std::{
@@ -43,6 +44,14 @@ pub fn server_command(data_dir: &Path, extra: &[&str]) -> Command {
         .env_remove("CANDIDATES_INSTANCE_METADATA")
         .env_remove("CANDIDATES_METADATA_URL")
         .env_remove("CANDIDATES_GRPC_UPSTREAM")
+        // AWS SDK: dummy credentials, a fixed region, never the instance metadata service.
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -1,0 +1,260 @@
+//! Amazon DynamoDB, through aws-sdk-dynamodb. The table is the one the original Flask app used:
+//! partition key `CandidateName` (S), items `{"CandidateName": name}`; a table it filled works
+//! unchanged. One DynamoDB call per operation: GetItem, PutItem, DeleteItem (conditional, so a
+//! missing item is reported), Scan pages for listing (ExclusiveStartKey is the opaque page token),
+//! DescribeTable for the health round-trip and the start-up check.
+//!
+//! IAM actions needed on the table: dynamodb:GetItem, dynamodb:PutItem, dynamodb:DeleteItem,
+//! dynamodb:Scan, dynamodb:DescribeTable.
+
+use std::{collections::HashMap, time::Duration};
+
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig, timeout::TimeoutConfig};
+use aws_sdk_dynamodb::{
+    Client,
+    error::{ProvideErrorMetadata, SdkError},
+    types::{AttributeValue, KeyType, ScalarAttributeType},
+};
+
+use super::{Candidate, CandidateStore, Page, Result, StoreError, decode_name_cursor, encode_name_cursor};
+use crate::{config::DynamoConfig, name::CandidateName};
+
+/// The partition key of the original table.
+const KEY: &str = "CandidateName";
+/// Attempts per call (the first try included) under the SDK's standard retry mode, which backs off
+/// with jitter on throttling, 5xx and transient network errors.
+const MAX_ATTEMPTS: u32 = 3;
+
+/// Why the store cannot start; the binary prints it and exits with 2.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("no AWS region for DynamoDB: set --dynamodb-region or AWS_REGION")]
+    NoRegion,
+    #[error("DynamoDB table {table:?} does not exist in {region} (create it, or set --dynamodb-table)")]
+    NoTable { table: String, region: String },
+    #[error(
+        "access to DynamoDB table {table:?} denied ({code}): the instance role needs dynamodb:DescribeTable, GetItem, PutItem, DeleteItem and Scan on it"
+    )]
+    AccessDenied { table: String, code: String },
+    #[error("DynamoDB table {table:?} has key schema {found}, expected partition key CandidateName of type S")]
+    KeySchema { table: String, found: String },
+    #[error("cannot reach DynamoDB to check table {table:?}: {reason}")]
+    Unreachable { table: String, reason: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    /// Builds the one shared client from the SDK's default chain (env, profile, instance role),
+    /// with `config`'s region and endpoint when given, and checks the table.
+    pub async fn connect(config: &DynamoConfig, call_timeout: Duration) -> Result<Self, OpenError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = &config.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(endpoint) = &config.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        Self::from_sdk_config(&loader.load().await, &config.table, call_timeout).await
+    }
+
+    /// The same from an explicit SDK configuration (tests pass static credentials this way).
+    pub async fn from_sdk_config(sdk: &SdkConfig, table: &str, call_timeout: Duration) -> Result<Self, OpenError> {
+        let region = sdk.region().ok_or(OpenError::NoRegion)?.to_string();
+        let conf = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(call_timeout)
+                    .operation_timeout(call_timeout)
+                    .build(),
+            )
+            .build();
+        let store = Self { client: Client::from_conf(conf), table: table.to_owned() };
+        store.check_table(&region).await?;
+        Ok(store)
+    }
+
+    async fn check_table(&self, region: &str) -> Result<(), OpenError> {
+        let table = self.table.clone();
+        let described = match self.client.describe_table().table_name(&self.table).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let code = e.code().unwrap_or_default().to_owned();
+                return Err(match code.as_str() {
+                    "ResourceNotFoundException" => OpenError::NoTable { table, region: region.to_owned() },
+                    "AccessDeniedException" | "UnrecognizedClientException" => OpenError::AccessDenied { table, code },
+                    _ => OpenError::Unreachable { table, reason: describe(&e) },
+                });
+            }
+        };
+        let t = described.table();
+        let schema: Vec<String> = t
+            .map(|t| {
+                t.key_schema().iter().map(|k| format!("{}:{}", k.attribute_name(), k.key_type().as_str())).collect()
+            })
+            .unwrap_or_default();
+        let key_type = t.and_then(|t| {
+            t.attribute_definitions().iter().find(|a| a.attribute_name() == KEY).map(|a| a.attribute_type().clone())
+        });
+        let ok = t.is_some_and(|t| {
+            t.key_schema().len() == 1
+                && t.key_schema()[0].attribute_name() == KEY
+                && t.key_schema()[0].key_type() == &KeyType::Hash
+        }) && key_type == Some(ScalarAttributeType::S);
+        if ok { Ok(()) } else { Err(OpenError::KeySchema { table, found: format!("[{}]", schema.join(", ")) }) }
+    }
+
+    fn key(name: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([(KEY.to_owned(), AttributeValue::S(name.to_owned()))])
+    }
+
+    /// Maps an SDK error (after the SDK's own retries) to a client-safe store error.
+    fn error<E>(&self, op: &str, e: SdkError<E>) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let code = e.code().unwrap_or_default().to_owned();
+        let message = match (&e, code.as_str()) {
+            (SdkError::DispatchFailure(_), _) => "cannot reach DynamoDB".to_owned(),
+            (SdkError::TimeoutError(_), _) => "DynamoDB did not answer in time".to_owned(),
+            (_, "ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded") => {
+                format!("DynamoDB is throttling requests ({code}), still after {MAX_ATTEMPTS} attempts")
+            }
+            (_, "ResourceNotFoundException") => format!("DynamoDB table {:?} not found", self.table),
+            (_, "AccessDeniedException" | "UnrecognizedClientException") => {
+                format!("access to DynamoDB table {:?} denied ({code})", self.table)
+            }
+            (_, "InternalServerError" | "ServiceUnavailable") => format!("DynamoDB failed ({code})"),
+            (SdkError::ResponseError(_), _) => "DynamoDB sent an unreadable response".to_owned(),
+            _ => {
+                return StoreError::Internal {
+                    message: format!("DynamoDB {op} failed ({code})"),
+                    source: Some(Box::new(e)),
+                };
+            }
+        };
+        StoreError::Unavailable { message, source: Some(Box::new(e)) }
+    }
+}
+
+/// The error with its sources, for start-up messages (no secrets: the SDK never prints keys).
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut current = e.source();
+    while let Some(inner) = current {
+        parts.push(inner.to_string());
+        current = inner.source();
+    }
+    parts.dedup();
+    parts.join(": ")
+}
+
+#[async_trait]
+impl CandidateStore for DynamoStore {
+    fn kind(&self) -> &'static str {
+        "dynamodb"
+    }
+
+    /// Scan order is the table's hash order, not names.
+    fn lists_in_name_order(&self) -> bool {
+        false
+    }
+
+    async fn get(&self, name: &CandidateName) -> Result<Candidate> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(name.as_str())))
+            // Read-your-writes: a candidate just put is found.
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.error("GetItem", e))?;
+        match out.item() {
+            Some(_) => Ok(name.into()),
+            None => Err(StoreError::NotFound),
+        }
+    }
+
+    async fn put(&self, name: &CandidateName) -> Result<Candidate> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::key(name.as_str())))
+            .send()
+            .await
+            .map_err(|e| self.error("PutItem", e))?;
+        Ok(name.into())
+    }
+
+    async fn delete(&self, name: &CandidateName) -> Result<()> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(name.as_str())))
+            .condition_expression("attribute_exists(CandidateName)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Err(StoreError::NotFound)
+            }
+            Err(e) => Err(self.error("DeleteItem", e)),
+        }
+    }
+
+    async fn list(&self, page_size: usize, page_token: Option<&str>) -> Result<Page> {
+        let start = page_token.map(decode_name_cursor).transpose()?;
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .limit(i32::try_from(page_size).unwrap_or(i32::MAX))
+            .consistent_read(true)
+            .projection_expression("#k")
+            .expression_attribute_names("#k", KEY)
+            .set_exclusive_start_key(start.as_deref().map(Self::key))
+            .send()
+            .await
+            .map_err(|e| self.error("Scan", e))?;
+        let candidates = out
+            .items()
+            .iter()
+            .filter_map(|item| item.get(KEY)?.as_s().ok())
+            .map(|name| Candidate { name: name.clone() })
+            .collect();
+        let next_page_token = match out.last_evaluated_key() {
+            None => None,
+            Some(key) => match key.get(KEY).and_then(|v| v.as_s().ok()) {
+                Some(last) => Some(encode_name_cursor(last)),
+                None => {
+                    return Err(StoreError::Internal {
+                        message: "DynamoDB returned an unexpected LastEvaluatedKey".into(),
+                        source: None,
+                    });
+                }
+            },
+        };
+        Ok(Page { candidates, next_page_token })
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| self.error("DescribeTable", e))
+    }
+}
