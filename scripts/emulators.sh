@@ -86,3 +86,25 @@ start_dynamodb_local() {
   export CANDIDATES_TEST_DYNAMODB_LOCAL_DIR="$jar_dir"
   echo "DynamoDB Local ($(basename "$jar_dir")) on $CANDIDATES_TEST_DYNAMODB_LOCAL_URL"
 }
+
+# Firestore: Google's own emulator, installed on these machines as the Debian package
+# google-cloud-cli-firestore-emulator (it is not in Debian's own archive). Started with java
+# directly so that its PID is the emulator's.
+FIRESTORE_JAR=/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar
+start_firestore() {
+  need java "a Java runtime (apt-get install openjdk-17-jre-headless)"
+  if [[ ! -f "$FIRESTORE_JAR" ]]; then
+    echo "The Firestore emulator is missing: $FIRESTORE_JAR" >&2
+    echo "It comes with the machine image (package google-cloud-cli-firestore-emulator)." >&2
+    return 1
+  fi
+  local port
+  port=$(free_port)
+  java -Duser.language=en -cp "$FIRESTORE_JAR" com.google.cloud.datastore.emulator.firestore.CloudFirestore \
+    start --host=127.0.0.1 --port="$port" >"$CACHE_DIR/logs/firestore.log" 2>&1 &
+  EMULATOR_PIDS+=($!)
+  wait_for firestore 60 curl -sf "http://127.0.0.1:$port/"
+  export FIRESTORE_EMULATOR_HOST="127.0.0.1:$port"
+  export CANDIDATES_TEST_FIRESTORE_JAR="$FIRESTORE_JAR"
+  echo "Firestore emulator ($(dpkg-query -W -f='${Version}' google-cloud-cli-firestore-emulator 2>/dev/null || echo '?')) on $FIRESTORE_EMULATOR_HOST"
+}

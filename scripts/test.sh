@@ -35,6 +35,9 @@ unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_ENDPOINT_URL_DYNAMODB |
 trap stop_emulators EXIT
 start_moto
 start_dynamodb_local
+# Firestore: the crate talks to FIRESTORE_EMULATOR_HOST with a stub token, no Google credentials.
+unset GOOGLE_CLOUD_PROJECT GOOGLE_APPLICATION_CREDENTIALS || true
+start_firestore
 
 log "cargo test (every crate, every test)"
 out=$(mktemp)

@@ -28,6 +28,9 @@ pub enum StartError {
     #[cfg(feature = "store-dynamodb")]
     #[error(transparent)]
     Dynamo(#[from] crate::store::dynamodb::OpenError),
+    #[cfg(feature = "store-firestore")]
+    #[error(transparent)]
+    Firestore(#[from] crate::store::firestore::OpenError),
     #[error("invalid --grpc-upstream {uri}: {source}")]
     Upstream { uri: http::Uri, source: tonic::transport::Error },
 }
@@ -52,6 +55,10 @@ pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
         #[cfg(feature = "store-dynamodb")]
         StoreKind::Dynamodb => {
             Arc::new(crate::store::dynamodb::DynamoStore::connect(&config.dynamodb, config.request_timeout).await?)
+        }
+        #[cfg(feature = "store-firestore")]
+        StoreKind::Firestore => {
+            Arc::new(crate::store::firestore::FirestoreStore::connect(&config.firestore, config.request_timeout).await?)
         }
     };
     if config.debug_store_delay.is_some() || config.debug_store_fail {

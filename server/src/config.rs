@@ -35,6 +35,10 @@ pub struct Config {
     #[command(flatten)]
     pub dynamodb: DynamoConfig,
 
+    #[cfg(feature = "store-firestore")]
+    #[command(flatten)]
+    pub firestore: FirestoreConfig,
+
     /// Send the gateway's gRPC calls to this CandidateService (e.g. http://10.0.0.5:50051) instead
     /// of the one in this process.
     #[arg(long, env = "CANDIDATES_GRPC_UPSTREAM")]
@@ -107,6 +111,26 @@ pub enum StoreKind {
     /// Amazon DynamoDB (the --dynamodb-* flags).
     #[cfg(feature = "store-dynamodb")]
     Dynamodb,
+    /// Google Cloud Firestore, native mode (the --firestore-* flags).
+    #[cfg(feature = "store-firestore")]
+    Firestore,
+}
+
+/// The Firestore store's settings. Credentials are Application Default Credentials (the GCE
+/// instance's service account); FIRESTORE_EMULATOR_HOST points the client at an emulator.
+#[cfg(feature = "store-firestore")]
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Firestore store (--store firestore)")]
+pub struct FirestoreConfig {
+    /// Google Cloud project id (default: detected from the credentials or the metadata server).
+    #[arg(long = "firestore-project", env = "GOOGLE_CLOUD_PROJECT")]
+    pub project: Option<String>,
+    /// Firestore database id.
+    #[arg(long = "firestore-database", env = "CANDIDATES_FIRESTORE_DATABASE", default_value = "(default)")]
+    pub database: String,
+    /// Collection of the candidates (document id = name).
+    #[arg(long = "firestore-collection", env = "CANDIDATES_FIRESTORE_COLLECTION", default_value = "candidates")]
+    pub collection: String,
 }
 
 /// The DynamoDB store's settings. Credentials come from the SDK's default chain (environment,

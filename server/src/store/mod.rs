@@ -15,6 +15,8 @@ pub mod debug;
 #[cfg(feature = "store-dynamodb")]
 pub mod dynamodb;
 pub mod embedded;
+#[cfg(feature = "store-firestore")]
+pub mod firestore;
 pub mod memory;
 mod token;
 

@@ -4,6 +4,7 @@
 
 pub mod dynamo;
 pub mod fake_metadata;
+pub mod firestore;
 
 use std::{
     io::{BufRead, BufReader},
@@ -67,9 +68,23 @@ impl TestServer {
         server
     }
 
+    /// Starts the server with extra environment variables.
+    pub fn spawn_with_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut cmd = server_command(temp.path(), extra);
+        cmd.envs(env.iter().copied());
+        let mut server = Self::start(cmd, temp.path());
+        server._temp = Some(temp);
+        server
+    }
+
     /// Starts the server on `data_dir` (kept by the caller, e.g. across a restart).
     pub fn spawn_in(data_dir: &Path, extra: &[&str]) -> Self {
-        let mut child = server_command(data_dir, extra).spawn().expect("start candidate-server");
+        Self::start(server_command(data_dir, extra), data_dir)
+    }
+
+    fn start(mut cmd: Command, data_dir: &Path) -> Self {
+        let mut child = cmd.spawn().expect("start candidate-server");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (listening_tx, listening_rx) = mpsc::channel();
         // Drain both pipes for the whole life of the process, or it would block on a full pipe.
