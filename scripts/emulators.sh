@@ -108,3 +108,39 @@ start_firestore() {
   export CANDIDATES_TEST_FIRESTORE_JAR="$FIRESTORE_JAR"
   echo "Firestore emulator ($(dpkg-query -W -f='${Version}' google-cloud-cli-firestore-emulator 2>/dev/null || echo '?')) on $FIRESTORE_EMULATOR_HOST"
 }
+
+# Cosmos DB (NoSQL API): @vercel/cosmosdb-server, pinned in scripts/cosmos-emulator (package.json
+# + lock) and patched by its patch.sh, over TLS with a certificate made here for 127.0.0.1.
+# Microsoft's own emulator needs Windows or Docker, neither of which runs here.
+COSMOS_EMULATOR_KEY='C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=='
+start_cosmos() {
+  need node "Node.js (apt-get install nodejs)"
+  need openssl "openssl (apt-get install openssl)"
+  local dir=scripts/cosmos-emulator
+  if [[ ! -d $dir/node_modules/@vercel/cosmosdb-server ]]; then
+    echo "installing @vercel/cosmosdb-server (npm, from the lock file)"
+    (cd "$dir" && npm ci --no-audit --no-fund --silent)
+  fi
+  "$dir/patch.sh" >/dev/null
+  local tls="$CACHE_DIR/cosmos-tls"
+  if [[ ! -f $tls/cert.pem ]]; then
+    mkdir -p "$tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=localhost" \
+      -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+      -keyout "$tls/key.pem" -out "$tls/cert.pem" 2>/dev/null
+  fi
+  local port
+  port=$(free_port)
+  node "$dir/server.js" 127.0.0.1 "$port" "$tls/cert.pem" "$tls/key.pem" >"$CACHE_DIR/logs/cosmos.log" 2>&1 &
+  EMULATOR_PIDS+=($!)
+  wait_for cosmos 30 curl -sk -o /dev/null "https://127.0.0.1:$port/"
+  export CANDIDATES_TEST_COSMOS_ENDPOINT="https://127.0.0.1:$port/"
+  export CANDIDATES_TEST_COSMOS_KEY="$COSMOS_EMULATOR_KEY"
+  export CANDIDATES_TEST_COSMOS_DIR="$PWD/$dir" CANDIDATES_TEST_COSMOS_TLS="$tls"
+  # What the Rust SDK needs to talk to this server (and only to an emulator host):
+  # accept its self-signed certificate, speak HTTP/1.1, and send JSON rather than binary bodies.
+  export AZURE_COSMOS_EMULATOR_SERVER_CERT_VALIDATION_DISABLED=true
+  export AZURE_COSMOS_CONNECTION_POOL_IS_HTTP2_ALLOWED=false
+  export AZURE_COSMOS_BINARY_ENCODING_ENABLED=false
+  echo "cosmosdb-server $(node -p 'require("./'"$dir"'/node_modules/@vercel/cosmosdb-server/package.json").version') on $CANDIDATES_TEST_COSMOS_ENDPOINT"
+}

@@ -38,6 +38,9 @@ start_dynamodb_local
 # Firestore: the crate talks to FIRESTORE_EMULATOR_HOST with a stub token, no Google credentials.
 unset GOOGLE_CLOUD_PROJECT GOOGLE_APPLICATION_CREDENTIALS || true
 start_firestore
+# Cosmos DB: never the real IMDS or Entra ID; tests set a key or a fake token endpoint themselves.
+unset COSMOS_ENDPOINT CANDIDATES_COSMOS_KEY IDENTITY_ENDPOINT IDENTITY_HEADER MSI_ENDPOINT || true
+start_cosmos
 
 log "cargo test (every crate, every test)"
 out=$(mktemp)

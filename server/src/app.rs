@@ -31,6 +31,9 @@ pub enum StartError {
     #[cfg(feature = "store-firestore")]
     #[error(transparent)]
     Firestore(#[from] crate::store::firestore::OpenError),
+    #[cfg(feature = "store-cosmos")]
+    #[error(transparent)]
+    Cosmos(#[from] crate::store::cosmos::OpenError),
     #[error("invalid --grpc-upstream {uri}: {source}")]
     Upstream { uri: http::Uri, source: tonic::transport::Error },
 }
@@ -60,6 +63,8 @@ pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
         StoreKind::Firestore => {
             Arc::new(crate::store::firestore::FirestoreStore::connect(&config.firestore, config.request_timeout).await?)
         }
+        #[cfg(feature = "store-cosmos")]
+        StoreKind::Cosmos => Arc::new(crate::store::cosmos::CosmosStore::connect(&config.cosmos).await?),
     };
     if config.debug_store_delay.is_some() || config.debug_store_fail {
         tracing::warn!(delay = ?config.debug_store_delay, fail = config.debug_store_fail, "store fault injection is on");

@@ -11,6 +11,8 @@ use async_trait::async_trait;
 use crate::name::CandidateName;
 
 pub mod conformance;
+#[cfg(feature = "store-cosmos")]
+pub mod cosmos;
 pub mod debug;
 #[cfg(feature = "store-dynamodb")]
 pub mod dynamodb;

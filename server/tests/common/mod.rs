@@ -2,6 +2,7 @@
 //! cloud metadata services on 127.0.0.1, and the conformance-suite macro.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod cosmos;
 pub mod dynamo;
 pub mod fake_metadata;
 pub mod firestore;
@@ -53,6 +54,11 @@ pub fn server_command(data_dir: &Path, extra: &[&str]) -> Command {
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
+        // Azure: no key or identity endpoint unless a test sets one.
+        .env_remove("CANDIDATES_COSMOS_KEY")
+        .env_remove("COSMOS_ENDPOINT")
+        .env_remove("IDENTITY_ENDPOINT")
+        .env_remove("IDENTITY_HEADER")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
