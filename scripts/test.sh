@@ -49,9 +49,23 @@ set +e
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
+
+log "machine image checks (offline: release build, packer, systemd unit, provisioning, shellcheck)"
+install_tool() { # install_tool COMMAND DEBIAN_PACKAGE
+  command -v "$1" >/dev/null && return
+  if [[ -z "${apt_updated:-}" ]]; then apt-get update -qq && apt_updated=1; fi
+  apt-get install -y -qq "$2" >/dev/null
+}
+image_status=0
+install_tool packer packer && install_tool shellcheck shellcheck &&
+  scripts/build-release.sh && packer/scripts/check.sh && packer/scripts/test-provision.sh ||
+  image_status=$?
+if [[ $image_status -eq 0 ]]; then echo "image checks: passed"; else echo "image checks: FAILED"; fi
+
 # One closing line for the whole run (cargo prints one per test binary, the last often a doc-test
 # binary with nothing in it).
 echo
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$out"
-exit "$status"
+[[ $status -eq 0 ]] || exit "$status"
+exit "$image_status"

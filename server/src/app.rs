@@ -158,6 +158,8 @@ impl Application {
         );
         self.lifecycle.set_ready().await;
         tracing::info!(%http_addr, %grpc_addr, store = self.store_kind, "listening");
+        // systemd (Type=notify) starts dependents and counts the start as done only now.
+        systemd_notify(sd_notify::NotifyState::Ready);
 
         tokio::select! {
             () = shutdown => {}
@@ -167,6 +169,7 @@ impl Application {
             }
         }
         self.lifecycle.set_draining().await;
+        systemd_notify(sd_notify::NotifyState::Stopping);
         tracing::info!(drain_period = ?self.drain_period, "draining: health checks fail, requests are still served");
         tokio::time::sleep(self.drain_period).await;
 
@@ -189,5 +192,13 @@ impl Application {
                 "in-flight requests did not finish within the grace period",
             )),
         }
+    }
+}
+
+/// Tells systemd about a state change when it runs us as `Type=notify` (a no-op without
+/// `NOTIFY_SOCKET`).
+fn systemd_notify(state: sd_notify::NotifyState<'_>) {
+    if let Err(error) = sd_notify::notify(&[state]) {
+        tracing::warn!(%error, "cannot notify systemd");
     }
 }

@@ -1,0 +1,208 @@
+# One machine image definition for AWS, Azure and GCP: Ubuntu 24.04 LTS with the release binary of
+# candidate-server as a hardened systemd service. Build one cloud at a time:
+#   packer init . && packer build -only='amazon-ebs.aws' -var git_commit=$(git rev-parse HEAD) .
+# The manifest post-processor writes packer-manifest.json, which Terraform and scripts read.
+
+packer {
+  required_version = ">= 1.10.0"
+  required_plugins {
+    amazon = {
+      source  = "github.com/hashicorp/amazon"
+      version = "~> 1.3"
+    }
+    azure = {
+      source  = "github.com/hashicorp/azure"
+      version = "~> 2.1"
+    }
+    googlecompute = {
+      source  = "github.com/hashicorp/googlecompute"
+      version = "~> 1.1"
+    }
+  }
+}
+
+variable "binary_path" {
+  type        = string
+  description = "The stripped release binary to install (scripts/build-release.sh writes dist/candidate-server)."
+  default     = "../dist/candidate-server"
+}
+
+variable "git_commit" {
+  type        = string
+  description = "The git commit the binary was built from; tagged/labelled on every image."
+  validation {
+    condition     = can(regex("^[0-9a-f]{7,40}$", var.git_commit))
+    error_message = "The git_commit must be a hexadecimal commit id (7 to 40 characters)."
+  }
+}
+
+variable "image_name_prefix" {
+  type        = string
+  description = "Prefix of the image name; a timestamp is appended."
+  default     = "candidates"
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,40}$", var.image_name_prefix))
+    error_message = "The image_name_prefix must be lower-case letters, digits and dashes (GCP's rule, the strictest)."
+  }
+}
+
+variable "aws_region" {
+  type        = string
+  description = "AWS region to build the AMI in."
+  default     = "us-east-2"
+}
+
+variable "aws_instance_type" {
+  type        = string
+  description = "Instance type of the temporary AWS build instance."
+  default     = "t3.small"
+}
+
+variable "azure_subscription_id" {
+  type        = string
+  description = "Azure subscription of the managed image (credentials come from the Azure CLI or ARM_* variables)."
+  default     = ""
+}
+
+variable "azure_resource_group" {
+  type        = string
+  description = "Existing Azure resource group that receives the managed image."
+  default     = "candidates-images"
+}
+
+variable "azure_location" {
+  type        = string
+  description = "Azure region of the build and the image."
+  default     = "centralus"
+}
+
+variable "azure_vm_size" {
+  type        = string
+  description = "Size of the temporary Azure build VM."
+  default     = "Standard_B2s"
+}
+
+variable "gcp_project_id" {
+  type        = string
+  description = "GCP project that owns the image (credentials: Application Default Credentials)."
+  default     = ""
+}
+
+variable "gcp_zone" {
+  type        = string
+  description = "GCP zone of the temporary build instance."
+  default     = "us-central1-a"
+}
+
+variable "gcp_machine_type" {
+  type        = string
+  description = "Machine type of the temporary GCP build instance."
+  default     = "e2-small"
+}
+
+variable "image_family" {
+  type        = string
+  description = "GCP image family the image joins (instance templates follow the family)."
+  default     = "candidates"
+}
+
+locals {
+  timestamp  = formatdate("YYYYMMDDhhmmss", timestamp())
+  image_name = "${var.image_name_prefix}-${local.timestamp}"
+  labels = {
+    application = "candidates"
+    git_commit  = var.git_commit
+    os          = "ubuntu-24-04"
+  }
+}
+
+# Ubuntu 24.04 LTS (glibc 2.39) on all three clouds: the release binary needs glibc 2.36 at most.
+source "amazon-ebs" "aws" {
+  region        = var.aws_region
+  instance_type = var.aws_instance_type
+  ssh_username  = "ubuntu"
+  ami_name      = local.image_name
+  source_ami_filter {
+    filters = {
+      name                = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
+      root-device-type    = "ebs"
+      virtualization-type = "hvm"
+    }
+    owners      = ["099720109477"] # Canonical
+    most_recent = true
+  }
+  # The build instance itself uses IMDSv2 only, like the instances launched from the image.
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+  encrypt_boot = true
+  tags         = local.labels
+  run_tags     = local.labels
+}
+
+source "azure-arm" "azure" {
+  subscription_id                   = var.azure_subscription_id
+  use_azure_cli_auth                = true
+  location                          = var.azure_location
+  vm_size                           = var.azure_vm_size
+  os_type                           = "Linux"
+  image_publisher                   = "Canonical"
+  image_offer                       = "ubuntu-24_04-lts"
+  image_sku                         = "server"
+  managed_image_name                = local.image_name
+  managed_image_resource_group_name = var.azure_resource_group
+  azure_tags                        = local.labels
+}
+
+source "googlecompute" "gcp" {
+  project_id          = var.gcp_project_id
+  zone                = var.gcp_zone
+  machine_type        = var.gcp_machine_type
+  source_image_family = "ubuntu-2404-lts-amd64"
+  ssh_username        = "ubuntu"
+  image_name          = local.image_name
+  image_family        = var.image_family
+  image_labels        = local.labels
+  disk_size           = 10
+}
+
+build {
+  sources = ["source.amazon-ebs.aws", "source.azure-arm.azure", "source.googlecompute.gcp"]
+
+  provisioner "shell" {
+    inline = ["mkdir -p /tmp/candidates"]
+  }
+
+  provisioner "file" {
+    sources = [
+      var.binary_path,
+      "${path.root}/files/candidates.service",
+      "${path.root}/files/candidates.env.example",
+    ]
+    destination = "/tmp/candidates/"
+  }
+
+  provisioner "shell" {
+    execute_command  = "sudo -E bash '{{ .Path }}'"
+    environment_vars = ["SRC=/tmp/candidates"]
+    script           = "${path.root}/scripts/provision.sh"
+  }
+
+  # Azure images must be generalized before capture.
+  provisioner "shell" {
+    only            = ["azure-arm.azure"]
+    execute_command = "sudo -E bash '{{ .Path }}'"
+    inline          = ["/usr/sbin/waagent -force -deprovision+user && export HISTSIZE=0 && sync"]
+  }
+
+  post-processor "manifest" {
+    output     = "packer-manifest.json"
+    strip_path = true
+    custom_data = {
+      git_commit = var.git_commit
+      image_name = local.image_name
+    }
+  }
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs the candidates service on a machine image: a dedicated system user, the binary, the
+# systemd unit and the default environment file. Runs as root from Packer's shell provisioner with
+# the files uploaded to $SRC (default /tmp/candidates). No compiler or Python is installed.
+#
+# For tests, ROOT=<dir> installs into a throwaway root instead: the user and systemctl steps are
+# printed, not run, and files keep root ownership.
+set -euo pipefail
+
+SRC=${SRC:-/tmp/candidates}
+ROOT=${ROOT:-/}
+ROOT=${ROOT%/}
+
+for f in candidate-server candidates.service candidates.env.example; do
+  [[ -f "$SRC/$f" ]] || { echo "provision: $SRC/$f is missing" >&2; exit 1; }
+done
+
+run() {
+  if [[ -n "$ROOT" ]]; then echo "would run: $*"; else "$@"; fi
+}
+
+# The service user: no login, no home of its own (its state lives in /var/lib/candidates, made by
+# systemd's StateDirectory=).
+if [[ -z "$ROOT" ]] && id -u candidates >/dev/null 2>&1; then
+  echo "user candidates exists"
+else
+  run useradd --system --user-group --no-create-home --home-dir /var/lib/candidates \
+    --shell /usr/sbin/nologin --comment "candidates service" candidates
+fi
+
+group=root
+[[ -z "$ROOT" ]] && group=candidates
+
+install -d -m 0755 "$ROOT/usr/local/bin" "$ROOT/etc/systemd/system"
+install -d -m 0750 -o root -g "$group" "$ROOT/etc/candidates"
+install -m 0755 -o root -g root "$SRC/candidate-server" "$ROOT/usr/local/bin/candidate-server"
+install -m 0644 -o root -g root "$SRC/candidates.service" "$ROOT/etc/systemd/system/candidates.service"
+# Keep an env file cloud-init already wrote (a re-provision must not reset a configured machine).
+if [[ ! -f "$ROOT/etc/candidates/candidates.env" ]]; then
+  install -m 0640 -o root -g "$group" "$SRC/candidates.env.example" "$ROOT/etc/candidates/candidates.env"
+fi
+install -m 0644 -o root -g root "$SRC/candidates.env.example" "$ROOT/etc/candidates/candidates.env.example"
+
+run systemctl daemon-reload
+run systemctl enable candidates.service
+echo "provision: installed $("$ROOT/usr/local/bin/candidate-server" --version)"
