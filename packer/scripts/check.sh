@@ -65,4 +65,4 @@ fi
 
 echo "shellcheck"
 cd ..
-git ls-files '*.sh' | xargs shellcheck
+git ls-files '*.sh' | xargs shellcheck -x
