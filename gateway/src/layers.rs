@@ -26,6 +26,7 @@ pub(crate) fn apply(router: Router, options: &Options) -> Router {
         ApiError::from_http(StatusCode::SERVICE_UNAVAILABLE, "server is overloaded, retry later").into_response()
     })
     .layer(middleware::map_response(crate::error::json_errors))
+    .layer(middleware::from_fn(track_http))
     .layer(PropagateRequestIdLayer::x_request_id())
     .layer(
         TraceLayer::new_for_http()
@@ -65,4 +66,21 @@ async fn shed(State(shed): State<Shed>, request: Request, next: Next) -> Respons
         Ok(_permit) => next.run(request).await,
         Err(_) => (shed.reject)(),
     }
+}
+
+/// Counts and times every REST request by route template, method and status.
+async fn track_http(request: Request, next: Next) -> Response {
+    // `/candidate/:name`: no braces in label values, which simple exposition-format parsers
+    // (e.g. the prometheus-parse crate) cannot read.
+    let route = crate::routes::route_template(request.uri().path()).replace('{', ":").replace('}', "");
+    let method = request.method().as_str().to_owned();
+    let in_flight = metrics::gauge!("http_requests_in_flight");
+    in_flight.increment(1.0);
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    in_flight.decrement(1.0);
+    let labels = [("route", route), ("method", method), ("status", response.status().as_str().to_owned())];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    response
 }

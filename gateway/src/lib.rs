@@ -15,7 +15,7 @@ pub mod error;
 pub mod layers;
 mod routes;
 
-pub use routes::{ROUTES, RouteSpec};
+pub use routes::{ROUTES, RouteSpec, route_template};
 
 /// The gRPC transport the gateway calls through, type-erased so one router type serves both the
 /// in-process and the remote case.

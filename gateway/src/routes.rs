@@ -39,6 +39,21 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec { method: Method::GET, path: "/candidates", rpc: "ListCandidates" },
 ];
 
+/// The route template a request path matches (`/candidate/{name}`), or `unmatched`: a bounded
+/// label for metrics.
+pub fn route_template(path: &str) -> &'static str {
+    let segments: Vec<&str> = path.split('/').collect();
+    ROUTES
+        .iter()
+        .map(|r| r.path)
+        .find(|template| {
+            let parts: Vec<&str> = template.split('/').collect();
+            parts.len() == segments.len()
+                && parts.iter().zip(&segments).all(|(t, s)| if t.starts_with('{') { !s.is_empty() } else { t == s })
+        })
+        .unwrap_or("unmatched")
+}
+
 fn handler(rpc: &str, method: &Method) -> MethodRouter<Gateway> {
     let filter = MethodFilter::try_from(method.clone()).expect("route methods are standard");
     match rpc {
@@ -256,4 +271,19 @@ async fn list_candidates(
     let body: stream::BoxStream<'static, Result<Bytes, std::io::Error>> =
         body.filter(|chunk| std::future::ready(!matches!(chunk, Ok(b) if b.is_empty()))).boxed();
     Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_template;
+
+    #[test]
+    fn route_templates_are_bounded() {
+        assert_eq!(route_template("/candidate/John%20Smith"), "/candidate/{name}");
+        assert_eq!(route_template("/candidates"), "/candidates");
+        assert_eq!(route_template("/gtg"), "/gtg");
+        for other in ["/", "/candidate/", "/candidate/a/b", "/nope", "/candidates/x"] {
+            assert_eq!(route_template(other), "unmatched", "{other}");
+        }
+    }
 }

@@ -12,7 +12,7 @@ use crate::{
     lifecycle::Lifecycle,
     metadata,
     service::CandidateApi,
-    store::{DynStore, debug::Faulty, embedded, memory::MemoryStore},
+    store::{DynStore, debug::Faulty, embedded, instrumented::Instrumented, memory::MemoryStore},
 };
 
 /// Why the server could not start. Every variant is a configuration or environment problem the
@@ -66,12 +66,14 @@ pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
         #[cfg(feature = "store-cosmos")]
         StoreKind::Cosmos => Arc::new(crate::store::cosmos::CosmosStore::connect(&config.cosmos).await?),
     };
-    if config.debug_store_delay.is_some() || config.debug_store_fail {
+    let store: DynStore = if config.debug_store_delay.is_some() || config.debug_store_fail {
         tracing::warn!(delay = ?config.debug_store_delay, fail = config.debug_store_fail, "store fault injection is on");
         let delay = config.debug_store_delay.unwrap_or_default();
-        return Ok(Arc::new(Faulty::new(store, delay, config.debug_store_fail)));
-    }
-    Ok(store)
+        Arc::new(Faulty::new(store, delay, config.debug_store_fail))
+    } else {
+        store
+    };
+    Ok(Arc::new(Instrumented::new(store)))
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
@@ -86,6 +88,7 @@ impl Application {
         let grpc = bind("gRPC", config.grpc_addr).await?;
         let store = open_store(&config).await?;
         let store_kind = store.kind();
+        crate::metrics::init(store_kind);
         let instance_id =
             metadata::instance_id(config.instance_metadata, config.metadata_url.as_deref(), config.metadata_timeout)
                 .await;
@@ -110,7 +113,8 @@ impl Application {
             max_concurrency: config.max_concurrency as usize,
             request_timeout: config.request_timeout,
         };
-        let http_router = gateway::router(transport, lifecycle.readiness(), options);
+        let http_router = gateway::router(transport, lifecycle.readiness(), options)
+            .merge(axum::Router::new().route("/metrics", axum::routing::get(crate::metrics::render)));
         let grpc_router = grpc::network_layers(grpc_core, config.max_concurrency as usize);
 
         Ok(Self {

@@ -44,6 +44,7 @@ pub fn network_layers(router: axum::Router, max_concurrency: usize) -> axum::Rou
     load_shed(router, max_concurrency, || {
         Status::resource_exhausted("server is overloaded, retry with backoff").into_http::<axum::body::Body>()
     })
+    .layer(middleware::from_fn(crate::metrics::track_grpc))
     .layer(PropagateRequestIdLayer::x_request_id())
     .layer(
         TraceLayer::new_for_grpc()

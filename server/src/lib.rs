@@ -6,6 +6,7 @@ pub mod config;
 pub mod grpc;
 pub mod lifecycle;
 pub mod metadata;
+pub mod metrics;
 pub mod name;
 pub mod service;
 pub mod store;

@@ -27,6 +27,7 @@ impl Lifecycle {
 
     /// Draining: fail health checks at once, keep serving requests.
     pub async fn set_draining(&self) {
+        metrics::gauge!("candidates_draining").set(1.0);
         self.publish(false).await;
     }
 

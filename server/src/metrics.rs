@@ -1,0 +1,103 @@
+//! Prometheus metrics: one process-wide recorder (metrics + metrics-exporter-prometheus), rendered
+//! at `GET /metrics` on the REST listener. Names follow Prometheus conventions (base units in the
+//! name, `_total` for counters); labels are bounded (route templates, RPC names, store operations).
+//!
+//! /metrics is on the REST listener so scrapers use the port the instance already opens; the
+//! public load balancers forward only the API paths (Terraform), so it is not exposed outside.
+
+use std::sync::OnceLock;
+
+use axum::{
+    extract::Request,
+    http::header,
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Latency buckets in seconds: 100 µs to 10 s (the default request deadline).
+const BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the global recorder on first use (tests start several servers in one process).
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().set_buckets(BUCKETS).expect("buckets are valid").build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (an embedding program): then ours only renders.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// Describes every metric once and records the build info.
+pub fn init(store: &'static str) {
+    handle();
+    metrics::describe_counter!("http_requests_total", "REST requests answered, by route template, method and status");
+    metrics::describe_histogram!(
+        "http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "REST request latency, by route template, method and status"
+    );
+    metrics::describe_gauge!("http_requests_in_flight", "REST requests being served");
+    metrics::describe_counter!(
+        "grpc_requests_total",
+        "gRPC calls answered on the gRPC listener, by RPC and status code"
+    );
+    metrics::describe_histogram!(
+        "grpc_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "gRPC call latency, by RPC and status code"
+    );
+    metrics::describe_gauge!("grpc_requests_in_flight", "gRPC calls being served on the gRPC listener");
+    metrics::describe_histogram!(
+        "store_operation_duration_seconds",
+        metrics::Unit::Seconds,
+        "store call latency, by backend, operation and outcome"
+    );
+    metrics::describe_counter!(
+        "store_operation_errors_total",
+        "store calls that failed, by backend, operation and error"
+    );
+    metrics::describe_gauge!("candidates_draining", "1 while draining after SIGTERM (health checks fail), else 0");
+    metrics::describe_gauge!("candidates_build_info", "always 1; the labels tell the version, git commit and store");
+    metrics::gauge!(
+        "candidates_build_info",
+        "version" => env!("CARGO_PKG_VERSION"),
+        "git_commit" => env!("CANDIDATES_GIT_COMMIT"),
+        "store" => store,
+    )
+    .set(1.0);
+    metrics::gauge!("candidates_draining").set(0.0);
+}
+
+/// `GET /metrics`: the Prometheus text format.
+pub async fn render() -> Response {
+    let handle = handle();
+    handle.run_upkeep();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
+}
+
+/// Middleware for the gRPC listener: counts and times every call by RPC and status code.
+pub async fn track_grpc(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    // Bounded label: our services' methods, everything else as "other".
+    let rpc = if path.starts_with("/candidates.v1.") || path.starts_with("/grpc.") {
+        path.to_owned()
+    } else {
+        "other".to_owned()
+    };
+    let in_flight = metrics::gauge!("grpc_requests_in_flight");
+    in_flight.increment(1.0);
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    in_flight.decrement(1.0);
+    // Unary errors are trailers-only (grpc-status in the headers); OK carries it in the trailers.
+    let code = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0").to_owned();
+    let labels = [("rpc", rpc), ("code", code)];
+    metrics::counter!("grpc_requests_total", &labels).increment(1);
+    metrics::histogram!("grpc_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    response
+}
