@@ -35,7 +35,7 @@ async fn acknowledged_writes_survive_sigkill() {
                 })
             })
             .collect();
-        let delay = rand::rng().random_range(150..600);
+        let delay = rand::rng().random_range(300..800);
         tokio::time::sleep(Duration::from_millis(delay)).await;
         server.signal(libc::SIGKILL);
         for w in writers {
