@@ -25,11 +25,14 @@ async fn main() -> ExitCode {
         }
     };
 
+    // Handlers are registered here, before the listeners announce themselves: a SIGTERM that
+    // arrives right after start must drain, not kill the process.
+    let mut signals = Signals::install();
     let (first_signal, on_first_signal) = oneshot::channel();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signals.next().await;
         let _ = first_signal.send(());
-        shutdown_signal().await;
+        signals.next().await;
         tracing::warn!("second signal: exiting at once");
         std::process::exit(1);
     });
@@ -43,13 +46,25 @@ async fn main() -> ExitCode {
     }
 }
 
-/// SIGTERM (systemd, scaling groups) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+/// SIGTERM (systemd, scaling groups) and SIGINT (Ctrl-C), registered when created.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Self {
+            term: signal(SignalKind::terminate()).expect("install SIGTERM handler"),
+            int: signal(SignalKind::interrupt()).expect("install SIGINT handler"),
+        }
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM received"),
+            _ = self.int.recv() => tracing::info!("SIGINT received"),
+        }
     }
 }

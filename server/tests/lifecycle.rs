@@ -165,3 +165,15 @@ async fn unreachable_metadata_falls_back_to_the_host_name_quickly() {
     let server = TestServer::spawn(&["--instance-metadata", "aws", "--metadata-url", &gcp_only]);
     assert_eq!(instance_id_of(&server).await, host);
 }
+
+/// A SIGTERM the moment the server says it is listening drains and exits 0: the handlers are in
+/// place before the listeners announce themselves (a scale-in right after start must not kill it).
+#[test]
+fn sigterm_right_after_start_still_drains() {
+    for _ in 0..5 {
+        let mut server = TestServer::spawn(&["--drain-period", "0s"]);
+        server.signal(libc::SIGTERM);
+        let status = server.wait_exit(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0), "killed by the signal instead of draining: {status}");
+    }
+}
