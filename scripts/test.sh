@@ -50,6 +50,11 @@ cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
 
+log "schemathesis: the REST API against its own OpenAPI document"
+fuzz_status=0
+scripts/schemathesis.sh || fuzz_status=$?
+if [[ $fuzz_status -eq 0 ]]; then echo "schemathesis: passed"; else echo "schemathesis: FAILED"; fi
+
 log "machine image checks (offline: release build, packer, systemd unit, provisioning, shellcheck)"
 install_tool() { # install_tool COMMAND DEBIAN_PACKAGE
   command -v "$1" >/dev/null && return
@@ -68,4 +73,5 @@ echo
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$out"
 [[ $status -eq 0 ]] || exit "$status"
+[[ $fuzz_status -eq 0 ]] || exit "$fuzz_status"
 exit "$image_status"

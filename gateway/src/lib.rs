@@ -13,6 +13,7 @@ use tower::{BoxError, Service, ServiceBuilder, ServiceExt, util::BoxCloneSyncSer
 
 pub mod error;
 pub mod layers;
+pub mod openapi;
 mod routes;
 
 pub use routes::{ROUTES, RouteSpec, route_template};

@@ -76,7 +76,10 @@ pub(crate) fn routes(gateway: Gateway) -> Router {
         }
     }
     let router = by_path.into_iter().fold(Router::new(), |r, (path, mr)| r.route(path, mr));
-    router.fallback(not_found).with_state(gateway)
+    router
+        .route("/openapi.json", axum::routing::get(|| async { Json(crate::openapi::document()) }))
+        .fallback(not_found)
+        .with_state(gateway)
 }
 
 async fn not_found() -> ApiError {
@@ -108,7 +111,8 @@ async fn gtg(
     let ready = *gw.ready.borrow();
     if !query.contains_key("details") {
         return Ok(if ready {
-            StatusCode::OK.into_response()
+            // An empty body, typed so that clients and spec checkers need not guess.
+            (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")]).into_response()
         } else {
             ApiError::from_http(StatusCode::SERVICE_UNAVAILABLE, "not ready: starting or draining").into_response()
         });
