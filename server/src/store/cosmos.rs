@@ -235,8 +235,7 @@ impl CandidateStore for CosmosStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        // A point read of an id no candidate can have (names are never `-ping-` ... they could be;
-        // but any answer, found or not, proves the round trip).
+        // A point read: found or not found, either answer proves a data-plane round trip.
         match self.container.read_item("-ping-", "-ping-", None).await {
             Ok(_) => Ok(()),
             Err(e) if e.status().is_not_found() => Ok(()),
