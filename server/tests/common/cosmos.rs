@@ -3,12 +3,12 @@
 //! fake managed-identity token endpoint.
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::Command,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use azure_core::credentials::Secret;
@@ -72,7 +72,7 @@ pub async fn fresh_store() -> CosmosStore {
 
 /// A cosmosdb-server of the test's own on `port` (0: a free one), killed on drop.
 pub struct PrivateCosmos {
-    child: Child,
+    process: super::ChildGuard,
     pub port: u16,
 }
 
@@ -80,25 +80,18 @@ impl PrivateCosmos {
     pub fn start(port: u16) -> Self {
         let dir = env("CANDIDATES_TEST_COSMOS_DIR");
         let tls = env("CANDIDATES_TEST_COSMOS_TLS");
-        let port = if port == 0 {
-            std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-        } else {
-            port
-        };
-        let child = Command::new("node")
-            .arg(format!("{dir}/server.js"))
-            .args(["127.0.0.1", &port.to_string(), &format!("{tls}/cert.pem"), &format!("{tls}/key.pem")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start cosmosdb-server");
-        let server = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "private cosmosdb-server did not start on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
+        let port = super::port_or_free(port);
+        let mut cmd = Command::new("node");
+        cmd.arg(format!("{dir}/server.js")).args([
+            "127.0.0.1",
+            &port.to_string(),
+            &format!("{tls}/cert.pem"),
+            &format!("{tls}/key.pem"),
+        ]);
+        let process = super::ChildGuard::spawn(cmd, "private cosmosdb-server", Duration::from_secs(30), || {
+            super::port_open(port)
+        });
+        Self { process, port }
     }
 
     pub fn endpoint(&self) -> String {
@@ -106,14 +99,7 @@ impl PrivateCosmos {
     }
 
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for PrivateCosmos {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.kill();
     }
 }
 

@@ -1,10 +1,7 @@
 //! DynamoDB emulators for tests: the shared ones scripts/test.sh starts (moto_server and DynamoDB
 //! Local), unique tables per test, and private moto instances for tests that stop them.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{process::Command, time::Duration};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::{
@@ -74,30 +71,18 @@ pub async fn fresh_store(endpoint: &str) -> DynamoStore {
 
 /// A moto_server of the test's own on `port` (0: a free one), killed on drop.
 pub struct PrivateMoto {
-    child: Child,
+    process: super::ChildGuard,
     pub port: u16,
 }
 
 impl PrivateMoto {
     pub fn start(port: u16) -> Self {
-        let port = if port == 0 {
-            std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-        } else {
-            port
-        };
-        let child = Command::new(env("CANDIDATES_TEST_MOTO_BIN"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server");
-        let moto = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "private moto_server did not start on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        moto
+        let port = super::port_or_free(port);
+        let mut cmd = Command::new(env("CANDIDATES_TEST_MOTO_BIN"));
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        let process =
+            super::ChildGuard::spawn(cmd, "private moto_server", Duration::from_secs(30), || super::port_open(port));
+        Self { process, port }
     }
 
     pub fn url(&self) -> String {
@@ -105,13 +90,6 @@ impl PrivateMoto {
     }
 
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for PrivateMoto {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.kill();
     }
 }

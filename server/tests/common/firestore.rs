@@ -1,10 +1,7 @@
 //! The Firestore emulator for tests: the shared one scripts/test.sh starts (FIRESTORE_EMULATOR_HOST,
 //! a unique project per store for isolation) and private ones for tests that stop them.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{process::Command, time::Duration};
 
 use candidates_server::{config::FirestoreConfig, store::firestore::FirestoreStore};
 
@@ -38,42 +35,32 @@ pub fn document_url(host: &str, project: &str, id: &str) -> String {
 
 /// A Firestore emulator of the test's own on `port` (0: a free one), killed on drop.
 pub struct PrivateEmulator {
-    child: Child,
+    process: super::ChildGuard,
     pub port: u16,
+}
+
+/// Whether the emulator on `port` answers `GET /` with 200 (its readiness signal).
+fn answers(port: u16) -> bool {
+    use std::io::{Read, Write};
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok_and(|mut s| {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 200")
+    })
 }
 
 impl PrivateEmulator {
     pub fn start(port: u16) -> Self {
         let jar =
             std::env::var("CANDIDATES_TEST_FIRESTORE_JAR").expect("CANDIDATES_TEST_FIRESTORE_JAR (scripts/test.sh)");
-        let port = if port == 0 {
-            std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-        } else {
-            port
-        };
-        let child = Command::new("java")
-            .args(["-Duser.language=en", "-cp", &jar, "com.google.cloud.datastore.emulator.firestore.CloudFirestore"])
-            .args(["start", "--host=127.0.0.1", &format!("--port={port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the Firestore emulator");
-        let emulator = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok_and(|mut s| {
-                use std::io::{Read, Write};
-                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-                let mut buf = [0u8; 12];
-                s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 200")
-            });
-            if up {
-                return emulator;
-            }
-            assert!(Instant::now() < deadline, "private Firestore emulator did not start on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let port = super::port_or_free(port);
+        let mut cmd = Command::new("java");
+        cmd.args(["-Duser.language=en", "-cp", &jar, "com.google.cloud.datastore.emulator.firestore.CloudFirestore"])
+            .args(["start", "--host=127.0.0.1", &format!("--port={port}")]);
+        let process =
+            super::ChildGuard::spawn(cmd, "private Firestore emulator", Duration::from_secs(60), || answers(port));
+        Self { process, port }
     }
 
     pub fn host(&self) -> String {
@@ -81,13 +68,6 @@ impl PrivateEmulator {
     }
 
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for PrivateEmulator {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.kill();
     }
 }

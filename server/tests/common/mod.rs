@@ -171,6 +171,49 @@ impl Drop for TestServer {
     }
 }
 
+/// A helper process of the test's own (a private emulator), killed on drop.
+pub struct ChildGuard {
+    child: Child,
+}
+
+impl ChildGuard {
+    /// Spawns `cmd` (output discarded) and polls `ready` until it holds, for up to `timeout`.
+    pub fn spawn(mut cmd: Command, what: &str, timeout: Duration, ready: impl Fn() -> bool) -> Self {
+        let child =
+            cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| panic!("start {what}: {e}"));
+        let guard = Self { child };
+        let deadline = Instant::now() + timeout;
+        while !ready() {
+            assert!(Instant::now() < deadline, "{what} did not become ready within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        guard
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A port nothing listens on yet (0 picks one); emulators are restarted on the same port.
+pub fn port_or_free(port: u16) -> u16 {
+    if port != 0 {
+        return port;
+    }
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
 /// The `listening` log event carries both bound addresses.
 fn parse_listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
