@@ -3,8 +3,6 @@
 //! transport: the server process hands it its own gRPC router (no network hop), or a tonic
 //! `Channel` to another instance. It knows HTTP and the generated client, nothing about stores.
 
-use std::time::Duration;
-
 use axum::Router;
 use bytes::Bytes;
 use candidates_api::v1::candidate_service_client::CandidateServiceClient;
@@ -53,9 +51,6 @@ pub struct Options {
     pub body_limit: usize,
     /// Requests served at once before new ones are shed with 503.
     pub max_concurrency: usize,
-    /// How long the REST handler waits for the gRPC call at most (a shorter `grpc-timeout`
-    /// request header wins; the service enforces the same deadline).
-    pub request_timeout: Duration,
 }
 
 /// Shared by every handler.

@@ -108,11 +108,8 @@ impl Application {
                 gateway::transport(channel)
             }
         };
-        let options = gateway::Options {
-            body_limit: config.body_limit,
-            max_concurrency: config.max_concurrency as usize,
-            request_timeout: config.request_timeout,
-        };
+        let options =
+            gateway::Options { body_limit: config.body_limit, max_concurrency: config.max_concurrency as usize };
         let http_router = gateway::router(transport, lifecycle.readiness(), options)
             .merge(axum::Router::new().route("/metrics", axum::routing::get(crate::metrics::render)));
         let grpc_router = grpc::network_layers(grpc_core, config.max_concurrency as usize);

@@ -57,14 +57,17 @@ pub fn network_layers(router: axum::Router, max_concurrency: usize) -> axum::Rou
             })
             .on_request(())
             .on_response(|res: &Response, latency: Duration, _span: &Span| {
-                // Unary errors are trailers-only: grpc-status is in the headers. OK responses
-                // carry it in the trailers, so absent here means 0.
-                let code = res.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0");
-                tracing::info!(grpc_status = code, latency_ms = latency.as_secs_f64() * 1e3, "rpc");
+                tracing::info!(grpc_status = status_code(res), latency_ms = latency.as_secs_f64() * 1e3, "rpc");
             })
             .on_failure(()),
     )
     .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The gRPC status code of a unary response, as sent. Errors are trailers-only (grpc-status in the
+/// headers); OK responses carry it in the trailers, so absent here means 0.
+pub fn status_code(response: &Response) -> &str {
+    response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0")
 }
 
 /// Bounds a call by the caller's `grpc-timeout` (or the server default if none or longer) and

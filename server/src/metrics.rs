@@ -94,9 +94,7 @@ pub async fn track_grpc(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     in_flight.decrement(1.0);
-    // Unary errors are trailers-only (grpc-status in the headers); OK carries it in the trailers.
-    let code = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0").to_owned();
-    let labels = [("rpc", rpc), ("code", code)];
+    let labels = [("rpc", rpc), ("code", crate::grpc::status_code(&response).to_owned())];
     metrics::counter!("grpc_requests_total", &labels).increment(1);
     metrics::histogram!("grpc_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
     response

@@ -158,7 +158,7 @@ async fn unreachable_metadata_falls_back_to_the_host_name_quickly() {
         "300ms",
     ]);
     assert!(started.elapsed() < Duration::from_secs(5));
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_owned();
+    let host = common::host_name();
     assert_eq!(instance_id_of(&server).await, host);
     // A metadata service that answers without the IMDSv2 token dance is not trusted either.
     let gcp_only = fake_metadata::start(fake_metadata::Cloud::Gcp, "gcp-id").await;

@@ -38,7 +38,7 @@ async fn gtg_plain_and_details() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.text().await.unwrap(), "");
 
-    let host = gethostname();
+    let host = common::host_name();
     for query in ["?details", "?details=", "?details=true", "?x=1&details=no"] {
         let (status, body) = json_of(http().get(server.url(&format!("/gtg{query}"))).send().await.unwrap()).await;
         assert_eq!(status, StatusCode::OK, "{query}");
@@ -47,10 +47,6 @@ async fn gtg_plain_and_details() {
     // HEAD works for load balancers that probe with it.
     let resp = http().head(server.url("/gtg")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-}
-
-fn gethostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_owned()
 }
 
 #[tokio::test]

@@ -223,6 +223,11 @@ fn parse_listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     Some((v.get("http_addr")?.as_str()?.parse().ok()?, v.get("grpc_addr")?.as_str()?.parse().ok()?))
 }
 
+/// This machine's host name: the instance id `/gtg?details` reports without cloud metadata.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_owned()
+}
+
 /// An HTTP client that never uses a proxy (tests talk to 127.0.0.1 only).
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap()
