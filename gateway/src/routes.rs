@@ -210,7 +210,7 @@ async fn list_candidates(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let page_size = match query.page_size.as_deref() {
-        None | Some("") => 0,
+        None => 0,
         Some(s) => s.parse::<i32>().map_err(|_| {
             ApiError::from_http(StatusCode::BAD_REQUEST, format!("page_size must be a non-negative integer, got {s:?}"))
         })?,

@@ -235,7 +235,7 @@ async fn paging_and_streaming_the_whole_list() {
         json_of(c.get(server.url("/candidates?page_size=5&page_token=YzA5OTk5")).send().await.unwrap()).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"candidates": [], "next_page_token": ""})));
 
-    for bad in ["page_size=abc", "page_size=-1", "page_token=***"] {
+    for bad in ["page_size=abc", "page_size=-1", "page_size=", "page_token=***"] {
         let (status, body) = json_of(c.get(server.url(&format!("/candidates?{bad}"))).send().await.unwrap()).await;
         assert_error(status, &body, 400, 3);
     }
