@@ -67,6 +67,11 @@ install_tool packer packer && install_tool shellcheck shellcheck &&
   image_status=$?
 if [[ $image_status -eq 0 ]]; then echo "image checks: passed"; else echo "image checks: FAILED"; fi
 
+log "terraform checks (offline: fmt, checkov, cloud-init rendering, drain scripts)"
+tf_status=0
+terraform/check.sh || tf_status=$?
+if [[ $tf_status -eq 0 ]]; then echo "terraform checks: passed"; else echo "terraform checks: FAILED"; fi
+
 # One closing line for the whole run (cargo prints one per test binary, the last often a doc-test
 # binary with nothing in it).
 echo
@@ -74,4 +79,5 @@ awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += 
      END { printf "%d passed, %d failed\n", p, f }' "$out"
 [[ $status -eq 0 ]] || exit "$status"
 [[ $fuzz_status -eq 0 ]] || exit "$fuzz_status"
-exit "$image_status"
+[[ $image_status -eq 0 ]] || exit "$image_status"
+exit "$tf_status"

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Destroys the stack, then deregisters this project's AMIs (tag application=candidates, owned by
+# this account, in AWS_REGION) and deletes their snapshots.
+#   AUTO_APPROVE=1 scripts/aws/destroy.sh
+set -euo pipefail
+# shellcheck source=scripts/aws/env.sh
+source "$(dirname "$0")/env.sh"
+
+check_aws
+log "terraform destroy (terraform/aws, region $AWS_REGION)"
+tf "$TF_DIR" init -input=false
+tf "$TF_DIR" destroy -input=false "${TF_VARS[@]}" ${AUTO_APPROVE:+-auto-approve}
+
+log "deregistering AMIs named ${IMAGE_PREFIX:-candidates}-* tagged application=candidates"
+# shellcheck disable=SC2016 # JMESPath literals in backticks, not shell
+aws ec2 describe-images --owners self \
+  --filters "Name=tag:application,Values=candidates" "Name=name,Values=${IMAGE_PREFIX:-candidates}-*" \
+  --query 'Images[].[ImageId, join(`,`, BlockDeviceMappings[].Ebs.SnapshotId)]' --output text |
+  while read -r ami snapshots; do
+    [[ -n $ami ]] || continue
+    echo "deregister $ami (snapshots: $snapshots)"
+    aws ec2 deregister-image --image-id "$ami"
+    for snapshot in ${snapshots//,/ }; do aws ec2 delete-snapshot --snapshot-id "$snapshot"; done
+  done
+
+# The manifest must not point the next apply at a deleted AMI.
+manifest=$ROOT/packer/packer-manifest.json
+if [[ -f $manifest ]]; then
+  python3 - "$manifest" <<'PY'
+import json, sys
+path = sys.argv[1]
+data = json.load(open(path))
+data["builds"] = [b for b in data.get("builds", []) if b.get("builder_type") != "amazon-ebs"]
+json.dump(data, open(path, "w"), indent=2)
+PY
+fi

@@ -1,0 +1,39 @@
+output "rest_url" {
+  description = "Base URL of the REST API (the public ALB)."
+  value       = "${local.https_enabled ? "https" : "http"}://${aws_lb.rest.dns_name}"
+}
+
+output "grpc_endpoint" {
+  description = "host:port of the internal gRPC load balancer (plaintext h2c, reachable from inside the VPC)."
+  value       = "${aws_lb.grpc.dns_name}:${var.grpc_port}"
+}
+
+output "asg_name" {
+  description = "Auto Scaling group name."
+  value       = aws_autoscaling_group.this.name
+}
+
+output "table_name" {
+  description = "DynamoDB table name."
+  value       = aws_dynamodb_table.candidates.name
+}
+
+output "rest_target_group_arn" {
+  description = "Target group of the REST listener (scripts poll its target health)."
+  value       = aws_lb_target_group.rest.arn
+}
+
+output "grpc_target_group_arn" {
+  description = "Target group of the gRPC listener."
+  value       = aws_lb_target_group.grpc.arn
+}
+
+output "image_id" {
+  description = "AMI the launch template runs."
+  value       = local.image_id
+}
+
+output "region" {
+  description = "AWS region of the stack."
+  value       = var.region
+}

@@ -1,0 +1,225 @@
+variable "name" {
+  type        = string
+  description = "Prefix of every resource name (several stacks can share an account)."
+  default     = "candidates"
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.name))
+    error_message = "The name must be 2 to 21 lower-case letters, digits and dashes (ALB names are at most 32 characters)."
+  }
+}
+
+variable "region" {
+  type        = string
+  description = "AWS region (the original ran in us-east-2)."
+  default     = "us-east-2"
+}
+
+variable "tags" {
+  type        = map(string)
+  description = "Extra tags on every resource."
+  default     = {}
+}
+
+# --- network ---------------------------------------------------------------------------------
+
+variable "vpc_cidr" {
+  type        = string
+  description = "VPC address range; split into one public and one private subnet per AZ."
+  default     = "10.0.0.0/16"
+}
+
+variable "az_count" {
+  type        = number
+  description = "Availability zones to spread subnets, load balancers and instances over."
+  default     = 2
+  validation {
+    condition     = var.az_count >= 2 && var.az_count <= 6
+    error_message = "Use 2 to 6 availability zones (an ALB needs at least two)."
+  }
+}
+
+variable "one_nat_gateway_per_az" {
+  type        = bool
+  description = "One NAT gateway per AZ instead of one in all. The data path to DynamoDB uses the gateway endpoint, not NAT; NAT carries only SSM and OS traffic, so one is the default."
+  default     = false
+}
+
+variable "alb_ingress_cidrs" {
+  type        = list(string)
+  description = "Who may reach the public load balancer on 80/443."
+  default     = ["0.0.0.0/0"]
+}
+
+variable "grpc_client_cidrs" {
+  type        = list(string)
+  description = "Who may reach the internal gRPC load balancer on 50051; empty means the VPC."
+  default     = []
+}
+
+variable "certificate_arn" {
+  type        = string
+  description = "ACM certificate for an HTTPS listener on 443; when set, port 80 redirects to it."
+  default     = ""
+}
+
+variable "flow_log_retention_days" {
+  type        = number
+  description = "Retention of the VPC flow logs in CloudWatch Logs."
+  default     = 30
+}
+
+# --- image and instances ----------------------------------------------------------------------
+
+variable "image_id" {
+  type        = string
+  description = "AMI to run. Empty: the newest amazon-ebs build in var.packer_manifest for var.region."
+  default     = ""
+}
+
+variable "packer_manifest" {
+  type        = string
+  description = "packer-manifest.json written by `packer build` (read when image_id is empty)."
+  default     = "../../packer/packer-manifest.json"
+}
+
+variable "instance_type" {
+  type        = string
+  description = "Instance type. Burstable types work, but CPU credits distort the CPU scaling signal under sustained load."
+  default     = "t3.small"
+}
+
+variable "root_volume_size" {
+  type        = number
+  description = "Root volume size in GiB (encrypted gp3)."
+  default     = 8
+}
+
+# --- the service ------------------------------------------------------------------------------
+
+variable "http_port" {
+  type        = number
+  description = "REST port of candidate-server on the instances (the image's default)."
+  default     = 8000
+}
+
+variable "grpc_port" {
+  type        = number
+  description = "gRPC port of candidate-server on the instances (the image's default)."
+  default     = 50051
+}
+
+variable "health_check_path" {
+  type        = string
+  description = "Health check path: 200 when serving, 503 while starting or draining."
+  default     = "/gtg"
+}
+
+variable "drain_period_seconds" {
+  type        = number
+  description = "How long the service keeps serving after SIGTERM while /gtg answers 503 (CANDIDATES_DRAIN_PERIOD)."
+  default     = 25
+}
+
+variable "shutdown_grace_seconds" {
+  type        = number
+  description = "Then how long in-flight requests may take (CANDIDATES_SHUTDOWN_GRACE)."
+  default     = 10
+}
+
+variable "table_name" {
+  type        = string
+  description = "DynamoDB table of candidates (the original's name)."
+  default     = "Candidates"
+}
+
+variable "table_kms_key_arn" {
+  type        = string
+  description = "Customer managed KMS key for the table; empty uses the AWS managed key (aws/dynamodb). A CMK also needs kms:Decrypt for the instance role."
+  default     = ""
+}
+
+variable "table_deletion_protection" {
+  type        = bool
+  description = "Refuse to delete the table. Off so that destroy works in one step; turn on in production."
+  default     = false
+}
+
+# --- health checks (defaults: the original's target group) ------------------------------------
+
+variable "health_check_interval" {
+  type        = number
+  description = "Seconds between target group health checks."
+  default     = 10
+}
+
+variable "health_check_timeout" {
+  type        = number
+  description = "Seconds before a health check counts as failed."
+  default     = 5
+}
+
+variable "healthy_threshold" {
+  type        = number
+  description = "Consecutive successes before a target is healthy."
+  default     = 3
+}
+
+variable "unhealthy_threshold" {
+  type        = number
+  description = "Consecutive failures before a target is unhealthy."
+  default     = 2
+}
+
+# --- scaling ----------------------------------------------------------------------------------
+
+variable "min_size" {
+  type        = number
+  description = "Fewest instances."
+  default     = 2
+}
+
+variable "desired_capacity" {
+  type        = number
+  description = "Instances at creation (scaling policies move it between min and max afterwards)."
+  default     = 2
+}
+
+variable "max_size" {
+  type        = number
+  description = "Most instances."
+  default     = 4
+  validation {
+    condition     = var.max_size >= 1
+    error_message = "max_size must be at least 1."
+  }
+}
+
+variable "cpu_target" {
+  type        = number
+  description = "Target average CPU utilisation (%) of the group (target tracking)."
+  default     = 60
+}
+
+variable "requests_per_target" {
+  type        = number
+  description = "Optional second target-tracking policy on ALB requests per target per minute; 0 turns it off."
+  default     = 0
+}
+
+variable "instance_warmup_seconds" {
+  type        = number
+  description = "Seconds before a new instance's metrics count for scaling and instance refresh. The service is ready in milliseconds; this covers the boot."
+  default     = 60
+}
+
+variable "health_check_grace_period" {
+  type        = number
+  description = "Seconds after launch before failed ELB health checks replace an instance."
+  default     = 60
+}
+
+variable "root_device_name" {
+  type        = string
+  description = "Root device of the AMI (Canonical's Ubuntu images, and so ours, use /dev/sda1)."
+  default     = "/dev/sda1"
+}

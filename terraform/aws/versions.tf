@@ -1,0 +1,22 @@
+terraform {
+  required_version = ">= 1.9" # cross-variable validation and preconditions
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "~> 6.0"
+    }
+  }
+}
+
+provider "aws" {
+  region = var.region
+
+  default_tags {
+    tags = merge(var.tags, {
+      application = "candidates"
+      deployment  = var.name
+      managed-by  = "terraform"
+    })
+  }
+}

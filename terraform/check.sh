@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Offline checks of terraform/ (no providers, no credentials, no network):
+#   - terraform fmt -check on every module;
+#   - checkov (PyPI, in a venv under .ci-cache) on each cloud's module, with --skip-download and,
+#     where unshare works, inside a network namespace with no network at all: every failed check
+#     must be fixed or skipped in code with a one-line reason;
+#   - terraform/tests: the cloud-init template rendered by Terraform's own templatefile() and
+#     parsed as YAML, and the instance drain scripts against a fake metadata server on 127.0.0.1.
+# The HCL invariants (ports, health paths, permissions, open ingress) are a cargo test:
+# server/tests/terraform/. Not run here: `terraform init/validate/plan` (they download providers
+# and plan needs credentials).
+set -euo pipefail
+cd "$(dirname "$0")"
+root=$(cd .. && pwd)
+VENV=$root/.ci-cache/checkov-venv
+clouds=(aws)
+export CHECKPOINT_DISABLE=1 TF_CLI_CONFIG_FILE=/dev/null
+
+if command -v terraform >/dev/null; then
+  echo "$(terraform version | head -n 1): fmt -check"
+  terraform fmt -check -recursive -diff .
+else
+  echo "terraform not installed: fmt not checked (the image of this machine kind has 1.11)" >&2
+fi
+
+if [[ ! -x $VENV/bin/checkov ]]; then
+  echo "installing checkov (PyPI) into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "checkov>=3.2.500,<4"
+fi
+offline=()
+if unshare -n true 2>/dev/null; then offline=(unshare -n); fi
+export CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE
+for cloud in "${clouds[@]}"; do
+  echo "checkov $("$VENV/bin/checkov" --version) on terraform/$cloud${offline:+ (no network)}"
+  "${offline[@]}" "$VENV/bin/checkov" -d "$cloud" --framework terraform --skip-download --quiet --compact
+done
+
+echo "terraform/tests"
+(cd tests && "$VENV/bin/python" -m unittest -v 2>&1)
