@@ -43,6 +43,8 @@ pub enum StartError {
 pub struct Application {
     http: TcpListener,
     grpc: TcpListener,
+    /// A listener of its own for /metrics, when configured (else /metrics is on `http`).
+    metrics: Option<TcpListener>,
     http_router: axum::Router,
     grpc_router: axum::Router,
     lifecycle: Lifecycle,
@@ -86,6 +88,10 @@ impl Application {
         // Bind first: a port conflict should fail fast, before any store or metadata work.
         let http = bind("REST", config.http_addr).await?;
         let grpc = bind("gRPC", config.grpc_addr).await?;
+        let metrics = match config.metrics_addr {
+            Some(addr) => Some(bind("metrics", addr).await?),
+            None => None,
+        };
         let store = open_store(&config).await?;
         let store_kind = store.kind();
         crate::metrics::init(store_kind);
@@ -110,13 +116,16 @@ impl Application {
         };
         let options =
             gateway::Options { body_limit: config.body_limit, max_concurrency: config.max_concurrency as usize };
-        let http_router = gateway::router(transport, lifecycle.readiness(), options)
-            .merge(axum::Router::new().route("/metrics", axum::routing::get(crate::metrics::render)));
+        let mut http_router = gateway::router(transport, lifecycle.readiness(), options);
+        if metrics.is_none() {
+            http_router = http_router.merge(metrics_router());
+        }
         let grpc_router = grpc::network_layers(grpc_core, config.max_concurrency as usize);
 
         Ok(Self {
             http,
             grpc,
+            metrics,
             http_router,
             grpc_router,
             lifecycle,
@@ -132,6 +141,10 @@ impl Application {
 
     pub fn grpc_addr(&self) -> SocketAddr {
         self.grpc.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|l| l.local_addr().expect("bound listener has an address"))
     }
 
     /// Serves until `shutdown` resolves, then: /gtg 503 and health NOT_SERVING at once, keep
@@ -157,8 +170,17 @@ impl Application {
                 .with_graceful_shutdown(stopped())
                 .into_future(),
         );
+        let metrics_addr = self.metrics.as_ref().map(|l| l.local_addr().expect("bound listener has an address"));
+        if let Some(listener) = self.metrics {
+            servers.spawn(
+                axum::serve(listener, metrics_router().into_make_service())
+                    .with_graceful_shutdown(stopped())
+                    .into_future(),
+            );
+        }
         self.lifecycle.set_ready().await;
-        tracing::info!(%http_addr, %grpc_addr, store = self.store_kind, "listening");
+        let metrics_at = metrics_addr.map_or_else(|| "the REST listener".to_owned(), |a| a.to_string());
+        tracing::info!(%http_addr, %grpc_addr, metrics = %metrics_at, store = self.store_kind, "listening");
         // systemd (Type=notify) starts dependents and counts the start as done only now.
         systemd_notify(sd_notify::NotifyState::Ready);
 
@@ -194,6 +216,10 @@ impl Application {
             )),
         }
     }
+}
+
+fn metrics_router() -> axum::Router {
+    axum::Router::new().route("/metrics", axum::routing::get(crate::metrics::render))
 }
 
 /// Tells systemd about a state change when it runs us as `Type=notify` (a no-op without

@@ -23,6 +23,11 @@ pub struct Config {
     #[arg(long, env = "CANDIDATES_GRPC_ADDR", default_value = "127.0.0.1:50051")]
     pub grpc_addr: SocketAddr,
 
+    /// Serve /metrics on this address instead of on the REST listener, so that a load balancer in
+    /// front of the REST port never exposes it (what the deployments do).
+    #[arg(long, env = "CANDIDATES_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Where candidates are stored.
     #[arg(long, env = "CANDIDATES_STORE", value_enum, default_value_t = StoreKind::Embedded)]
     pub store: StoreKind,

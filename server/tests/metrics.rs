@@ -70,3 +70,30 @@ async fn store_errors_are_counted() {
     let labels = [("backend", "embedded"), ("operation", "put"), ("error", "unavailable")];
     assert_eq!(value(&scrape, "store_operation_errors_total", &labels), Some(1.0), "{text}");
 }
+
+/// With --metrics-addr, /metrics moves to its own listener: a load balancer in front of the REST
+/// port cannot expose it.
+#[tokio::test]
+async fn metrics_addr_moves_metrics_off_the_rest_listener() {
+    let server = TestServer::spawn(&["--metrics-addr", "127.0.0.1:0"]);
+    let listening = server
+        .log_lines()
+        .into_iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+        .find(|v| v["message"] == "listening")
+        .expect("a listening log line");
+    let addr = listening["metrics"].as_str().unwrap().to_owned();
+    assert!(addr.starts_with("127.0.0.1:"), "{listening}");
+
+    let c = http();
+    c.post(server.url("/candidate/Ada")).send().await.unwrap();
+    let on_rest = c.get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(on_rest.status(), 404);
+    assert_eq!(on_rest.json::<serde_json::Value>().await.unwrap()["code"], 5);
+
+    let resp = c.get(format!("http://{addr}/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("Prometheus text format");
+    assert!(value(&scrape, "http_requests_total", &[("method", "POST")]).unwrap_or(0.0) >= 1.0, "{text}");
+}

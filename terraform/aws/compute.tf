@@ -21,6 +21,7 @@ locals {
     CANDIDATES_INSTANCE_METADATA = "aws"
     CANDIDATES_HTTP_ADDR         = "0.0.0.0:${var.http_port}"
     CANDIDATES_GRPC_ADDR         = "0.0.0.0:${var.grpc_port}"
+    CANDIDATES_METRICS_ADDR      = "0.0.0.0:${var.metrics_port}"
     CANDIDATES_DRAIN_PERIOD      = "${var.drain_period_seconds}s"
     CANDIDATES_SHUTDOWN_GRACE    = "${var.shutdown_grace_seconds}s"
     CANDIDATES_LOG_FORMAT        = "json"

@@ -92,7 +92,8 @@ resource "aws_lb_listener" "https" {
   }
 }
 
-# /metrics is for Prometheus inside the VPC (it scrapes the instances on 8000), not the internet.
+# /metrics is served on its own port (var.metrics_port) for Prometheus inside the VPC; should an
+# instance serve it on 8000 anyway (an image without CANDIDATES_METRICS_ADDR), the ALB still hides it.
 resource "aws_lb_listener_rule" "hide_metrics" {
   listener_arn = local.https_enabled ? aws_lb_listener.https[0].arn : aws_lb_listener.http.arn
   priority     = 10

@@ -2,12 +2,14 @@
 #   internet (var.alb_ingress_cidrs) -> ALB :80/:443 -> instances :8000 (REST and its health check)
 #   VPC (var.grpc_client_cidrs)      -> internal NLB :50051 -> instances :50051 (gRPC)
 #   NLB health checks                -> instances :8000 /gtg
+#   VPC (var.metrics_scrape_cidrs)   -> instances :9090 /metrics (no load balancer forwards it)
 #   instances -> 443 out (DynamoDB via the gateway endpoint, SSM via NAT); nothing else.
 
 locals {
-  grpc_client_cidrs = length(var.grpc_client_cidrs) > 0 ? var.grpc_client_cidrs : [var.vpc_cidr]
-  https_enabled     = var.certificate_arn != ""
-  alb_ports         = local.https_enabled ? [80, 443] : [80]
+  grpc_client_cidrs    = length(var.grpc_client_cidrs) > 0 ? var.grpc_client_cidrs : [var.vpc_cidr]
+  metrics_scrape_cidrs = length(var.metrics_scrape_cidrs) > 0 ? var.metrics_scrape_cidrs : [var.vpc_cidr]
+  https_enabled        = var.certificate_arn != ""
+  alb_ports            = local.https_enabled ? [80, 443] : [80]
 }
 
 resource "aws_security_group" "alb" {
@@ -105,6 +107,16 @@ resource "aws_vpc_security_group_ingress_rule" "instances_grpc_from_vpc" {
   ip_protocol       = "tcp"
   from_port         = var.grpc_port
   to_port           = var.grpc_port
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_ingress_rule" "instances_metrics" {
+  for_each          = toset(local.metrics_scrape_cidrs)
+  security_group_id = aws_security_group.instances.id
+  description       = "Prometheus scrapes of /metrics from inside the VPC"
+  ip_protocol       = "tcp"
+  from_port         = var.metrics_port
+  to_port           = var.metrics_port
   cidr_ipv4         = each.value
 }
 

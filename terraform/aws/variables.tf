@@ -108,6 +108,18 @@ variable "grpc_port" {
   default     = 50051
 }
 
+variable "metrics_port" {
+  type        = number
+  description = "Port of /metrics on the instances (CANDIDATES_METRICS_ADDR); no load balancer forwards it."
+  default     = 9090
+}
+
+variable "metrics_scrape_cidrs" {
+  type        = list(string)
+  description = "Who may scrape /metrics on the instances; empty means the VPC."
+  default     = []
+}
+
 variable "health_check_path" {
   type        = string
   description = "Health check path: 200 when serving, 503 while starting or draining."

@@ -102,10 +102,12 @@ impl TestServer {
             let listening_tx = listening_tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    if let Some(addrs) = parse_listening(&line) {
+                    let listening = parse_listening(&line);
+                    // Logged before announced: a test that sees the server started sees this line.
+                    logs.lock().unwrap().push(line);
+                    if let Some(addrs) = listening {
                         let _ = listening_tx.send(addrs);
                     }
-                    logs.lock().unwrap().push(line);
                 }
             });
         }

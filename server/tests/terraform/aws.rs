@@ -212,6 +212,18 @@ fn only_the_public_alb_accepts_traffic_from_the_internet_and_only_on_80_and_443(
 #[test]
 fn metrics_are_not_served_through_the_public_alb() {
     let m = aws();
+    // Their own port, which only the VPC reaches and no listener forwards...
+    let env = one_line(m.local("service_env"));
+    assert!(env.contains("CANDIDATES_METRICS_ADDR = \"0.0.0.0:${var.metrics_port}\""), "{env}");
+    let metrics = m.default_number("metrics_port");
+    assert!(![m.default_number("http_port"), m.default_number("grpc_port"), 80, 443].contains(&metrics));
+    let rule = m.resource("aws_vpc_security_group_ingress_rule", "instances_metrics");
+    assert_eq!(text(rule, "from_port"), "var.metrics_port");
+    assert!(!world_open(&m.expand_attr(rule, "cidr_ipv4")));
+    for (name, listener) in m.resources("aws_lb_listener") {
+        assert!(!text(listener, "port").contains("metrics"), "{name}");
+    }
+    // ...and the ALB answers /metrics itself should an instance serve it on 8000.
     let rule = m.resource("aws_lb_listener_rule", "hide_metrics");
     let paths = strings(attr(block(block(rule, "condition"), "path_pattern"), "values").unwrap());
     assert!(paths.contains(&"/metrics".to_string()), "{paths:?}");
