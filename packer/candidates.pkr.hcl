@@ -27,6 +27,12 @@ variable "binary_path" {
   default     = "../dist/candidate-server"
 }
 
+variable "client_path" {
+  type        = string
+  description = "The release build of candidatectl to install beside it (scripts/build-release.sh writes dist/candidatectl)."
+  default     = "../dist/candidatectl"
+}
+
 variable "git_commit" {
   type        = string
   description = "The git commit the binary was built from; tagged/labelled on every image."
@@ -178,6 +184,7 @@ build {
   provisioner "file" {
     sources = [
       var.binary_path,
+      var.client_path,
       "${path.root}/files/candidates.service",
       "${path.root}/files/candidates.env.example",
     ]

@@ -20,8 +20,16 @@ use tracing::Span;
 
 use crate::{Options, error::ApiError};
 
+/// Bodies declared larger than the limit but at most this large are read and dropped before the
+/// 413 goes out (see `refuse_declared_oversize`); larger ones are refused at once.
+const DRAIN_CAP: u64 = 16 << 20;
+/// How long reading such a body may take.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub(crate) fn apply(router: Router, options: &Options) -> Router {
-    let router = router.layer(RequestBodyLimitLayer::new(options.body_limit));
+    let router = router
+        .layer(RequestBodyLimitLayer::new(options.body_limit))
+        .layer(middleware::from_fn_with_state(options.body_limit as u64, refuse_declared_oversize));
     load_shed(router, options.max_concurrency, || {
         ApiError::from_http(StatusCode::SERVICE_UNAVAILABLE, "server is overloaded, retry later").into_response()
     })
@@ -45,6 +53,33 @@ pub(crate) fn apply(router: Router, options: &Options) -> Router {
             .on_failure(()),
     )
     .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// 413 for a body whose Content-Length is over the limit. The body is read and dropped first (up
+/// to `DRAIN_CAP` bytes and `DRAIN_TIMEOUT`), like nginx's lingering close: a server that answers
+/// and closes with unread data in the socket makes the kernel send RST, and the client sees
+/// "connection reset" or "broken pipe" instead of the 413. Reading it also keeps the connection
+/// usable. Chunked bodies are limited while read (`RequestBodyLimitLayer`).
+async fn refuse_declared_oversize(State(limit): State<u64>, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit => {
+            if length <= DRAIN_CAP {
+                let mut body = request.into_body().into_data_stream();
+                let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+                    while let Some(Ok(_)) = futures::StreamExt::next(&mut body).await {}
+                })
+                .await;
+            }
+            ApiError::from_http(StatusCode::PAYLOAD_TOO_LARGE, format!("request body is larger than {limit} bytes"))
+                .into_response()
+        }
+        _ => next.run(request).await,
+    }
 }
 
 #[derive(Clone)]

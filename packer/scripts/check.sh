@@ -47,6 +47,7 @@ open(dst, "w").write(text)
 PY
 cp -r files scripts "$work/packer/"
 : >"$work/dist/candidate-server"
+: >"$work/dist/candidatectl"
 (cd "$work/packer" && packer validate -var git_commit=0123abc -var gcp_project_id=example \
   -var azure_subscription_id=00000000-0000-0000-0000-000000000000 .)
 

@@ -11,7 +11,7 @@ SRC=${SRC:-/tmp/candidates}
 ROOT=${ROOT:-/}
 ROOT=${ROOT%/}
 
-for f in candidate-server candidates.service candidates.env.example; do
+for f in candidate-server candidatectl candidates.service candidates.env.example; do
   [[ -f "$SRC/$f" ]] || { echo "provision: $SRC/$f is missing" >&2; exit 1; }
 done
 
@@ -34,6 +34,8 @@ group=root
 install -d -m 0755 "$ROOT/usr/local/bin" "$ROOT/etc/systemd/system"
 install -d -m 0750 -o root -g "$group" "$ROOT/etc/candidates"
 install -m 0755 -o root -g root "$SRC/candidate-server" "$ROOT/usr/local/bin/candidate-server"
+# The client, for operators on the box and for the deploy scripts' checks from inside the network.
+install -m 0755 -o root -g root "$SRC/candidatectl" "$ROOT/usr/local/bin/candidatectl"
 install -m 0644 -o root -g root "$SRC/candidates.service" "$ROOT/etc/systemd/system/candidates.service"
 # Keep an env file cloud-init already wrote (a re-provision must not reset a configured machine).
 if [[ ! -f "$ROOT/etc/candidates/candidates.env" ]]; then

@@ -2,10 +2,13 @@
 # Tests the image's provisioning without a cloud: runs provision.sh against a throwaway root,
 # checks the files, modes and unit it installs, then starts the installed release binary with the
 # image's default environment file (listeners moved to 127.0.0.1 and free ports) and checks that
-# both listeners answer. Needs dist/candidate-server (scripts/build-release.sh).
+# both listeners answer, with the installed candidatectl's contract check among others. Needs
+# dist/candidate-server and dist/candidatectl (scripts/build-release.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[[ -x dist/candidate-server ]] || { echo "dist/candidate-server missing: run scripts/build-release.sh" >&2; exit 1; }
+for bin in candidate-server candidatectl; do
+  [[ -x dist/$bin ]] || { echo "dist/$bin missing: run scripts/build-release.sh" >&2; exit 1; }
+done
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 work=$(mktemp -d)
@@ -17,7 +20,7 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$work/src" "$work/root"
-cp dist/candidate-server packer/files/candidates.service packer/files/candidates.env.example "$work/src/"
+cp dist/candidate-server dist/candidatectl packer/files/candidates.service packer/files/candidates.env.example "$work/src/"
 out=$(SRC="$work/src" ROOT="$work/root" packer/scripts/provision.sh)
 echo "$out"
 
@@ -29,6 +32,7 @@ check_mode() {
   echo "ok: $path $got"
 }
 check_mode /usr/local/bin/candidate-server 755
+check_mode /usr/local/bin/candidatectl 755
 check_mode /etc/systemd/system/candidates.service 644
 check_mode /etc/candidates 750
 check_mode /etc/candidates/candidates.env 640
@@ -68,6 +72,10 @@ status=$(curl -s --http2-prior-knowledge -o /dev/null -w '%{http_code}' -H 'cont
   -H 'te: trailers' --data-binary @"$work/req.bin" "http://127.0.0.1:$grpc_port/grpc.health.v1.Health/Check")
 [[ "$status" == 200 ]] || fail "gRPC listener answered HTTP $status"
 grep -q '"message":"listening"' "$work/server.log" || fail "no JSON log line"
+# The installed client, as the deploy scripts run it on an instance: the whole contract, both APIs.
+"$work/root/usr/local/bin/candidatectl" check --rest-target "http://127.0.0.1:$http_port" \
+  --grpc-target "http://127.0.0.1:$grpc_port" >"$work/check.log" 2>&1 || { cat "$work/check.log"; fail "candidatectl check failed"; }
+echo "ok: the installed candidatectl's contract check passes ($(tail -n 1 "$work/check.log"))"
 echo "ok: the installed binary serves REST and gRPC with the image's environment file"
 kill -TERM "$pid"
 wait "$pid" || fail "the server did not exit 0 after SIGTERM"

@@ -178,6 +178,22 @@ async fn unknown_path_and_wrong_method_are_json() {
     }
 }
 
+/// A client sending a large body gets its 413, not a connection reset: the server reads and drops
+/// a declared-too-large body (up to a cap) before answering, so it does not close a socket with
+/// unread data (which makes the kernel send RST and lose the response).
+#[tokio::test]
+async fn large_oversized_bodies_get_413_not_a_reset() {
+    let server = TestServer::spawn(&[]);
+    let c = http();
+    for i in 0..5 {
+        let resp = c.post(server.url(&format!("/candidate/big{i}"))).body(vec![b'x'; 8 << 20]).send().await;
+        let resp = resp.unwrap_or_else(|e| panic!("request {i}: {e:?}"));
+        let (status, body) = json_of(resp).await;
+        assert_error(status, &body, 413, 8);
+    }
+    assert!(list_names(&server).await.is_empty());
+}
+
 #[tokio::test]
 async fn oversized_body_is_413_and_writes_nothing() {
     let server = TestServer::spawn(&["--body-limit", "1024"]);
