@@ -71,3 +71,7 @@ class FakeSystemctl:
 
 def run(script, env, timeout):
     return subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_python(script, env, timeout):
+    return subprocess.run(["python3", script], env=env, capture_output=True, text=True, timeout=timeout)

@@ -1,51 +1,26 @@
-use std::{collections::BTreeSet, fs};
+use std::collections::BTreeSet;
 
 use crate::infra::{
-    Module, attr, binary, block, blocks, bool_attr, integers, num_attr, one_line, repo_root, str_attr, strings, text,
-    world_open,
+    Module, attr, binary, block, blocks, bool_attr, integers, num_attr, one_line, readme_list, sdk_calls, str_attr,
+    strings, text, world_open,
 };
 
 fn aws() -> Module {
     Module::load("aws")
 }
 
-/// The DynamoDB API calls `server/src/store/dynamodb.rs` makes: every `.client.<op>()`, as an IAM
-/// action (`get_item` -> `dynamodb:GetItem`).
+/// The DynamoDB API calls `server/src/store/dynamodb.rs` makes, as IAM actions
+/// (`get_item` -> `dynamodb:GetItem`).
 fn backend_actions() -> BTreeSet<String> {
-    let src = fs::read_to_string(repo_root().join("server/src/store/dynamodb.rs")).unwrap();
-    let compact: String = src.split_whitespace().collect();
-    let mut actions = BTreeSet::new();
-    for piece in compact.split(".client.").skip(1) {
-        let op: String = piece.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
-        assert!(
-            piece[op.len()..].starts_with("()"),
-            "unexpected client use: .client.{}",
-            &piece[..40.min(piece.len())]
-        );
-        let pascal: String = op.split('_').map(|w| w[..1].to_uppercase() + &w[1..]).collect();
-        actions.insert(format!("dynamodb:{pascal}"));
-    }
-    assert!(actions.len() >= 4, "found only {actions:?} in dynamodb.rs");
-    actions
-}
-
-/// The actions README's "DynamoDB" section lists.
-fn readme_actions() -> BTreeSet<String> {
-    let readme = fs::read_to_string(repo_root().join("README.md")).unwrap();
-    let section = readme.split("### DynamoDB").nth(1).expect("README has a DynamoDB section");
-    let section = section.split("\n#").next().unwrap();
-    section
-        .split(|c: char| c.is_whitespace() || c == '`' || c == ',')
-        .filter(|w| w.starts_with("dynamodb:"))
-        .map(str::to_owned)
-        .collect()
+    let pascal = |op: &str| op.split('_').map(|w| w[..1].to_uppercase() + &w[1..]).collect::<String>();
+    sdk_calls("dynamodb.rs", "self.client.").iter().map(|op| format!("dynamodb:{}", pascal(op))).collect()
 }
 
 #[test]
 fn instance_role_grants_exactly_the_backends_dynamodb_calls_on_the_one_table() {
     let m = aws();
     let backend = backend_actions();
-    assert_eq!(readme_actions(), backend, "README's IAM list vs the calls in dynamodb.rs");
+    assert_eq!(readme_list("### DynamoDB", "dynamodb:"), backend, "README's IAM list vs the calls in dynamodb.rs");
     let granted: BTreeSet<String> = strings(m.local("dynamodb_actions")).into_iter().collect();
     assert_eq!(granted, backend, "local.dynamodb_actions vs the calls in dynamodb.rs");
 

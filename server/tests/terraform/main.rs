@@ -6,3 +6,4 @@
 mod infra;
 
 mod aws;
+mod azure;

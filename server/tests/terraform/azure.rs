@@ -1,0 +1,253 @@
+use std::collections::BTreeSet;
+
+use crate::infra::{
+    Module, attr, binary, block, blocks, bool_attr, integers, num_attr, one_line, readme_list, sdk_calls, str_attr,
+    strings, text, world_open,
+};
+
+fn azure() -> Module {
+    Module::load("azure")
+}
+
+const DOCUMENTDB: &str = "Microsoft.DocumentDB/databaseAccounts/";
+
+/// The Cosmos DB data actions `server/src/store/cosmos.rs` needs: one per container call it makes.
+fn backend_data_actions() -> BTreeSet<String> {
+    sdk_calls("cosmos.rs", "self.container.")
+        .iter()
+        .map(|call| {
+            let action = match call.as_str() {
+                "read_item" => "sqlDatabases/containers/items/read",
+                "upsert_item" => "sqlDatabases/containers/items/upsert",
+                "delete_item" => "sqlDatabases/containers/items/delete",
+                "query_items" => "sqlDatabases/containers/executeQuery",
+                other => panic!("cosmos.rs calls {other}: map it to its data action here and grant it in Terraform"),
+            };
+            format!("{DOCUMENTDB}{action}")
+        })
+        .collect()
+}
+
+#[test]
+fn cosmos_roles_grant_exactly_the_backends_calls_at_container_scope() {
+    let m = azure();
+    let data: BTreeSet<String> = strings(m.local("cosmos_data_actions")).into_iter().collect();
+    assert_eq!(data, backend_data_actions(), "local.cosmos_data_actions vs the calls in cosmos.rs");
+    let metadata: BTreeSet<String> = strings(m.local("cosmos_metadata_actions")).into_iter().collect();
+    assert_eq!(metadata, BTreeSet::from([format!("{DOCUMENTDB}readMetadata")]));
+    let readme = readme_list("### Cosmos DB", DOCUMENTDB);
+    assert_eq!(readme, data.union(&metadata).cloned().collect(), "README's list vs Terraform's");
+
+    assert_eq!(
+        one_line(m.local("container_scope")),
+        "\"${azurerm_cosmosdb_account.this.id}/dbs/${azurerm_cosmosdb_sql_database.this.name}/colls/${azurerm_cosmosdb_sql_container.candidates.name}\""
+    );
+    let role = m.resource("azurerm_cosmosdb_sql_role_definition", "data");
+    assert_eq!(text(role, "assignable_scopes"), "[local.container_scope]");
+    assert_eq!(text(block(role, "permissions"), "data_actions"), "local.cosmos_data_actions");
+    let role = m.resource("azurerm_cosmosdb_sql_role_definition", "metadata");
+    assert_eq!(text(block(role, "permissions"), "data_actions"), "local.cosmos_metadata_actions");
+
+    // The scale set's identity gets exactly two assignments: data on the container, metadata on
+    // the account; no Azure RBAC (control plane) role at all.
+    let assignments = m.resources("azurerm_cosmosdb_sql_role_assignment");
+    assert_eq!(assignments.len(), 2);
+    for (name, a) in &assignments {
+        assert_eq!(text(a, "principal_id"), "azurerm_linux_virtual_machine_scale_set.this.identity[0].principal_id");
+        let (role, scope) = match *name {
+            "data" => ("azurerm_cosmosdb_sql_role_definition.data.id", "local.container_scope"),
+            "metadata" => ("azurerm_cosmosdb_sql_role_definition.metadata.id", "azurerm_cosmosdb_account.this.id"),
+            other => panic!("unexpected role assignment {other}"),
+        };
+        assert_eq!((text(a, "role_definition_id").as_str(), text(a, "scope").as_str()), (role, scope));
+    }
+    assert!(m.resources("azurerm_role_assignment").is_empty());
+}
+
+#[test]
+fn cosmos_account_takes_no_keys_and_has_the_originals_layout() {
+    let m = azure();
+    let account = m.resource("azurerm_cosmosdb_account", "this");
+    assert_eq!(bool_attr(account, "local_authentication_disabled"), Some(true));
+    assert_eq!(bool_attr(account, "is_virtual_network_filter_enabled"), Some(true));
+    assert_eq!(text(block(account, "virtual_network_rule"), "id"), "azurerm_subnet.app.id");
+    assert_eq!(m.default_string("cosmos_database"), binary::default("cosmos_database"));
+    assert_eq!(m.default_string("cosmos_container"), binary::default("cosmos_container"));
+    let container = m.resource("azurerm_cosmosdb_sql_container", "candidates");
+    assert_eq!(strings(attr(container, "partition_key_paths").unwrap()), ["/CandidateName"]);
+    assert_eq!(m.default("cosmos_serverless").to_string(), "true");
+}
+
+#[test]
+fn probes_and_ports_match_the_binary() {
+    let m = azure();
+    assert_eq!(m.default_number("http_port"), binary::default_port("http_addr"));
+    assert_eq!(m.default_number("grpc_port"), binary::default_port("grpc_addr"));
+    assert_eq!(m.default_string("health_check_path"), binary::health_path());
+
+    let gw = m.resource("azurerm_application_gateway", "rest");
+    let probe = block(gw, "probe");
+    assert_eq!(text(probe, "path"), "var.health_check_path");
+    assert_eq!(strings(attr(block(probe, "match"), "status_code").unwrap()), ["200"]);
+    let settings = block(gw, "backend_http_settings");
+    assert_eq!(text(settings, "port"), "var.http_port");
+    assert_eq!(text(settings, "probe_name"), "local.gateway_probe");
+    let draining = block(settings, "connection_draining");
+    assert_eq!(bool_attr(draining, "enabled"), Some(true));
+    assert_eq!(text(draining, "drain_timeout_sec"), "local.drain_timeout");
+    assert_eq!(num_attr(block(gw, "frontend_port"), "port"), Some(80));
+
+    let lb_probe = m.resource("azurerm_lb_probe", "gtg");
+    assert_eq!(
+        (text(lb_probe, "port"), text(lb_probe, "request_path")),
+        ("var.http_port".into(), "var.health_check_path".into())
+    );
+    let rule = m.resource("azurerm_lb_rule", "grpc");
+    assert_eq!(
+        (text(rule, "frontend_port"), text(rule, "backend_port")),
+        ("var.grpc_port".into(), "var.grpc_port".into())
+    );
+    assert_eq!(text(rule, "probe_id"), "azurerm_lb_probe.gtg.id");
+    // The internal load balancer's frontend is a private address in the app subnet.
+    let frontend = block(m.resource("azurerm_lb", "grpc"), "frontend_ip_configuration");
+    assert_eq!(text(frontend, "subnet_id"), "azurerm_subnet.app.id");
+    assert!(attr(frontend, "public_ip_address_id").is_none());
+
+    // The scale set's own health view probes the same path and port.
+    let vmss = m.resource("azurerm_linux_virtual_machine_scale_set", "this");
+    let health = blocks(vmss, "extension")
+        .into_iter()
+        .find(|e| str_attr(e, "type").as_deref() == Some("ApplicationHealthLinux"))
+        .expect("ApplicationHealthLinux extension");
+    let settings = one_line(attr(health, "settings").unwrap());
+    assert!(
+        settings.contains("port = var.http_port") && settings.contains("requestPath = var.health_check_path"),
+        "{settings}"
+    );
+
+    // Drain: the binary's timings, long enough for the probes, covered by the draining timeout and
+    // the termination notice.
+    let drain = m.default_number("drain_period_seconds");
+    let grace = m.default_number("shutdown_grace_seconds");
+    assert_eq!((drain, grace), (binary::default_secs("drain_period"), binary::default_secs("shutdown_grace")));
+    assert_eq!(one_line(m.local("drain_timeout")), "var.drain_period_seconds + var.shutdown_grace_seconds");
+    assert!(m.default_number("probe_interval") * m.default_number("probe_unhealthy_threshold") <= drain);
+    let notice = block(vmss, "termination_notification");
+    assert_eq!(bool_attr(notice, "enabled"), Some(true));
+    let timeout = str_attr(notice, "timeout").unwrap();
+    let minutes: i64 = timeout.trim_start_matches("PT").trim_end_matches('M').parse().expect("PT<n>M");
+    assert!(minutes * 60 >= drain + grace, "{timeout}");
+    let env = one_line(m.local("service_env"));
+    assert!(env.contains("CANDIDATES_HTTP_ADDR = \"0.0.0.0:${var.http_port}\""), "{env}");
+    assert!(env.contains("CANDIDATES_METRICS_ADDR = \"0.0.0.0:${var.metrics_port}\""), "{env}");
+}
+
+#[test]
+fn env_file_configures_cosmos_with_the_binarys_own_variable_names() {
+    let m = azure();
+    let hcl::Expression::Object(env) = m.local("service_env") else { panic!("service_env is not an object") };
+    let known = binary::env_names();
+    let pairs: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), one_line(v))).collect();
+    for (key, _) in &pairs {
+        assert!(known.contains(key), "{key} is not an environment variable of candidate-server");
+    }
+    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    assert_eq!(get("CANDIDATES_STORE"), "\"cosmos\"");
+    assert_eq!(get("CANDIDATES_INSTANCE_METADATA"), "\"azure\"");
+    assert_eq!(get("COSMOS_ENDPOINT"), "azurerm_cosmosdb_account.this.endpoint");
+    assert_eq!(get("COSMOS_DATABASE_NAME"), "azurerm_cosmosdb_sql_database.this.name");
+    assert_eq!(get("COSMOS_CONTAINER_NAME"), "azurerm_cosmosdb_sql_container.candidates.name");
+    assert!(!pairs.iter().any(|(k, _)| k.contains("KEY")), "no account key: the managed identity authenticates");
+}
+
+#[test]
+fn instances_have_no_public_address_and_only_the_gateway_is_open_to_the_internet() {
+    let m = azure();
+    let vmss = m.resource("azurerm_linux_virtual_machine_scale_set", "this");
+    for nic in blocks(vmss, "network_interface") {
+        for ip in blocks(nic, "ip_configuration") {
+            assert!(blocks(ip, "public_ip_address").is_empty(), "instances must not get public IPs");
+            assert_eq!(text(ip, "subnet_id"), "azurerm_subnet.app.id");
+        }
+    }
+    assert_eq!(str_attr(block(vmss, "identity"), "type").as_deref(), Some("SystemAssigned"));
+    assert_eq!(bool_attr(vmss, "disable_password_authentication"), Some(true));
+    // Public addresses: the gateway's frontend and the NAT gateway's egress, nothing else.
+    let public: BTreeSet<&str> = m.resources("azurerm_public_ip").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(public, BTreeSet::from(["gateway", "nat"]));
+    assert_eq!(text(m.resource("azurerm_subnet", "app"), "default_outbound_access_enabled"), "false");
+
+    let http = m.default_number("http_port");
+    let mut app_deny_all = false;
+    for (name, rule) in m.resources("azurerm_network_security_rule") {
+        if str_attr(rule, "direction").as_deref() != Some("Inbound") {
+            continue;
+        }
+        let nsg = text(rule, "network_security_group_name");
+        let sources = m.expand_attr(rule, "source_address_prefix") + &m.expand_attr(rule, "source_address_prefixes");
+        let ports = m.expand_attr(rule, "destination_port_range") + &m.expand_attr(rule, "destination_port_ranges");
+        if str_attr(rule, "access").as_deref() == Some("Deny") {
+            app_deny_all |= nsg.contains("azurerm_network_security_group.app.")
+                && sources.trim() == "\"*\""
+                && ports.trim() == "\"*\""
+                && num_attr(rule, "priority").unwrap() < 65000;
+            continue;
+        }
+        if world_open(&sources) {
+            assert!(
+                nsg.contains("azurerm_network_security_group.gateway."),
+                "{name}: open to the internet on the instances"
+            );
+            assert!(integers(&ports).is_subset(&BTreeSet::from([80, 443])) && !ports.contains('*'), "{name}: {ports}");
+        }
+        if nsg.contains("azurerm_network_security_group.app.")
+            && (ports.contains("var.http_port") || integers(&ports).contains(&http))
+        {
+            let source = sources.lines().next().unwrap_or_default().to_owned();
+            assert!(
+                source == "var.gateway_subnet_cidr" || source == "\"AzureLoadBalancer\"",
+                "{name}: port {http} from {source}"
+            );
+        }
+    }
+    assert!(app_deny_all, "the instances' NSG must end with a deny-all rule ahead of Azure's AllowVnetInBound");
+    assert_eq!(
+        one_line(m.local("grpc_client_cidrs")),
+        "length(var.grpc_client_cidrs) > 0 ? var.grpc_client_cidrs : [var.vnet_cidr]"
+    );
+}
+
+#[test]
+fn scale_set_rolls_repairs_and_autoscales_without_flapping() {
+    let m = azure();
+    let vmss = m.resource("azurerm_linux_virtual_machine_scale_set", "this");
+    assert_eq!(str_attr(vmss, "upgrade_mode").as_deref(), Some("Rolling"));
+    assert_eq!(bool_attr(block(vmss, "automatic_instance_repair"), "enabled"), Some(true));
+    assert_eq!(text(vmss, "zones"), "var.zones");
+    assert_eq!(
+        (m.default_number("instances_min"), m.default_number("instances_default"), m.default_number("instances_max")),
+        (2, 2, 4)
+    );
+    let (out, inn) = (m.default_number("scale_out_cpu"), m.default_number("scale_in_cpu"));
+    assert_eq!(out, 60);
+    assert!(inn * 2 <= out, "scale-in {inn}% vs scale-out {out}%");
+    let profile = block(m.resource("azurerm_monitor_autoscale_setting", "this"), "profile");
+    let rules: Vec<(String, String, String)> = blocks(profile, "rule")
+        .into_iter()
+        .map(|r| {
+            let trigger = block(r, "metric_trigger");
+            (
+                str_attr(trigger, "operator").unwrap(),
+                text(trigger, "threshold"),
+                str_attr(block(r, "scale_action"), "direction").unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("GreaterThan".into(), "var.scale_out_cpu".into(), "Increase".into()),
+            ("LessThan".into(), "var.scale_in_cpu".into(), "Decrease".into())
+        ]
+    );
+}

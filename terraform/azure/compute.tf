@@ -1,0 +1,223 @@
+# The instances: a Uniform VM Scale Set from the Packer image over the zones, in the gateway's and
+# the internal load balancer's pools, with the Application Health extension on /gtg, automatic
+# repair, rolling image upgrades, a termination notice the service drains in, and autoscale.
+
+data "azurerm_client_config" "current" {}
+
+locals {
+  manifest_path = var.packer_manifest != "" ? var.packer_manifest : "${path.module}/../../packer/packer-manifest.json"
+  manifest      = fileexists(local.manifest_path) ? jsondecode(file(local.manifest_path)) : { builds = [] }
+  # Builds are appended, so the last azure-arm one is the newest; its artifact_id is the image id.
+  manifest_images = [for build in local.manifest.builds : build.artifact_id if build.builder_type == "azure-arm"]
+  image_id        = var.image_id != "" ? var.image_id : try(local.manifest_images[length(local.manifest_images) - 1], "")
+
+  # Every key is a candidate-server flag's environment name (README "Configuration").
+  service_env = {
+    CANDIDATES_STORE             = "cosmos"
+    COSMOS_ENDPOINT              = azurerm_cosmosdb_account.this.endpoint
+    COSMOS_DATABASE_NAME         = azurerm_cosmosdb_sql_database.this.name
+    COSMOS_CONTAINER_NAME        = azurerm_cosmosdb_sql_container.candidates.name
+    CANDIDATES_COSMOS_REGION     = var.location
+    CANDIDATES_INSTANCE_METADATA = "azure"
+    CANDIDATES_HTTP_ADDR         = "0.0.0.0:${var.http_port}"
+    CANDIDATES_GRPC_ADDR         = "0.0.0.0:${var.grpc_port}"
+    CANDIDATES_METRICS_ADDR      = "0.0.0.0:${var.metrics_port}"
+    CANDIDATES_DRAIN_PERIOD      = "${var.drain_period_seconds}s"
+    CANDIDATES_SHUTDOWN_GRACE    = "${var.shutdown_grace_seconds}s"
+    CANDIDATES_LOG_FORMAT        = "json"
+  }
+
+  custom_data = templatefile("${path.module}/../templates/cloud-init.yaml.tftpl", {
+    deployment = "azure/${var.name}"
+    env        = local.service_env
+    files = [
+      { path = "/usr/local/sbin/candidates-scheduled-events", permissions = "0755", content = file("${path.module}/files/scheduled-events-drain.py") },
+      { path = "/etc/systemd/system/candidates-scheduled-events.service", permissions = "0644", content = file("${path.module}/files/candidates-scheduled-events.service") },
+    ]
+    enable_units = ["candidates-scheduled-events.service"]
+  })
+
+  gateway_pool_ids = [for pool in azurerm_application_gateway.rest.backend_address_pool : pool.id if pool.name == local.gateway_pool]
+}
+
+# A key the platform requires for a Linux scale set; nobody needs it (no port 22 is open).
+resource "tls_private_key" "admin" {
+  count     = var.admin_ssh_public_key == "" ? 1 : 0
+  algorithm = "RSA"
+  rsa_bits  = 4096
+}
+
+resource "azurerm_linux_virtual_machine_scale_set" "this" {
+  name                            = "${var.name}-vmss"
+  resource_group_name             = azurerm_resource_group.this.name
+  location                        = azurerm_resource_group.this.location
+  sku                             = var.vm_size
+  instances                       = var.instances_default
+  zones                           = var.zones
+  zone_balance                    = true
+  source_image_id                 = local.image_id
+  computer_name_prefix            = var.name
+  admin_username                  = "azureuser"
+  disable_password_authentication = true
+  custom_data                     = base64encode(local.custom_data)
+  # Extra VMs during creation would register in the pools and then vanish.
+  overprovision              = false
+  encryption_at_host_enabled = var.encryption_at_host
+  tags                       = local.tags
+  #checkov:skip=CKV_AZURE_97:Encryption at host needs a per-subscription feature registration; it is the variable encryption_at_host. Disks are encrypted at rest by the platform either way.
+
+  admin_ssh_key {
+    username   = "azureuser"
+    public_key = var.admin_ssh_public_key != "" ? var.admin_ssh_public_key : tls_private_key.admin[0].public_key_openssh
+  }
+
+  identity {
+    type = "SystemAssigned"
+  }
+
+  os_disk {
+    caching              = "ReadWrite"
+    storage_account_type = "StandardSSD_LRS"
+  }
+
+  # No public IP: clients come through the gateway and the internal load balancer, egress is NAT.
+  network_interface {
+    name    = "nic"
+    primary = true
+
+    ip_configuration {
+      name                                         = "internal"
+      primary                                      = true
+      subnet_id                                    = azurerm_subnet.app.id
+      application_gateway_backend_address_pool_ids = local.gateway_pool_ids
+      load_balancer_backend_address_pool_ids       = [azurerm_lb_backend_address_pool.grpc.id]
+    }
+  }
+
+  # The platform's own view of instance health, for repairs and rolling upgrades.
+  extension {
+    name                       = "HealthExtension"
+    publisher                  = "Microsoft.ManagedServices"
+    type                       = "ApplicationHealthLinux"
+    type_handler_version       = "2.0"
+    auto_upgrade_minor_version = true
+    settings = jsonencode({
+      protocol          = "http"
+      port              = var.http_port
+      requestPath       = var.health_check_path
+      intervalInSeconds = var.probe_interval
+      numberOfProbes    = var.probe_unhealthy_threshold
+    })
+  }
+
+  automatic_instance_repair {
+    enabled      = true
+    grace_period = "PT10M"
+  }
+
+  # Deletions (scale-in, repairs) post a Terminate scheduled event this long before they happen;
+  # candidates-scheduled-events drains the service and then approves the event (so it rarely waits
+  # the whole notice). Azure's minimum, 5 minutes, is far above the drain.
+  termination_notification {
+    enabled = true
+    timeout = "PT5M"
+  }
+
+  # A new image (source_image_id) rolls through in batches, new instances first (surge).
+  upgrade_mode = "Rolling"
+  rolling_upgrade_policy {
+    max_batch_instance_percent              = 50
+    max_unhealthy_instance_percent          = 50
+    max_unhealthy_upgraded_instance_percent = 20
+    pause_time_between_batches              = "PT30S"
+    maximum_surge_instances_enabled         = true
+    prioritize_unhealthy_instances_enabled  = true
+  }
+
+  scale_in {
+    rule                   = "Default"
+    force_deletion_enabled = false
+  }
+
+  boot_diagnostics {}
+
+  lifecycle {
+    # Autoscale owns the instance count after creation.
+    ignore_changes = [instances]
+    precondition {
+      condition     = local.image_id != ""
+      error_message = "No image: set image_id, or run `packer build -only=azure-arm.azure` so that the manifest has one."
+    }
+  }
+
+  depends_on = [azurerm_subnet_nat_gateway_association.app, azurerm_subnet_network_security_group_association.app]
+}
+
+resource "azurerm_monitor_autoscale_setting" "this" {
+  name                = "${var.name}-autoscale"
+  resource_group_name = azurerm_resource_group.this.name
+  location            = azurerm_resource_group.this.location
+  target_resource_id  = azurerm_linux_virtual_machine_scale_set.this.id
+  tags                = local.tags
+
+  profile {
+    name = "cpu"
+
+    capacity {
+      default = var.instances_default
+      minimum = var.instances_min
+      maximum = var.instances_max
+    }
+
+    rule {
+      metric_trigger {
+        metric_name        = "Percentage CPU"
+        metric_resource_id = azurerm_linux_virtual_machine_scale_set.this.id
+        metric_namespace   = "microsoft.compute/virtualmachinescalesets"
+        time_grain         = "PT1M"
+        statistic          = "Average"
+        time_window        = "PT5M"
+        time_aggregation   = "Average"
+        operator           = "GreaterThan"
+        threshold          = var.scale_out_cpu
+      }
+      scale_action {
+        direction = "Increase"
+        type      = "ChangeCount"
+        value     = "1"
+        cooldown  = "PT5M"
+      }
+    }
+
+    rule {
+      metric_trigger {
+        metric_name        = "Percentage CPU"
+        metric_resource_id = azurerm_linux_virtual_machine_scale_set.this.id
+        metric_namespace   = "microsoft.compute/virtualmachinescalesets"
+        time_grain         = "PT1M"
+        statistic          = "Average"
+        time_window        = "PT10M"
+        time_aggregation   = "Average"
+        operator           = "LessThan"
+        threshold          = var.scale_in_cpu
+      }
+      scale_action {
+        direction = "Decrease"
+        type      = "ChangeCount"
+        value     = "1"
+        cooldown  = "PT10M"
+      }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.scale_in_cpu * 2 <= var.scale_out_cpu
+      error_message = "scale_in_cpu must be at most half of scale_out_cpu, or removing an instance pushes the rest over the scale-out threshold (flapping)."
+    }
+    precondition {
+      condition     = var.instances_min <= var.instances_default && var.instances_default <= var.instances_max
+      error_message = "Need instances_min <= instances_default <= instances_max."
+    }
+  }
+}

@@ -1,0 +1,34 @@
+output "rest_url" {
+  description = "Base URL of the REST API (the Application Gateway)."
+  value       = "http://${azurerm_public_ip.gateway.fqdn}"
+}
+
+output "grpc_endpoint" {
+  description = "host:port of the internal gRPC load balancer (plaintext h2c, reachable from inside the virtual network)."
+  value       = "${azurerm_lb.grpc.frontend_ip_configuration[0].private_ip_address}:${var.grpc_port}"
+}
+
+output "vmss_name" {
+  description = "VM Scale Set name."
+  value       = azurerm_linux_virtual_machine_scale_set.this.name
+}
+
+output "resource_group" {
+  description = "Resource group of the stack."
+  value       = azurerm_resource_group.this.name
+}
+
+output "app_gateway_name" {
+  description = "Application Gateway name (scripts read its backend health)."
+  value       = azurerm_application_gateway.rest.name
+}
+
+output "cosmos_endpoint" {
+  description = "Cosmos DB account endpoint."
+  value       = azurerm_cosmosdb_account.this.endpoint
+}
+
+output "image_id" {
+  description = "Managed image the scale set runs."
+  value       = local.image_id
+}

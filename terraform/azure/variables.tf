@@ -1,0 +1,209 @@
+variable "name" {
+  type        = string
+  description = "Prefix of every resource name."
+  default     = "candidates"
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.name))
+    error_message = "The name must be 2 to 21 lower-case letters, digits and dashes (Cosmos DB account names are strict)."
+  }
+}
+
+variable "location" {
+  type        = string
+  description = "Azure region (the original ran in Central US)."
+  default     = "centralus"
+}
+
+variable "zones" {
+  type        = list(string)
+  description = "Availability zones for the scale set, the gateway and their public addresses."
+  default     = ["1", "2", "3"]
+}
+
+variable "tags" {
+  type        = map(string)
+  description = "Extra tags on every resource."
+  default     = {}
+}
+
+# --- network ---------------------------------------------------------------------------------
+
+variable "vnet_cidr" {
+  type        = string
+  description = "Virtual network address space."
+  default     = "10.0.0.0/16"
+}
+
+variable "app_subnet_cidr" {
+  type        = string
+  description = "Subnet of the instances and the internal gRPC load balancer."
+  default     = "10.0.0.0/24"
+}
+
+variable "gateway_subnet_cidr" {
+  type        = string
+  description = "Subnet of the Application Gateway (it needs one of its own)."
+  default     = "10.0.1.0/24"
+}
+
+variable "lb_ingress_cidrs" {
+  type        = list(string)
+  description = "Who may reach the Application Gateway on 80/443 (\"Internet\" is the service tag for everyone)."
+  default     = ["Internet"]
+}
+
+variable "grpc_client_cidrs" {
+  type        = list(string)
+  description = "Who may reach gRPC on 50051; empty means the virtual network."
+  default     = []
+}
+
+variable "metrics_scrape_cidrs" {
+  type        = list(string)
+  description = "Who may scrape /metrics on the instances; empty means the virtual network."
+  default     = []
+}
+
+# --- image and instances ----------------------------------------------------------------------
+
+variable "image_id" {
+  type        = string
+  description = "Managed image id to run. Empty: the newest azure-arm build in var.packer_manifest."
+  default     = ""
+}
+
+variable "packer_manifest" {
+  type        = string
+  description = "packer-manifest.json written by `packer build` (read when image_id is empty); empty means packer/packer-manifest.json."
+  default     = ""
+}
+
+variable "vm_size" {
+  type        = string
+  description = "Instance size. B-series is cheap, but its CPU credits distort the CPU scaling signal under sustained load."
+  default     = "Standard_B2s"
+}
+
+variable "admin_ssh_public_key" {
+  type        = string
+  description = "SSH public key for the admin user; empty generates one that is never output (no port 22 is open anyway: use `az vmss run-command`)."
+  default     = ""
+}
+
+variable "encryption_at_host" {
+  type        = bool
+  description = "Encrypt temp disks and caches at the host too (needs the EncryptionAtHost feature registered on the subscription)."
+  default     = false
+}
+
+# --- the service ------------------------------------------------------------------------------
+
+variable "http_port" {
+  type        = number
+  description = "REST port of candidate-server on the instances (the image's default)."
+  default     = 8000
+}
+
+variable "grpc_port" {
+  type        = number
+  description = "gRPC port of candidate-server on the instances (the image's default)."
+  default     = 50051
+}
+
+variable "metrics_port" {
+  type        = number
+  description = "Port of /metrics on the instances (CANDIDATES_METRICS_ADDR); no load balancer forwards it."
+  default     = 9090
+}
+
+variable "health_check_path" {
+  type        = string
+  description = "Health probe path: 200 when serving, 503 while starting or draining."
+  default     = "/gtg"
+}
+
+variable "probe_interval" {
+  type        = number
+  description = "Seconds between health probes (the original's Application Gateway probe: 5)."
+  default     = 5
+}
+
+variable "probe_unhealthy_threshold" {
+  type        = number
+  description = "Failed probes before an instance leaves rotation (the original used 1, which drops an instance on one slow answer)."
+  default     = 2
+}
+
+variable "drain_period_seconds" {
+  type        = number
+  description = "How long the service keeps serving after SIGTERM while /gtg answers 503 (CANDIDATES_DRAIN_PERIOD)."
+  default     = 25
+}
+
+variable "shutdown_grace_seconds" {
+  type        = number
+  description = "Then how long in-flight requests may take (CANDIDATES_SHUTDOWN_GRACE)."
+  default     = 10
+}
+
+# --- Cosmos DB --------------------------------------------------------------------------------
+
+variable "cosmos_serverless" {
+  type        = bool
+  description = "Serverless (pay per request unit, the original's choice) instead of provisioned throughput."
+  default     = true
+}
+
+variable "cosmos_max_throughput" {
+  type        = number
+  description = "With cosmos_serverless = false: autoscale maximum RU/s of the database."
+  default     = 1000
+}
+
+variable "cosmos_database" {
+  type        = string
+  description = "SQL database name (the original's)."
+  default     = "CandidateDatabase"
+}
+
+variable "cosmos_container" {
+  type        = string
+  description = "Container name (the original's); partition key /CandidateName."
+  default     = "Candidates"
+}
+
+# --- scaling ----------------------------------------------------------------------------------
+
+variable "instances_min" {
+  type        = number
+  description = "Fewest instances."
+  default     = 2
+}
+
+variable "instances_default" {
+  type        = number
+  description = "Instances when autoscale has no metrics, and at creation."
+  default     = 2
+}
+
+variable "instances_max" {
+  type        = number
+  description = "Most instances."
+  default     = 4
+}
+
+variable "scale_out_cpu" {
+  type        = number
+  description = "Add an instance when average CPU over 5 minutes is above this (%)."
+  default     = 60
+}
+
+variable "scale_in_cpu" {
+  type        = number
+  description = "Remove an instance when average CPU over 10 minutes is below this (%). At most half of scale_out_cpu, so removing one of n >= 2 instances cannot push the rest over it (the original used 60 for both and flapped)."
+  default     = 30
+  validation {
+    condition     = var.scale_in_cpu > 0
+    error_message = "scale_in_cpu must be positive."
+  }
+}
