@@ -24,13 +24,4 @@ aws ec2 describe-images --owners self \
   done
 
 # The manifest must not point the next apply at a deleted AMI.
-manifest=$ROOT/packer/packer-manifest.json
-if [[ -f $manifest ]]; then
-  python3 - "$manifest" <<'PY'
-import json, sys
-path = sys.argv[1]
-data = json.load(open(path))
-data["builds"] = [b for b in data.get("builds", []) if b.get("builder_type") != "amazon-ebs"]
-json.dump(data, open(path, "w"), indent=2)
-PY
-fi
+forget_images amazon-ebs

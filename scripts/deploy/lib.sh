@@ -120,3 +120,17 @@ scale_demo() {
   done
   return "$load_status"
 }
+
+# forget_images BUILDER_TYPE: drops that builder's entries from packer/packer-manifest.json after
+# their images were deleted, so the next apply does not point at a deleted image.
+forget_images() {
+  local manifest=$ROOT/packer/packer-manifest.json
+  [[ -f $manifest ]] || return 0
+  python3 - "$manifest" "$1" <<'PY'
+import json, sys
+path, builder = sys.argv[1], sys.argv[2]
+data = json.load(open(path))
+data["builds"] = [b for b in data.get("builds", []) if b.get("builder_type") != builder]
+json.dump(data, open(path, "w"), indent=2)
+PY
+}

@@ -32,3 +32,8 @@ output "image_id" {
   description = "Managed image the scale set runs."
   value       = local.image_id
 }
+
+output "instances_min" {
+  description = "Fewest instances (validate waits for this many healthy backends)."
+  value       = var.instances_min
+}

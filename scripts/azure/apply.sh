@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds the binary and the managed image, deploys the stack with Terraform, then validates it.
+#   scripts/azure/apply.sh            # asks before terraform applies
+#   AUTO_APPROVE=1 scripts/azure/apply.sh
+# Env: ARM_CLIENT_ID/ARM_CLIENT_SECRET/ARM_TENANT_ID/ARM_SUBSCRIPTION_ID (required),
+# AZURE_LOCATION (default centralus), IMAGE_RG (default candidates-images), SKIP_IMAGE=1 to reuse
+# the newest image in the manifest, TF_EXTRA_ARGS for more terraform flags.
+set -euo pipefail
+# shellcheck source=scripts/azure/env.sh
+source "$(dirname "$0")/env.sh"
+
+require_tools packer cargo
+check_azure
+if [[ -z ${SKIP_IMAGE:-} ]]; then
+  az group create --name "$IMAGE_RG" --location "$LOCATION" --tags application=candidates --output none
+  build_server
+  packer_build azure-arm.azure "azure_subscription_id=$ARM_SUBSCRIPTION_ID" \
+    "azure_resource_group=$IMAGE_RG" "azure_location=$LOCATION"
+fi
+
+log "terraform apply (terraform/azure, $LOCATION)"
+tf "$TF_DIR" init -input=false
+# shellcheck disable=SC2086 # TF_EXTRA_ARGS is a list of flags
+tf "$TF_DIR" apply -input=false "${TF_VARS[@]}" ${AUTO_APPROVE:+-auto-approve} ${TF_EXTRA_ARGS:-}
+
+"$(dirname "$0")/validate.sh"

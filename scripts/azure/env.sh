@@ -1,0 +1,26 @@
+# Azure settings shared by the scripts in this folder. Source it.
+# shellcheck shell=bash
+# shellcheck source=scripts/deploy/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../deploy/lib.sh"
+
+LOCATION=${AZURE_LOCATION:-centralus}
+# Packer's managed images live in a resource group of their own, outside Terraform's.
+IMAGE_RG=${IMAGE_RG:-candidates-images}
+# shellcheck disable=SC2034 # used by the scripts that source this file
+TF_DIR=azure
+# shellcheck disable=SC2034
+TF_VARS=(-var "location=$LOCATION")
+
+# A service principal, as the original: ARM_* for Terraform and Packer, and the az CLI logged in
+# with the same identity.
+check_azure() {
+  require_tools az terraform
+  local missing=()
+  for v in ARM_CLIENT_ID ARM_CLIENT_SECRET ARM_TENANT_ID ARM_SUBSCRIPTION_ID; do
+    [[ -n ${!v:-} ]] || missing+=("$v")
+  done
+  ((${#missing[@]} == 0)) || die "set ${missing[*]} (a service principal; see README, Deploy to Azure)"
+  az login --service-principal --username "$ARM_CLIENT_ID" --password "$ARM_CLIENT_SECRET" \
+    --tenant "$ARM_TENANT_ID" --output none || die "az login with the service principal failed"
+  az account set --subscription "$ARM_SUBSCRIPTION_ID"
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Waits (bounded) until every backend of the Application Gateway is healthy, then runs
+# `candidatectl check` over REST against the gateway from here, and over gRPC against the internal
+# load balancer from inside the virtual network (on one instance, through `az vmss run-command`;
+# the image ships candidatectl). Env: HEALTH_TIMEOUT (default 900 s), SKIP_GRPC=1.
+set -euo pipefail
+# shellcheck source=scripts/azure/env.sh
+source "$(dirname "$0")/env.sh"
+
+check_azure
+rg=$(tf_output "$TF_DIR" resource_group)
+gateway=$(tf_output "$TF_DIR" app_gateway_name)
+vmss=$(tf_output "$TF_DIR" vmss_name)
+rest_url=$(tf_output "$TF_DIR" rest_url)
+grpc_endpoint=$(tf_output "$TF_DIR" grpc_endpoint)
+min=$(tf_output "$TF_DIR" instances_min)
+
+all_healthy() {
+  local states
+  states=$(az network application-gateway show-backend-health --resource-group "$rg" --name "$gateway" \
+    --query 'backendAddressPools[].backendHttpSettingsCollection[].servers[].health' --output tsv)
+  echo "  $(date -u +%H:%M:%S) ${states//$'\n'/ }" >&2
+  local n=0
+  for s in $states; do
+    [[ $s == Healthy ]] || return 1
+    n=$((n + 1))
+  done
+  ((n >= min))
+}
+wait_for "${HEALTH_TIMEOUT:-900}" "every Application Gateway backend healthy" all_healthy
+
+log "details: $rest_url/gtg?details=true"
+curl -sS --max-time 10 "$rest_url/gtg?details=true"
+echo
+contract_check "$rest_url"
+
+if [[ -z ${SKIP_GRPC:-} ]]; then
+  instance=$(az vmss list-instances --resource-group "$rg" --name "$vmss" --query '[0].instanceId' --output tsv)
+  log "contract check over gRPC from instance $instance of $vmss to $grpc_endpoint"
+  out=$(az vmss run-command invoke --resource-group "$rg" --name "$vmss" --instance-id "$instance" \
+    --command-id RunShellScript --query 'value[0].message' --output tsv \
+    --scripts "candidatectl check --skip-rest --grpc-target http://$grpc_endpoint; echo candidatectl-exit=\$?")
+  echo "$out"
+  grep -q 'candidatectl-exit=0' <<<"$out" || die "the gRPC contract check failed on the instance"
+fi
