@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 root=$(cd .. && pwd)
 VENV=$root/.ci-cache/checkov-venv
-clouds=(aws azure)
+clouds=(aws azure gcp)
 export CHECKPOINT_DISABLE=1 TF_CLI_CONFIG_FILE=/dev/null
 
 if command -v terraform >/dev/null; then

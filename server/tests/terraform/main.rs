@@ -7,3 +7,4 @@ mod infra;
 
 mod aws;
 mod azure;
+mod gcp;

@@ -1,0 +1,189 @@
+# The instances: a shielded, address-less instance template from the Packer image and a regional
+# managed instance group over three zones, autohealed on /gtg, replaced rolling (surge first) when
+# the template changes, and autoscaled on CPU.
+
+data "google_compute_zones" "available" {
+  region     = var.region
+  status     = "UP"
+  depends_on = [google_project_service.apis]
+}
+
+locals {
+  manifest_path = var.packer_manifest != "" ? var.packer_manifest : "${path.module}/../../packer/packer-manifest.json"
+  manifest      = fileexists(local.manifest_path) ? jsondecode(file(local.manifest_path)) : { builds = [] }
+  # Builds are appended, so the last googlecompute one is the newest; its artifact_id is the image name.
+  manifest_images = [for build in local.manifest.builds : build.artifact_id if build.builder_type == "googlecompute"]
+  image = (var.image != "" ? var.image :
+    length(local.manifest_images) > 0 ? "projects/${var.project_id}/global/images/${local.manifest_images[length(local.manifest_images) - 1]}" :
+  "projects/${var.project_id}/global/images/family/${var.image_family}")
+  zones = length(var.zones) > 0 ? var.zones : slice(sort(data.google_compute_zones.available.names), 0, 3)
+
+  # Every key is a candidate-server flag's environment name (README "Configuration").
+  service_env = {
+    CANDIDATES_STORE                = "firestore"
+    GOOGLE_CLOUD_PROJECT            = var.project_id
+    CANDIDATES_FIRESTORE_DATABASE   = google_firestore_database.this.name
+    CANDIDATES_FIRESTORE_COLLECTION = var.firestore_collection
+    CANDIDATES_INSTANCE_METADATA    = "gcp"
+    CANDIDATES_HTTP_ADDR            = "0.0.0.0:${var.http_port}"
+    CANDIDATES_GRPC_ADDR            = "0.0.0.0:${var.grpc_port}"
+    CANDIDATES_METRICS_ADDR         = "0.0.0.0:${var.metrics_port}"
+    CANDIDATES_DRAIN_PERIOD         = "${var.drain_period_seconds}s"
+    CANDIDATES_SHUTDOWN_GRACE       = "${var.shutdown_grace_seconds}s"
+    CANDIDATES_LOG_FORMAT           = "json"
+  }
+
+  user_data = templatefile("${path.module}/../templates/cloud-init.yaml.tftpl", {
+    deployment   = "gcp/${var.name}"
+    env          = local.service_env
+    files        = []
+    enable_units = []
+  })
+}
+
+resource "google_compute_instance_template" "this" {
+  name_prefix  = "${var.name}-"
+  description  = "candidate-server on the Packer image, store Firestore"
+  machine_type = var.machine_type
+  tags         = [local.instance_tag]
+
+  disk {
+    source_image = local.image
+    boot         = true
+    auto_delete  = true
+    disk_type    = "pd-balanced"
+    disk_size_gb = 10
+  }
+
+  # No access_config: no external address. Egress is Cloud NAT; Google APIs are private access.
+  network_interface {
+    subnetwork = google_compute_subnetwork.this.id
+  }
+
+  service_account {
+    email  = google_service_account.instances.email
+    scopes = ["cloud-platform"] # IAM, not scopes, limits what it can do
+  }
+
+  shielded_instance_config {
+    enable_secure_boot          = true
+    enable_vtpm                 = true
+    enable_integrity_monitoring = true
+  }
+
+  metadata = {
+    # Ubuntu's cloud-init reads user-data from the metadata server: it writes the env file before
+    # candidates.service starts.
+    user-data              = local.user_data
+    enable-oslogin         = "TRUE"
+    block-project-ssh-keys = "TRUE"
+  }
+
+  scheduling {
+    automatic_restart   = true
+    on_host_maintenance = "MIGRATE"
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+# Autohealing: more patient than the load balancer's check, so a brief blip does not recreate VMs.
+resource "google_compute_health_check" "autohealing" {
+  name                = "${var.name}-autohealing"
+  check_interval_sec  = 10
+  timeout_sec         = 5
+  healthy_threshold   = 2
+  unhealthy_threshold = 3
+
+  http_health_check {
+    port         = var.http_port
+    request_path = var.health_check_path
+  }
+
+  log_config {
+    enable = true
+  }
+}
+
+resource "google_compute_region_instance_group_manager" "this" {
+  name                      = "${var.name}-mig"
+  base_instance_name        = var.name
+  region                    = var.region
+  distribution_policy_zones = local.zones
+
+  version {
+    instance_template = google_compute_instance_template.this.id
+  }
+
+  named_port {
+    name = "http"
+    port = var.http_port
+  }
+
+  named_port {
+    name = "grpc"
+    port = var.grpc_port
+  }
+
+  auto_healing_policies {
+    health_check      = google_compute_health_check.autohealing.id
+    initial_delay_sec = var.autohealing_initial_delay
+  }
+
+  # A new template (new image, new user-data) replaces instances proactively: new ones first
+  # (one surge per zone, a regional group's minimum), none taken away before its replacement runs.
+  update_policy {
+    type                           = "PROACTIVE"
+    minimal_action                 = "REPLACE"
+    most_disruptive_allowed_action = "REPLACE"
+    replacement_method             = "SUBSTITUTE"
+    instance_redistribution_type   = "PROACTIVE"
+    max_surge_fixed                = length(local.zones)
+    max_unavailable_fixed          = 0
+    min_ready_sec                  = 30
+  }
+
+  instance_lifecycle_policy {
+    default_action_on_failure = "REPAIR"
+  }
+
+  # The autoscaler owns the size.
+  lifecycle {
+    ignore_changes = [target_size]
+  }
+}
+
+resource "google_compute_region_autoscaler" "this" {
+  name   = "${var.name}-autoscaler"
+  region = var.region
+  target = google_compute_region_instance_group_manager.this.id
+
+  autoscaling_policy {
+    min_replicas    = var.min_replicas
+    max_replicas    = var.max_replicas
+    cooldown_period = var.cooldown_seconds
+    mode            = "ON"
+
+    cpu_utilization {
+      target = var.cpu_target
+    }
+
+    # Scale in at most one instance per 10 minutes: a dip in load does not shed capacity the next
+    # burst needs.
+    scale_in_control {
+      time_window_sec = 600
+      max_scaled_in_replicas {
+        fixed = 1
+      }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.min_replicas <= var.max_replicas && var.min_replicas >= 1
+      error_message = "Need 1 <= min_replicas <= max_replicas."
+    }
+  }
+}

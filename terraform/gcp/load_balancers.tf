@@ -1,0 +1,105 @@
+# REST: a global external Application Load Balancer on 80 to the group's named port http (8000).
+# gRPC: an internal passthrough Network Load Balancer on 50051. Both check GET /gtg on 8000, and
+# both drain a leaving instance for the service's drain period plus grace before the group deletes
+# it; the VM's ACPI shutdown then stops candidates.service (SIGTERM, drain, exit) within systemd's
+# TimeoutStopSec.
+
+locals {
+  connection_draining = var.drain_period_seconds + var.shutdown_grace_seconds
+}
+
+resource "google_compute_health_check" "gtg" {
+  name                = "${var.name}-gtg"
+  check_interval_sec  = var.health_check_interval
+  timeout_sec         = 5
+  healthy_threshold   = 2
+  unhealthy_threshold = var.unhealthy_threshold
+
+  # Port 8000 for both load balancers: the gRPC one cannot speak gRPC health, and /gtg carries
+  # the same readiness and drain state.
+  http_health_check {
+    port         = var.http_port
+    request_path = var.health_check_path
+  }
+
+  log_config {
+    enable = true
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.health_check_interval * var.unhealthy_threshold <= var.drain_period_seconds
+      error_message = "The drain period must cover interval x unhealthy threshold, or the load balancer still routes to a stopping instance."
+    }
+  }
+}
+
+resource "google_compute_global_address" "rest" {
+  name       = "${var.name}-rest-ip"
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_compute_backend_service" "rest" {
+  name                            = "${var.name}-rest"
+  load_balancing_scheme           = "EXTERNAL_MANAGED"
+  protocol                        = "HTTP"
+  port_name                       = "http"
+  timeout_sec                     = 30
+  health_checks                   = [google_compute_health_check.gtg.id]
+  connection_draining_timeout_sec = local.connection_draining
+
+  backend {
+    group           = google_compute_region_instance_group_manager.this.instance_group
+    balancing_mode  = "UTILIZATION"
+    max_utilization = 0.8
+    capacity_scaler = 1
+  }
+
+  log_config {
+    enable      = true
+    sample_rate = 0.1
+  }
+}
+
+resource "google_compute_url_map" "rest" {
+  name            = "${var.name}-rest"
+  default_service = google_compute_backend_service.rest.id
+}
+
+resource "google_compute_target_http_proxy" "rest" {
+  name    = "${var.name}-rest"
+  url_map = google_compute_url_map.rest.id
+}
+
+resource "google_compute_global_forwarding_rule" "rest" {
+  name                  = "${var.name}-rest"
+  load_balancing_scheme = "EXTERNAL_MANAGED"
+  target                = google_compute_target_http_proxy.rest.id
+  ip_address            = google_compute_global_address.rest.id
+  port_range            = "80"
+}
+
+resource "google_compute_region_backend_service" "grpc" {
+  name                            = "${var.name}-grpc"
+  region                          = var.region
+  load_balancing_scheme           = "INTERNAL"
+  protocol                        = "TCP"
+  health_checks                   = [google_compute_health_check.gtg.id]
+  connection_draining_timeout_sec = local.connection_draining
+
+  backend {
+    group          = google_compute_region_instance_group_manager.this.instance_group
+    balancing_mode = "CONNECTION"
+  }
+}
+
+resource "google_compute_forwarding_rule" "grpc" {
+  name                  = "${var.name}-grpc"
+  region                = var.region
+  load_balancing_scheme = "INTERNAL"
+  backend_service       = google_compute_region_backend_service.grpc.id
+  ip_protocol           = "TCP"
+  ports                 = [tostring(var.grpc_port)]
+  network               = google_compute_network.this.id
+  subnetwork            = google_compute_subnetwork.this.id
+}

@@ -1,0 +1,39 @@
+output "rest_url" {
+  description = "Base URL of the REST API (the global external Application Load Balancer)."
+  value       = "http://${google_compute_global_address.rest.address}"
+}
+
+output "grpc_endpoint" {
+  description = "host:port of the internal gRPC load balancer (plaintext h2c, reachable from inside the VPC)."
+  value       = "${google_compute_forwarding_rule.grpc.ip_address}:${var.grpc_port}"
+}
+
+output "mig_name" {
+  description = "Regional managed instance group name."
+  value       = google_compute_region_instance_group_manager.this.name
+}
+
+output "region" {
+  description = "Region of the group."
+  value       = var.region
+}
+
+output "rest_backend_service" {
+  description = "Backend service of the REST load balancer (scripts read its health)."
+  value       = google_compute_backend_service.rest.name
+}
+
+output "firestore_database" {
+  description = "Firestore database id."
+  value       = google_firestore_database.this.name
+}
+
+output "min_replicas" {
+  description = "Fewest instances (validate waits for this many healthy backends)."
+  value       = var.min_replicas
+}
+
+output "image" {
+  description = "Image the instance template boots."
+  value       = local.image
+}

@@ -1,0 +1,192 @@
+variable "project_id" {
+  type        = string
+  description = "Google Cloud project to deploy into."
+}
+
+variable "name" {
+  type        = string
+  description = "Prefix of every resource name."
+  default     = "candidates"
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.name))
+    error_message = "The name must be 2 to 21 lower-case letters, digits and dashes."
+  }
+}
+
+variable "region" {
+  type        = string
+  description = "Region of the instance group, the subnet and the internal load balancer (the original's)."
+  default     = "us-central1"
+}
+
+variable "zones" {
+  type        = list(string)
+  description = "Zones the regional instance group spreads over; empty means three zones of the region (a, b, c)."
+  default     = []
+}
+
+variable "labels" {
+  type        = map(string)
+  description = "Extra labels on every resource."
+  default     = {}
+}
+
+# --- network ---------------------------------------------------------------------------------
+
+variable "subnet_cidr" {
+  type        = string
+  description = "Subnet of the instances and the internal load balancer."
+  default     = "10.0.0.0/24"
+}
+
+variable "grpc_client_cidrs" {
+  type        = list(string)
+  description = "Who may reach gRPC on 50051; empty means the subnet."
+  default     = []
+}
+
+variable "metrics_scrape_cidrs" {
+  type        = list(string)
+  description = "Who may scrape /metrics on the instances; empty means the subnet."
+  default     = []
+}
+
+variable "iap_ssh" {
+  type        = bool
+  description = "Admit SSH from Identity-Aware Proxy's range only (OS Login decides who); validate uses it for the gRPC check from inside."
+  default     = true
+}
+
+# --- image and instances ----------------------------------------------------------------------
+
+variable "image" {
+  type        = string
+  description = "Image to run (name or self link). Empty: the newest googlecompute build in var.packer_manifest, else the newest image of var.image_family."
+  default     = ""
+}
+
+variable "image_family" {
+  type        = string
+  description = "Image family Packer publishes to (packer/candidates.pkr.hcl)."
+  default     = "candidates"
+}
+
+variable "packer_manifest" {
+  type        = string
+  description = "packer-manifest.json written by `packer build`; empty means packer/packer-manifest.json."
+  default     = ""
+}
+
+variable "machine_type" {
+  type        = string
+  description = "Machine type. Shared-core e2 types burst, which distorts the CPU scaling signal under sustained load."
+  default     = "e2-small"
+}
+
+# --- the service ------------------------------------------------------------------------------
+
+variable "http_port" {
+  type        = number
+  description = "REST port of candidate-server on the instances (the image's default)."
+  default     = 8000
+}
+
+variable "grpc_port" {
+  type        = number
+  description = "gRPC port of candidate-server on the instances (the image's default)."
+  default     = 50051
+}
+
+variable "metrics_port" {
+  type        = number
+  description = "Port of /metrics on the instances (CANDIDATES_METRICS_ADDR); no load balancer forwards it."
+  default     = 9090
+}
+
+variable "health_check_path" {
+  type        = string
+  description = "Health check path: 200 when serving, 503 while starting or draining."
+  default     = "/gtg"
+}
+
+variable "health_check_interval" {
+  type        = number
+  description = "Seconds between load balancer health checks (the original's: 5)."
+  default     = 5
+}
+
+variable "unhealthy_threshold" {
+  type        = number
+  description = "Failed checks before a backend leaves rotation (the original's: 2)."
+  default     = 2
+}
+
+variable "autohealing_initial_delay" {
+  type        = number
+  description = "Seconds after boot before autohealing acts. The service is ready within milliseconds of start; this covers the VM's boot (the original's 300 s left broken instances for 5 minutes)."
+  default     = 60
+}
+
+variable "drain_period_seconds" {
+  type        = number
+  description = "How long the service keeps serving after SIGTERM while /gtg answers 503 (CANDIDATES_DRAIN_PERIOD)."
+  default     = 25
+}
+
+variable "shutdown_grace_seconds" {
+  type        = number
+  description = "Then how long in-flight requests may take (CANDIDATES_SHUTDOWN_GRACE)."
+  default     = 10
+}
+
+# --- Firestore --------------------------------------------------------------------------------
+
+variable "firestore_database" {
+  type        = string
+  description = "Firestore database id (a named database: Terraform owns it whole, and IAM can be scoped to it)."
+  default     = "candidates"
+}
+
+variable "firestore_location" {
+  type        = string
+  description = "Firestore location (the original's us-central1; nam5 for multi-region)."
+  default     = "us-central1"
+}
+
+variable "firestore_collection" {
+  type        = string
+  description = "Collection of candidates (the original's)."
+  default     = "candidates"
+}
+
+variable "firestore_delete_protection" {
+  type        = bool
+  description = "Refuse to delete the database. Off so that destroy works in one step; turn on in production."
+  default     = false
+}
+
+# --- scaling ----------------------------------------------------------------------------------
+
+variable "min_replicas" {
+  type        = number
+  description = "Fewest instances."
+  default     = 2
+}
+
+variable "max_replicas" {
+  type        = number
+  description = "Most instances."
+  default     = 4
+}
+
+variable "cpu_target" {
+  type        = number
+  description = "Target average CPU utilisation of the group (0-1)."
+  default     = 0.6
+}
+
+variable "cooldown_seconds" {
+  type        = number
+  description = "Seconds a new instance's CPU is ignored by the autoscaler (its initialisation period)."
+  default     = 60
+}
