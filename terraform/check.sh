@@ -4,11 +4,13 @@
 #   - checkov (PyPI, in a venv under .ci-cache) on each cloud's module, with --skip-download and,
 #     where unshare works, inside a network namespace with no network at all: every failed check
 #     must be fixed or skipped in code with a one-line reason;
-#   - terraform/tests: the cloud-init template rendered by Terraform's own templatefile() and
-#     parsed as YAML, and the instance drain scripts against a fake metadata server on 127.0.0.1.
+#   - terraform init + validate of modules/instance-config (no providers, so it works offline);
+#   - terraform/tests: that module applied for real in a throwaway root and its cloud-init
+#     document parsed as YAML, and the instance drain scripts against a fake metadata server on
+#     127.0.0.1.
 # The HCL invariants (ports, health paths, permissions, open ingress) are a cargo test:
 # server/tests/terraform/. Not run here: `terraform init/validate/plan` (they download providers
-# and plan needs credentials).
+# and plan needs credentials), except for modules/instance-config, which has no providers.
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(cd .. && pwd)
@@ -19,6 +21,11 @@ export CHECKPOINT_DISABLE=1 TF_CLI_CONFIG_FILE=/dev/null
 if command -v terraform >/dev/null; then
   echo "$(terraform version | head -n 1): fmt -check"
   terraform fmt -check -recursive -diff .
+  echo "terraform validate modules/instance-config"
+  work=$(mktemp -d)
+  cp -r modules/instance-config/. "$work/"
+  (cd "$work" && terraform init -backend=false -input=false >/dev/null && terraform validate -no-color)
+  rm -rf "$work"
 else
   echo "terraform not installed: fmt not checked (the image of this machine kind has 1.11)" >&2
 fi

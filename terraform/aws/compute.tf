@@ -13,33 +13,31 @@ locals {
   ])
   image_id = var.image_id != "" ? var.image_id : try(local.manifest_amis[length(local.manifest_amis) - 1], "")
 
-  # Every key is a candidate-server flag's environment name (README "Configuration").
-  service_env = {
+  # The hook holds a terminating instance while the service drains: poll interval + drain + grace,
+  # with room to spare (the hook then ends by itself with CONTINUE).
+  termination_hook_seconds = var.drain_period_seconds + var.shutdown_grace_seconds + 25
+}
+
+# The env file (store DynamoDB) and the lifecycle drain watcher, written by cloud-init.
+module "instance_config" {
+  source                 = "../modules/instance-config"
+  deployment             = "aws/${var.name}"
+  http_port              = var.http_port
+  grpc_port              = var.grpc_port
+  metrics_port           = var.metrics_port
+  drain_period_seconds   = var.drain_period_seconds
+  shutdown_grace_seconds = var.shutdown_grace_seconds
+  store_env = {
     CANDIDATES_STORE             = "dynamodb"
     CANDIDATES_DYNAMODB_TABLE    = aws_dynamodb_table.candidates.name
     CANDIDATES_DYNAMODB_REGION   = var.region
     CANDIDATES_INSTANCE_METADATA = "aws"
-    CANDIDATES_HTTP_ADDR         = "0.0.0.0:${var.http_port}"
-    CANDIDATES_GRPC_ADDR         = "0.0.0.0:${var.grpc_port}"
-    CANDIDATES_METRICS_ADDR      = "0.0.0.0:${var.metrics_port}"
-    CANDIDATES_DRAIN_PERIOD      = "${var.drain_period_seconds}s"
-    CANDIDATES_SHUTDOWN_GRACE    = "${var.shutdown_grace_seconds}s"
-    CANDIDATES_LOG_FORMAT        = "json"
   }
-
-  user_data = templatefile("${path.module}/../templates/cloud-init.yaml.tftpl", {
-    deployment = "aws/${var.name}"
-    env        = local.service_env
-    files = [
-      { path = "/usr/local/sbin/candidates-lifecycle-drain", permissions = "0755", content = file("${path.module}/files/lifecycle-drain.sh") },
-      { path = "/etc/systemd/system/candidates-lifecycle.service", permissions = "0644", content = file("${path.module}/files/candidates-lifecycle.service") },
-    ]
-    enable_units = ["candidates-lifecycle.service"]
-  })
-
-  # The hook holds a terminating instance while the service drains: poll interval + drain + grace,
-  # with room to spare (the hook then ends by itself with CONTINUE).
-  termination_hook_seconds = var.drain_period_seconds + var.shutdown_grace_seconds + 25
+  files = [
+    { path = "/usr/local/sbin/candidates-lifecycle-drain", permissions = "0755", content = file("${path.module}/files/lifecycle-drain.sh") },
+    { path = "/etc/systemd/system/candidates-lifecycle.service", permissions = "0644", content = file("${path.module}/files/candidates-lifecycle.service") },
+  ]
+  enable_units = ["candidates-lifecycle.service"]
 }
 
 resource "aws_launch_template" "this" {
@@ -49,7 +47,7 @@ resource "aws_launch_template" "this" {
   instance_type          = var.instance_type
   update_default_version = true
   ebs_optimized          = true
-  user_data              = base64encode(local.user_data)
+  user_data              = base64encode(module.instance_config.user_data)
   vpc_security_group_ids = [aws_security_group.instances.id]
   # No key_name: shell access is through SSM Session Manager (AmazonSSMManagedInstanceCore).
 

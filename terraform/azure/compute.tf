@@ -11,33 +11,31 @@ locals {
   manifest_images = [for build in local.manifest.builds : build.artifact_id if build.builder_type == "azure-arm"]
   image_id        = var.image_id != "" ? var.image_id : try(local.manifest_images[length(local.manifest_images) - 1], "")
 
-  # Every key is a candidate-server flag's environment name (README "Configuration").
-  service_env = {
+  gateway_pool_ids = [for pool in azurerm_application_gateway.rest.backend_address_pool : pool.id if pool.name == local.gateway_pool]
+}
+
+# The env file (store Cosmos DB, managed identity) and the scheduled-events drain watcher.
+module "instance_config" {
+  source                 = "../modules/instance-config"
+  deployment             = "azure/${var.name}"
+  http_port              = var.http_port
+  grpc_port              = var.grpc_port
+  metrics_port           = var.metrics_port
+  drain_period_seconds   = var.drain_period_seconds
+  shutdown_grace_seconds = var.shutdown_grace_seconds
+  store_env = {
     CANDIDATES_STORE             = "cosmos"
     COSMOS_ENDPOINT              = azurerm_cosmosdb_account.this.endpoint
     COSMOS_DATABASE_NAME         = azurerm_cosmosdb_sql_database.this.name
     COSMOS_CONTAINER_NAME        = azurerm_cosmosdb_sql_container.candidates.name
     CANDIDATES_COSMOS_REGION     = var.location
     CANDIDATES_INSTANCE_METADATA = "azure"
-    CANDIDATES_HTTP_ADDR         = "0.0.0.0:${var.http_port}"
-    CANDIDATES_GRPC_ADDR         = "0.0.0.0:${var.grpc_port}"
-    CANDIDATES_METRICS_ADDR      = "0.0.0.0:${var.metrics_port}"
-    CANDIDATES_DRAIN_PERIOD      = "${var.drain_period_seconds}s"
-    CANDIDATES_SHUTDOWN_GRACE    = "${var.shutdown_grace_seconds}s"
-    CANDIDATES_LOG_FORMAT        = "json"
   }
-
-  custom_data = templatefile("${path.module}/../templates/cloud-init.yaml.tftpl", {
-    deployment = "azure/${var.name}"
-    env        = local.service_env
-    files = [
-      { path = "/usr/local/sbin/candidates-scheduled-events", permissions = "0755", content = file("${path.module}/files/scheduled-events-drain.py") },
-      { path = "/etc/systemd/system/candidates-scheduled-events.service", permissions = "0644", content = file("${path.module}/files/candidates-scheduled-events.service") },
-    ]
-    enable_units = ["candidates-scheduled-events.service"]
-  })
-
-  gateway_pool_ids = [for pool in azurerm_application_gateway.rest.backend_address_pool : pool.id if pool.name == local.gateway_pool]
+  files = [
+    { path = "/usr/local/sbin/candidates-scheduled-events", permissions = "0755", content = file("${path.module}/files/scheduled-events-drain.py") },
+    { path = "/etc/systemd/system/candidates-scheduled-events.service", permissions = "0644", content = file("${path.module}/files/candidates-scheduled-events.service") },
+  ]
+  enable_units = ["candidates-scheduled-events.service"]
 }
 
 # A key the platform requires for a Linux scale set; nobody needs it (no port 22 is open).
@@ -59,7 +57,7 @@ resource "azurerm_linux_virtual_machine_scale_set" "this" {
   computer_name_prefix            = var.name
   admin_username                  = "azureuser"
   disable_password_authentication = true
-  custom_data                     = base64encode(local.custom_data)
+  custom_data                     = base64encode(module.instance_config.user_data)
   # Extra VMs during creation would register in the pools and then vanish.
   overprovision              = false
   encryption_at_host_enabled = var.encryption_at_host

@@ -17,28 +17,25 @@ locals {
     length(local.manifest_images) > 0 ? "projects/${var.project_id}/global/images/${local.manifest_images[length(local.manifest_images) - 1]}" :
   "projects/${var.project_id}/global/images/family/${var.image_family}")
   zones = length(var.zones) > 0 ? var.zones : slice(sort(data.google_compute_zones.available.names), 0, 3)
+}
 
-  # Every key is a candidate-server flag's environment name (README "Configuration").
-  service_env = {
+# The env file (store Firestore; the VM's service account authenticates). No drain watcher: the
+# load balancers' connection draining and the ACPI shutdown cover scale-in (load_balancers.tf).
+module "instance_config" {
+  source                 = "../modules/instance-config"
+  deployment             = "gcp/${var.name}"
+  http_port              = var.http_port
+  grpc_port              = var.grpc_port
+  metrics_port           = var.metrics_port
+  drain_period_seconds   = var.drain_period_seconds
+  shutdown_grace_seconds = var.shutdown_grace_seconds
+  store_env = {
     CANDIDATES_STORE                = "firestore"
     GOOGLE_CLOUD_PROJECT            = var.project_id
     CANDIDATES_FIRESTORE_DATABASE   = google_firestore_database.this.name
     CANDIDATES_FIRESTORE_COLLECTION = var.firestore_collection
     CANDIDATES_INSTANCE_METADATA    = "gcp"
-    CANDIDATES_HTTP_ADDR            = "0.0.0.0:${var.http_port}"
-    CANDIDATES_GRPC_ADDR            = "0.0.0.0:${var.grpc_port}"
-    CANDIDATES_METRICS_ADDR         = "0.0.0.0:${var.metrics_port}"
-    CANDIDATES_DRAIN_PERIOD         = "${var.drain_period_seconds}s"
-    CANDIDATES_SHUTDOWN_GRACE       = "${var.shutdown_grace_seconds}s"
-    CANDIDATES_LOG_FORMAT           = "json"
   }
-
-  user_data = templatefile("${path.module}/../templates/cloud-init.yaml.tftpl", {
-    deployment   = "gcp/${var.name}"
-    env          = local.service_env
-    files        = []
-    enable_units = []
-  })
 }
 
 resource "google_compute_instance_template" "this" {
@@ -74,7 +71,7 @@ resource "google_compute_instance_template" "this" {
   metadata = {
     # Ubuntu's cloud-init reads user-data from the metadata server: it writes the env file before
     # candidates.service starts.
-    user-data              = local.user_data
+    user-data              = module.instance_config.user_data
     enable-oslogin         = "TRUE"
     block-project-ssh-keys = "TRUE"
   }

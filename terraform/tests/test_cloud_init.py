@@ -1,6 +1,8 @@
-"""Renders terraform/templates/cloud-init.yaml.tftpl with Terraform's own templatefile() (through
-`terraform console` in an empty directory: no providers needed) and checks that cloud-init would
-get valid YAML: the env file with exactly the given keys, and extra files byte for byte."""
+"""Runs terraform/modules/instance-config for real: `terraform init` + `apply` of a throwaway root
+module that calls it (the module has no providers, so this works offline), and checks that
+cloud-init would get valid YAML: the env file with the shared keys plus the store's, and extra
+files byte for byte."""
+import json
 import os
 import shutil
 import subprocess
@@ -10,49 +12,56 @@ import unittest
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TEMPLATE = os.path.abspath(os.path.join(HERE, "..", "templates", "cloud-init.yaml.tftpl"))
+MODULE = os.path.abspath(os.path.join(HERE, "..", "modules", "instance-config"))
 DRAIN_SCRIPT = os.path.abspath(os.path.join(HERE, "..", "aws", "files", "lifecycle-drain.sh"))
 DRAIN_UNIT = os.path.abspath(os.path.join(HERE, "..", "aws", "files", "candidates-lifecycle.service"))
+ENV = dict(os.environ, TF_CLI_CONFIG_FILE="/dev/null", CHECKPOINT_DISABLE="1", TF_IN_AUTOMATION="1")
 
 
-def render(expression):
-    with tempfile.TemporaryDirectory() as empty:
-        out = subprocess.run(
-            ["terraform", "console"], input=expression, capture_output=True, text=True, cwd=empty,
-            env=dict(os.environ, TF_CLI_CONFIG_FILE="/dev/null", CHECKPOINT_DISABLE="1"), timeout=60,
-        )
-    if out.returncode != 0:
-        raise AssertionError(out.stderr)
-    # console prints a string as a heredoc (<<EOT ... EOT) or a quoted one-liner.
-    text = out.stdout.strip()
-    assert text.startswith("<<EOT") and text.endswith("EOT"), text[:200]
-    return text[len("<<EOT\n"):-len("EOT")]
+def run_module(arguments):
+    """Applies a root module calling instance-config with `arguments` (HCL text); returns its
+    outputs."""
+    with tempfile.TemporaryDirectory() as root:
+        with open(os.path.join(root, "main.tf"), "w") as f:
+            f.write(f'module "config" {{\n  source = "{MODULE}"\n{arguments}\n}}\n'
+                    'output "user_data" { value = module.config.user_data }\n'
+                    'output "env" { value = module.config.env }\n')
+        for command in (["init", "-backend=false", "-input=false"], ["apply", "-auto-approve", "-input=false"]):
+            done = subprocess.run(["terraform", *command], cwd=root, env=ENV, capture_output=True, text=True,
+                                  timeout=120)
+            if done.returncode != 0:
+                raise AssertionError(f"terraform {command[0]}: {done.stderr}")
+        out = subprocess.run(["terraform", "output", "-json"], cwd=root, env=ENV, capture_output=True, text=True,
+                             timeout=60, check=True)
+        return {k: v["value"] for k, v in json.loads(out.stdout).items()}
 
 
-def hcl_string(s):
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("${", "$${").replace("%{", "%%{") + '"'
+COMMON = """
+  deployment             = "test"
+  http_port              = 8000
+  grpc_port              = 50051
+  metrics_port           = 9090
+  drain_period_seconds   = 25
+  shutdown_grace_seconds = 10
+"""
 
 
 @unittest.skipUnless(shutil.which("terraform"), "terraform not installed")
-class CloudInit(unittest.TestCase):
-    def render(self, env, files, units):
-        env_hcl = "{" + ", ".join(f"{k} = {hcl_string(v)}" for k, v in env.items()) + "}"
-        files_hcl = "[" + ", ".join(
-            f'{{path = "{p}", permissions = "{mode}", content = file("{src}")}}' for p, mode, src in files) + "]"
-        units_hcl = "[" + ", ".join(f'"{u}"' for u in units) + "]"
-        return render(f'templatefile("{TEMPLATE}", {{deployment = "test", env = {env_hcl}, '
-                      f'files = {files_hcl}, enable_units = {units_hcl}}})\n')
-
+class InstanceConfig(unittest.TestCase):
     def test_env_file_and_extra_files_survive_rendering(self):
-        env = {
-            "CANDIDATES_STORE": "dynamodb",
-            "CANDIDATES_DYNAMODB_TABLE": "Candidates",
-            "COSMOS_ENDPOINT": "https://acct.documents.azure.com:443/",
-            "CANDIDATES_HTTP_ADDR": "0.0.0.0:8000",
-        }
-        files = [("/usr/local/sbin/candidates-lifecycle-drain", "0755", DRAIN_SCRIPT),
-                 ("/etc/systemd/system/candidates-lifecycle.service", "0644", DRAIN_UNIT)]
-        text = self.render(env, files, ["candidates-lifecycle.service"])
+        outputs = run_module(COMMON + f"""
+  store_env = {{
+    CANDIDATES_STORE          = "cosmos"
+    COSMOS_ENDPOINT           = "https://acct.documents.azure.com:443/"
+    CANDIDATES_LOG_FORMAT     = "text"
+  }}
+  files = [
+    {{ path = "/usr/local/sbin/candidates-lifecycle-drain", permissions = "0755", content = file("{DRAIN_SCRIPT}") }},
+    {{ path = "/etc/systemd/system/candidates-lifecycle.service", permissions = "0644", content = file("{DRAIN_UNIT}") }},
+  ]
+  enable_units = ["candidates-lifecycle.service"]
+""")
+        text = outputs["user_data"]
         self.assertTrue(text.startswith("#cloud-config\n"), text[:40])
         doc = yaml.safe_load(text)
 
@@ -61,9 +70,23 @@ class CloudInit(unittest.TestCase):
         self.assertEqual((env_file["owner"], env_file["permissions"]), ("root:candidates", "0640"))
         pairs = dict(line.split("=", 1) for line in env_file["content"].splitlines()
                      if line and not line.startswith("#"))
-        self.assertEqual(pairs, env)
+        self.assertEqual(pairs, {
+            "CANDIDATES_HTTP_ADDR": "0.0.0.0:8000",
+            "CANDIDATES_GRPC_ADDR": "0.0.0.0:50051",
+            "CANDIDATES_METRICS_ADDR": "0.0.0.0:9090",
+            "CANDIDATES_DRAIN_PERIOD": "25s",
+            "CANDIDATES_SHUTDOWN_GRACE": "10s",
+            # The store's settings win over the shared ones.
+            "CANDIDATES_LOG_FORMAT": "text",
+            "CANDIDATES_STORE": "cosmos",
+            "COSMOS_ENDPOINT": "https://acct.documents.azure.com:443/",
+        })
+        self.assertEqual(pairs, outputs["env"])
 
-        for (path, mode, src), entry in zip(files, doc["write_files"][1:], strict=True):
+        for (path, mode, src), entry in zip(
+                [("/usr/local/sbin/candidates-lifecycle-drain", "0755", DRAIN_SCRIPT),
+                 ("/etc/systemd/system/candidates-lifecycle.service", "0644", DRAIN_UNIT)],
+                doc["write_files"][1:], strict=True):
             self.assertEqual((entry["path"], entry["permissions"]), (path, mode))
             with open(src) as f:
                 self.assertEqual(entry["content"].rstrip("\n"), f.read().rstrip("\n"))
@@ -71,7 +94,7 @@ class CloudInit(unittest.TestCase):
                                          ["systemctl", "enable", "--now", "candidates-lifecycle.service"]])
 
     def test_env_only(self):
-        doc = yaml.safe_load(self.render({"CANDIDATES_STORE": "firestore"}, [], []))
+        doc = yaml.safe_load(run_module(COMMON + '  store_env = { CANDIDATES_STORE = "firestore" }')["user_data"])
         self.assertEqual(len(doc["write_files"]), 1)
         self.assertNotIn("runcmd", doc)
         self.assertIn("CANDIDATES_STORE=firestore", doc["write_files"][0]["content"].splitlines())

@@ -84,9 +84,9 @@ fn health_checks_and_ports_match_the_binary() {
         assert_eq!(text(tg, "deregistration_delay"), "local.deregistration_delay");
     }
 
-    // The env file sets the same ports and the binary's drain timings.
-    let env = m.local("service_env").to_string();
-    assert!(env.contains("\"0.0.0.0:${var.http_port}\"") && env.contains("\"0.0.0.0:${var.grpc_port}\""), "{env}");
+    // The env file gets the same ports and drain timings (Module::store_env checks the call), which
+    // are the binary's.
+    m.store_env();
     let drain = m.default_number("drain_period_seconds");
     let grace = m.default_number("shutdown_grace_seconds");
     assert_eq!(drain, binary::default_secs("drain_period"));
@@ -110,21 +110,14 @@ fn launch_template_requires_imdsv2_encrypts_the_root_volume_and_has_no_ssh_key()
     for nic in blocks(lt, "network_interfaces") {
         assert_ne!(bool_attr(nic, "associate_public_ip_address"), Some(true));
     }
-    assert_eq!(text(lt, "user_data"), "base64encode(local.user_data)");
+    assert_eq!(text(lt, "user_data"), "base64encode(module.instance_config.user_data)");
     assert!(text(block(lt, "iam_instance_profile"), "arn").starts_with("aws_iam_instance_profile.instance."));
 }
 
 #[test]
 fn env_file_configures_dynamodb_with_the_binarys_own_variable_names() {
     let m = aws();
-    let hcl::Expression::Object(env) = m.local("service_env") else { panic!("service_env is not an object") };
-    let known = binary::env_names();
-    let mut keys = BTreeSet::new();
-    for (key, value) in env {
-        let key = key.to_string();
-        assert!(known.contains(&key), "{key} is not an environment variable of candidate-server");
-        keys.insert((key, value.to_string()));
-    }
+    let keys = m.store_env();
     let get = |k: &str| keys.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
     assert_eq!(get("CANDIDATES_STORE"), "\"dynamodb\"");
     assert_eq!(get("CANDIDATES_INSTANCE_METADATA"), "\"aws\"");
@@ -187,9 +180,9 @@ fn only_the_public_alb_accepts_traffic_from_the_internet_and_only_on_80_and_443(
 #[test]
 fn metrics_are_not_served_through_the_public_alb() {
     let m = aws();
-    // Their own port, which only the VPC reaches and no listener forwards...
-    let env = one_line(m.local("service_env"));
-    assert!(env.contains("CANDIDATES_METRICS_ADDR = \"0.0.0.0:${var.metrics_port}\""), "{env}");
+    // Their own port (modules/instance-config sets CANDIDATES_METRICS_ADDR from metrics_port),
+    // which only the VPC reaches and no listener forwards...
+    m.store_env();
     let metrics = m.default_number("metrics_port");
     assert!(![m.default_number("http_port"), m.default_number("grpc_port"), 80, 443].contains(&metrics));
     let rule = m.resource("aws_vpc_security_group_ingress_rule", "instances_metrics");

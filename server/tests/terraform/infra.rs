@@ -72,6 +72,32 @@ impl Module {
             .unwrap_or_else(|| panic!("{}: no data {ty}.{name}", self.name))
     }
 
+    /// The body of `module "NAME" {}`.
+    pub fn module_call(&self, name: &str) -> &Body {
+        self.labelled("module")
+            .find(|(l, _)| l[0] == name)
+            .map(|(_, b)| b)
+            .unwrap_or_else(|| panic!("{}: no module {name}", self.name))
+    }
+
+    /// What a cloud's module passes to `modules/instance-config` (the instances' env file): its
+    /// own port and drain variables, and store settings (returned, key -> HCL text) whose keys are
+    /// all candidate-server's environment variables.
+    pub fn store_env(&self) -> Vec<(String, String)> {
+        let call = self.module_call("instance_config");
+        assert_eq!(text(call, "source"), "\"../modules/instance-config\"");
+        for var in ["http_port", "grpc_port", "metrics_port", "drain_period_seconds", "shutdown_grace_seconds"] {
+            assert_eq!(text(call, var), format!("var.{var}"), "{}: instance_config.{var}", self.name);
+        }
+        let Some(Expression::Object(env)) = attr(call, "store_env") else { panic!("store_env is not an object") };
+        let known = binary::env_names();
+        let pairs: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), one_line(v))).collect();
+        for (key, _) in &pairs {
+            assert!(known.contains(key), "{}: {key} is not an environment variable of candidate-server", self.name);
+        }
+        pairs
+    }
+
     /// The default of `variable "NAME"`.
     pub fn default(&self, name: &str) -> &Expression {
         self.labelled("variable")

@@ -8,3 +8,4 @@ mod infra;
 mod aws;
 mod azure;
 mod gcp;
+mod instance_config;
