@@ -5,6 +5,9 @@
 #     where unshare works, inside a network namespace with no network at all: every failed check
 #     must be fixed or skipped in code with a one-line reason;
 #   - terraform init + validate of modules/instance-config (no providers, so it works offline);
+#   - that terraform/tests/provider-schemas.json, which server/tests/terraform/schema.rs checks
+#     every block and reference against (attribute and block names, required settings), is what
+#     the pinned provider packages on PyPI say;
 #   - terraform/tests: that module applied for real in a throwaway root and its cloud-init
 #     document parsed as YAML, and the instance drain scripts against a fake metadata server on
 #     127.0.0.1.
@@ -42,6 +45,9 @@ for cloud in "${clouds[@]}"; do
   echo "checkov $("$VENV/bin/checkov" --version) on terraform/$cloud${offline:+ (no network)}"
   "${offline[@]}" "$VENV/bin/checkov" -d "$cloud" --framework terraform --skip-download --quiet --compact
 done
+
+echo "provider schemas (terraform/tests/provider-schemas.json) current"
+"$VENV/bin/python" tests/provider_schemas.py --check
 
 echo "terraform/tests"
 (cd tests && "$VENV/bin/python" -m unittest -v 2>&1)

@@ -4,7 +4,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = "~> 6.0"
+      version = "~> 6.25" # attribute names checked against 6.25 (terraform/tests/provider-schemas.json)
     }
   }
 }

@@ -139,7 +139,6 @@ resource "google_compute_region_instance_group_manager" "this" {
     instance_redistribution_type   = "PROACTIVE"
     max_surge_fixed                = length(local.zones)
     max_unavailable_fixed          = 0
-    min_ready_sec                  = 30
   }
 
   instance_lifecycle_policy {

@@ -52,6 +52,30 @@ impl Module {
         self.labelled("resource").filter(|(l, _)| l[0] == ty).map(|(l, b)| (l[1], b)).collect()
     }
 
+    /// The text of every attribute expression in the module, nested blocks included.
+    pub fn expressions(&self) -> Vec<String> {
+        fn walk(body: &Body, out: &mut Vec<String>) {
+            out.extend(body.attributes().map(|a| a.expr().to_string()));
+            for block in body.blocks() {
+                walk(block.body(), out);
+            }
+        }
+        let mut out = Vec::new();
+        for block in &self.blocks {
+            walk(block.body(), &mut out);
+        }
+        out
+    }
+
+    /// Every `resource` and `data` block, as (kind, type, name, body).
+    pub fn typed_blocks(&self) -> Vec<(&str, &str, &str, &Body)> {
+        self.blocks
+            .iter()
+            .filter(|b| b.identifier() == "resource" || b.identifier() == "data")
+            .map(|b| (b.identifier(), b.labels()[0].as_str(), b.labels()[1].as_str(), b.body()))
+            .collect()
+    }
+
     /// Every resource, as (type, name, body).
     pub fn all_resources(&self) -> Vec<(&str, &str, &Body)> {
         self.labelled("resource").map(|(l, b)| (l[0], l[1], b)).collect()

@@ -9,3 +9,4 @@ mod aws;
 mod azure;
 mod gcp;
 mod instance_config;
+mod schema;
