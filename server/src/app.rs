@@ -50,6 +50,7 @@ pub struct Application {
     lifecycle: Lifecycle,
     drain_period: Duration,
     shutdown_grace: Duration,
+    grpc_max_connection_age: Option<Duration>,
     store_kind: &'static str,
 }
 
@@ -131,6 +132,7 @@ impl Application {
             lifecycle,
             drain_period: config.drain_period,
             shutdown_grace: config.shutdown_grace,
+            grpc_max_connection_age: config.grpc_max_connection_age,
             store_kind,
         })
     }
@@ -165,11 +167,7 @@ impl Application {
                 .with_graceful_shutdown(stopped())
                 .into_future(),
         );
-        servers.spawn(
-            axum::serve(self.grpc, self.grpc_router.into_make_service())
-                .with_graceful_shutdown(stopped())
-                .into_future(),
-        );
+        servers.spawn(crate::serve::serve(self.grpc, self.grpc_router, self.grpc_max_connection_age, stopped()));
         let metrics_addr = self.metrics.as_ref().map(|l| l.local_addr().expect("bound listener has an address"));
         if let Some(listener) = self.metrics {
             servers.spawn(

@@ -28,6 +28,12 @@ pub struct Config {
     #[arg(long, env = "CANDIDATES_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// Close each gRPC connection gracefully (GOAWAY, in-flight calls finish) after about this
+    /// long (±10 %), so clients behind a layer-4 load balancer reconnect and reach instances a
+    /// scale-out added. Unset: connections live as long as the client keeps them.
+    #[arg(long, env = "CANDIDATES_GRPC_MAX_CONNECTION_AGE", value_parser = humantime::parse_duration)]
+    pub grpc_max_connection_age: Option<Duration>,
+
     /// Where candidates are stored.
     #[arg(long, env = "CANDIDATES_STORE", value_enum, default_value_t = StoreKind::Embedded)]
     pub store: StoreKind,

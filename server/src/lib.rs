@@ -8,6 +8,7 @@ pub mod lifecycle;
 pub mod metadata;
 pub mod metrics;
 pub mod name;
+pub mod serve;
 pub mod service;
 pub mod store;
 pub mod telemetry;

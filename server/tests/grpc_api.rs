@@ -215,3 +215,50 @@ async fn gateway_calls_a_remote_upstream() {
     let resp = http().get(front.url("/candidate/Remote%20One")).send().await.unwrap();
     assert_eq!(resp.status(), 503);
 }
+
+/// With --grpc-max-connection-age the server ends each connection gracefully after about that
+/// long: the connection closes by itself (GOAWAY), and a call in flight at that moment still
+/// completes. Clients behind a layer-4 load balancer reconnect, so a scale-out gets their calls.
+#[tokio::test]
+async fn connections_close_gracefully_at_their_maximum_age() {
+    use http_body_util::{BodyExt, Full};
+    use prost::Message;
+
+    let server = TestServer::spawn(&["--grpc-max-connection-age", "300ms", "--debug-store-delay", "700ms"]);
+    let stream = tokio::net::TcpStream::connect(server.grpc).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let closed = tokio::spawn(async move {
+        let _ = connection.await;
+        started.elapsed()
+    });
+
+    // One GetCandidate, gRPC-framed by hand; the store delay keeps it in flight past the age.
+    let message = GetCandidateRequest { name: "in-flight".into() }.encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&message);
+    let request = http::Request::post(format!("http://{}/candidates.v1.CandidateService/GetCandidate", server.grpc))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Full::new(bytes::Bytes::from(frame)))
+        .unwrap();
+    let response = sender.send_request(request).await.expect("the in-flight call is answered");
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.expect("the in-flight call's body completes");
+    // An error is a trailers-only response: grpc-status comes with the headers.
+    let trailers = body.trailers().cloned().unwrap_or_default();
+    let status = trailers.get("grpc-status").or(headers.get("grpc-status"));
+    assert_eq!(status.map(|v| v.to_str().unwrap()), Some("5"), "NOT_FOUND, the store's real answer: {headers:?}");
+    assert!(started.elapsed() >= Duration::from_millis(600), "the call really was in flight across the age limit");
+
+    let lifetime = tokio::time::timeout(Duration::from_secs(5), closed).await.expect("the server closed it").unwrap();
+    assert!(lifetime >= Duration::from_millis(250), "closed at the age limit, not at once: {lifetime:?}");
+    assert!(sender.ready().await.is_err(), "no new calls on a closed connection");
+}

@@ -76,6 +76,7 @@ class InstanceConfig(unittest.TestCase):
             "CANDIDATES_METRICS_ADDR": "0.0.0.0:9090",
             "CANDIDATES_DRAIN_PERIOD": "25s",
             "CANDIDATES_SHUTDOWN_GRACE": "10s",
+            "CANDIDATES_GRPC_MAX_CONNECTION_AGE": "5m",
             # The store's settings win over the shared ones.
             "CANDIDATES_LOG_FORMAT": "text",
             "CANDIDATES_STORE": "cosmos",

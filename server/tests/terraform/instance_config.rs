@@ -13,6 +13,7 @@ fn shared_settings_use_the_binarys_names_and_the_clouds_ports_and_timings() {
         ("CANDIDATES_DRAIN_PERIOD", "\"${var.drain_period_seconds}s\""),
         ("CANDIDATES_SHUTDOWN_GRACE", "\"${var.shutdown_grace_seconds}s\""),
         ("CANDIDATES_LOG_FORMAT", "\"json\""),
+        ("CANDIDATES_GRPC_MAX_CONNECTION_AGE", "\"5m\""),
     ];
     let known = binary::env_names();
     for (key, value) in expected {

@@ -67,6 +67,9 @@ locals {
     CANDIDATES_DRAIN_PERIOD   = "${var.drain_period_seconds}s"
     CANDIDATES_SHUTDOWN_GRACE = "${var.shutdown_grace_seconds}s"
     CANDIDATES_LOG_FORMAT     = "json"
+    # The gRPC load balancers balance connections: recycling them every ~5 minutes lets
+    # existing clients reach instances a scale-out added.
+    CANDIDATES_GRPC_MAX_CONNECTION_AGE = "5m"
   }, var.store_env)
 }
 
