@@ -39,8 +39,6 @@ pub async fn serve(
             },
             () = &mut stopped => break,
         };
-        // Small unary calls: do not wait for more bytes to fill a segment.
-        let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
         let builder = builder.clone();
         let mut stopping = stopping.clone();
