@@ -78,6 +78,12 @@ impl ApiError {
     pub fn from_http(status: StatusCode, message: impl Into<String>) -> Self {
         Self::new(status, code_for_http(status), message)
     }
+
+    /// 413: the request body is over the `--body-limit`, however that was found out (its
+    /// declared length, or reading it).
+    pub fn body_too_large(limit: usize) -> Self {
+        Self::from_http(StatusCode::PAYLOAD_TOO_LARGE, format!("request body is larger than {limit} bytes"))
+    }
 }
 
 impl From<tonic::Status> for ApiError {

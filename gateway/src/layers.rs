@@ -29,7 +29,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) fn apply(router: Router, options: &Options) -> Router {
     let router = router
         .layer(RequestBodyLimitLayer::new(options.body_limit))
-        .layer(middleware::from_fn_with_state(options.body_limit as u64, refuse_declared_oversize));
+        .layer(middleware::from_fn_with_state(options.body_limit, refuse_declared_oversize));
     load_shed(router, options.max_concurrency, || {
         ApiError::from_http(StatusCode::SERVICE_UNAVAILABLE, "server is overloaded, retry later").into_response()
     })
@@ -60,14 +60,14 @@ pub(crate) fn apply(router: Router, options: &Options) -> Router {
 /// and closes with unread data in the socket makes the kernel send RST, and the client sees
 /// "connection reset" or "broken pipe" instead of the 413. Reading it also keeps the connection
 /// usable. Chunked bodies are limited while read (`RequestBodyLimitLayer`).
-async fn refuse_declared_oversize(State(limit): State<u64>, request: Request, next: Next) -> Response {
+async fn refuse_declared_oversize(State(limit): State<usize>, request: Request, next: Next) -> Response {
     let declared = request
         .headers()
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
-        Some(length) if length > limit => {
+        Some(length) if length > limit as u64 => {
             if length <= DRAIN_CAP {
                 let mut body = request.into_body().into_data_stream();
                 let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
@@ -75,8 +75,7 @@ async fn refuse_declared_oversize(State(limit): State<u64>, request: Request, ne
                 })
                 .await;
             }
-            ApiError::from_http(StatusCode::PAYLOAD_TOO_LARGE, format!("request body is larger than {limit} bytes"))
-                .into_response()
+            ApiError::body_too_large(limit).into_response()
         }
         _ => next.run(request).await,
     }

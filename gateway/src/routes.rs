@@ -141,10 +141,7 @@ async fn put_candidate(
 ) -> Result<Response, ApiError> {
     if let Err(error) = body.collect().await {
         return Err(if is_length_limit(&error) {
-            ApiError::from_http(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body is larger than {} bytes", gw.options.body_limit),
-            )
+            ApiError::body_too_large(gw.options.body_limit)
         } else {
             ApiError::from_http(StatusCode::BAD_REQUEST, "could not read the request body")
         });

@@ -19,13 +19,7 @@ all_healthy() { # TARGET_GROUP_ARN: at least min_size targets, every one healthy
   local states
   states=$(aws elbv2 describe-target-health --target-group-arn "$1" \
     --query 'TargetHealthDescriptions[].TargetHealth.State' --output text)
-  echo "  $(date -u +%H:%M:%S) ${states:-no targets}" >&2
-  local n=0
-  for s in $states; do
-    [[ $s == healthy ]] || return 1
-    n=$((n + 1))
-  done
-  ((n >= min_size))
+  all_in_state healthy "$min_size" "$states"
 }
 for output in rest_target_group_arn grpc_target_group_arn; do
   wait_for "${HEALTH_TIMEOUT:-600}" "$output: every target healthy" all_healthy "$(tf_output "$TF_DIR" "$output")"

@@ -19,13 +19,7 @@ all_healthy() {
   local states
   states=$(az network application-gateway show-backend-health --resource-group "$rg" --name "$gateway" \
     --query 'backendAddressPools[].backendHttpSettingsCollection[].servers[].health' --output tsv)
-  echo "  $(date -u +%H:%M:%S) ${states//$'\n'/ }" >&2
-  local n=0
-  for s in $states; do
-    [[ $s == Healthy ]] || return 1
-    n=$((n + 1))
-  done
-  ((n >= min))
+  all_in_state Healthy "$min" "${states//$'\n'/ }"
 }
 wait_for "${HEALTH_TIMEOUT:-900}" "every Application Gateway backend healthy" all_healthy
 

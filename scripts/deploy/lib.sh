@@ -63,6 +63,18 @@ wait_for() {
   echo "$what: ok (after $((SECONDS + limit - deadline))s)" >&2
 }
 
+# all_in_state WANT MIN STATES: prints the states with the time (progress for wait_for), then
+# succeeds when there are at least MIN and every one is WANT (a load balancer's backend health).
+all_in_state() {
+  local want=$1 min=$2 states=$3 n=0
+  echo "  $(date -u +%H:%M:%S) ${states:-no backends}" >&2
+  for s in $states; do
+    [[ $s == "$want" ]] || return 1
+    n=$((n + 1))
+  done
+  ((n >= min))
+}
+
 # contract_check REST_URL [GRPC_URL]: the wire contract against the load balancers; with no gRPC
 # URL (the gRPC load balancer is internal and no tunnel is available) only REST is checked.
 contract_check() {
@@ -106,8 +118,9 @@ scale_demo() {
   # The load generator stops by itself; stop it too if this script is interrupted.
   trap 'kill "$load_pid" 2>/dev/null || true' EXIT INT TERM
   local start=$SECONDS
+  report() { printf '%s  t=%4ds  instances: %s\n' "$(date -u +%H:%M:%S)" $((SECONDS - start)) "$("$@" 2>/dev/null || echo '?')"; }
   while kill -0 "$load_pid" 2>/dev/null; do
-    printf '%s  t=%4ds  instances: %s\n' "$(date -u +%H:%M:%S)" $((SECONDS - start)) "$("$@" 2>/dev/null || echo '?')"
+    report "$@"
     sleep "$interval"
   done
   local load_status=0
@@ -115,7 +128,7 @@ scale_demo() {
   log "load finished (exit $load_status); watching scale-in for ${watch_after}s"
   local stop=$((SECONDS + watch_after))
   while ((SECONDS < stop)); do
-    printf '%s  t=%4ds  instances: %s\n' "$(date -u +%H:%M:%S)" $((SECONDS - start)) "$("$@" 2>/dev/null || echo '?')"
+    report "$@"
     sleep "$interval"
   done
   return "$load_status"

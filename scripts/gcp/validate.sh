@@ -18,13 +18,7 @@ all_healthy() {
   local states
   states=$(gcloud compute backend-services get-health "$backend" --global --project "$PROJECT" \
     --format='value(status.healthStatus[].healthState)' | tr ';' ' ')
-  echo "  $(date -u +%H:%M:%S) ${states:-no backends}" >&2
-  local n=0
-  for s in $states; do
-    [[ $s == HEALTHY ]] || return 1
-    n=$((n + 1))
-  done
-  ((n >= min))
+  all_in_state HEALTHY "$min" "$states"
 }
 # A new global load balancer takes minutes to program after its backends are healthy.
 lb_answers() { [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$rest_url/gtg") == 200 ]]; }

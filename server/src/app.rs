@@ -153,7 +153,7 @@ impl Application {
     /// serving for the drain period, stop accepting, let in-flight requests finish (up to the
     /// grace period). Returns an error only if requests were still running after the grace period.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-        let (http_addr, grpc_addr) = (self.http_addr(), self.grpc_addr());
+        let (http_addr, grpc_addr, metrics_addr) = (self.http_addr(), self.grpc_addr(), self.metrics_addr());
         let (stop, stopping) = watch::channel(false);
         let stopped = move || {
             let mut stopping = stopping.clone();
@@ -168,7 +168,6 @@ impl Application {
                 .into_future(),
         );
         servers.spawn(crate::serve::serve(self.grpc, self.grpc_router, self.grpc_max_connection_age, stopped()));
-        let metrics_addr = self.metrics.as_ref().map(|l| l.local_addr().expect("bound listener has an address"));
         if let Some(listener) = self.metrics {
             servers.spawn(
                 axum::serve(listener, metrics_router().into_make_service())

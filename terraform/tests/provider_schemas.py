@@ -59,12 +59,16 @@ def assembly(provider):
             return json.load(tgz.extractfile("package/.jsii"))
 
 
+def camel_to_snake(name):
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
+
+
 def snake(prop):
     summary = prop.get("docs", {}).get("summary", "")
     m = re.search(r"#(\w+) \w+#\w+\}", summary) or re.match(r"(\w+) block\.", summary)
     if m:
         return m.group(1)
-    return re.sub(r"(?<!^)([A-Z])", r"_\1", prop["name"]).lower()
+    return camel_to_snake(prop["name"])
 
 
 def struct_of(typ, prefix):
@@ -100,7 +104,7 @@ def exported(cls):
     for prop in cls.get("properties", []):
         if prop.get("static") or prop["name"].endswith("Input") or prop["name"].startswith("tf"):
             continue
-        names.add(re.sub(r"(?<!^)([A-Z])", r"_\1", prop["name"]).lower())
+        names.add(camel_to_snake(prop["name"]))
     return sorted(names)
 
 

@@ -12,12 +12,14 @@ AWS = os.path.join(HERE, "..", "aws", "files", "lifecycle-drain.sh")
 AZURE = os.path.join(HERE, "..", "azure", "files", "scheduled-events-drain.py")
 
 
-class AwsLifecycleDrain(unittest.TestCase):
+class WatcherTest(unittest.TestCase):
     def systemctl(self):
         fake = FakeSystemctl()
         self.addCleanup(fake.close)
         return fake
 
+
+class AwsLifecycleDrain(WatcherTest):
     def serve(self, states):
         """IMDSv2: a token from PUT, required on the lifecycle-state GET."""
         states = list(states)
@@ -53,13 +55,8 @@ class AwsLifecycleDrain(unittest.TestCase):
             self.assertEqual(systemctl.calls(), [])
 
 
-class AzureScheduledEvents(unittest.TestCase):
+class AzureScheduledEvents(WatcherTest):
     VM = "candidates-vmss_3"
-
-    def systemctl(self):
-        fake = FakeSystemctl()
-        self.addCleanup(fake.close)
-        return fake
 
     def serve(self, documents):
         """IMDS: this VM's name, and the scheduled events documents in turn (the last repeats);

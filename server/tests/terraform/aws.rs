@@ -118,11 +118,10 @@ fn launch_template_requires_imdsv2_encrypts_the_root_volume_and_has_no_ssh_key()
 fn env_file_configures_dynamodb_with_the_binarys_own_variable_names() {
     let m = aws();
     let keys = m.store_env();
-    let get = |k: &str| keys.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
-    assert_eq!(get("CANDIDATES_STORE"), "\"dynamodb\"");
-    assert_eq!(get("CANDIDATES_INSTANCE_METADATA"), "\"aws\"");
-    assert_eq!(get("CANDIDATES_DYNAMODB_TABLE"), "aws_dynamodb_table.candidates.name");
-    assert_eq!(get("CANDIDATES_DYNAMODB_REGION"), "var.region");
+    assert_eq!(keys["CANDIDATES_STORE"], "\"dynamodb\"");
+    assert_eq!(keys["CANDIDATES_INSTANCE_METADATA"], "\"aws\"");
+    assert_eq!(keys["CANDIDATES_DYNAMODB_TABLE"], "aws_dynamodb_table.candidates.name");
+    assert_eq!(keys["CANDIDATES_DYNAMODB_REGION"], "var.region");
 }
 
 #[test]

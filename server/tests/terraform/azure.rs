@@ -144,13 +144,12 @@ fn probes_and_ports_match_the_binary() {
 fn env_file_configures_cosmos_with_the_binarys_own_variable_names() {
     let m = azure();
     let pairs = m.store_env();
-    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
-    assert_eq!(get("CANDIDATES_STORE"), "\"cosmos\"");
-    assert_eq!(get("CANDIDATES_INSTANCE_METADATA"), "\"azure\"");
-    assert_eq!(get("COSMOS_ENDPOINT"), "azurerm_cosmosdb_account.this.endpoint");
-    assert_eq!(get("COSMOS_DATABASE_NAME"), "azurerm_cosmosdb_sql_database.this.name");
-    assert_eq!(get("COSMOS_CONTAINER_NAME"), "azurerm_cosmosdb_sql_container.candidates.name");
-    assert!(!pairs.iter().any(|(k, _)| k.contains("KEY")), "no account key: the managed identity authenticates");
+    assert_eq!(pairs["CANDIDATES_STORE"], "\"cosmos\"");
+    assert_eq!(pairs["CANDIDATES_INSTANCE_METADATA"], "\"azure\"");
+    assert_eq!(pairs["COSMOS_ENDPOINT"], "azurerm_cosmosdb_account.this.endpoint");
+    assert_eq!(pairs["COSMOS_DATABASE_NAME"], "azurerm_cosmosdb_sql_database.this.name");
+    assert_eq!(pairs["COSMOS_CONTAINER_NAME"], "azurerm_cosmosdb_sql_container.candidates.name");
+    assert!(!pairs.keys().any(|k| k.contains("KEY")), "no account key: the managed identity authenticates");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! 0.0.0.0/0?" of an expression like `each.value` over `var.alb_ingress_cidrs`.
 
 use std::{
-    collections::{BTreeSet, HashSet},
+    collections::{BTreeMap, BTreeSet, HashSet},
     fs,
     path::{Path, PathBuf},
 };
@@ -107,7 +107,7 @@ impl Module {
     /// What a cloud's module passes to `modules/instance-config` (the instances' env file): its
     /// own port and drain variables, and store settings (returned, key -> HCL text) whose keys are
     /// all candidate-server's environment variables.
-    pub fn store_env(&self) -> Vec<(String, String)> {
+    pub fn store_env(&self) -> BTreeMap<String, String> {
         let call = self.module_call("instance_config");
         assert_eq!(text(call, "source"), "\"../modules/instance-config\"");
         for var in ["http_port", "grpc_port", "metrics_port", "drain_period_seconds", "shutdown_grace_seconds"] {
@@ -115,8 +115,8 @@ impl Module {
         }
         let Some(Expression::Object(env)) = attr(call, "store_env") else { panic!("store_env is not an object") };
         let known = binary::env_names();
-        let pairs: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), one_line(v))).collect();
-        for (key, _) in &pairs {
+        let pairs: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), one_line(v))).collect();
+        for key in pairs.keys() {
             assert!(known.contains(key), "{}: {key} is not an environment variable of candidate-server", self.name);
         }
         pairs

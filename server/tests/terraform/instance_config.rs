@@ -32,10 +32,9 @@ fn every_cloud_boots_its_instances_with_it() {
         ("gcp", "firestore", "google_compute_instance_template", "metadata"),
     ] {
         let m = Module::load(cloud);
-        let pairs = m.store_env();
-        let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
-        assert_eq!(get("CANDIDATES_STORE"), Some(format!("\"{store}\"")), "{cloud}");
-        assert_eq!(get("CANDIDATES_INSTANCE_METADATA"), Some(format!("\"{cloud}\"")), "{cloud}");
+        let env = m.store_env();
+        assert_eq!(env.get("CANDIDATES_STORE"), Some(&format!("\"{store}\"")), "{cloud}");
+        assert_eq!(env.get("CANDIDATES_INSTANCE_METADATA"), Some(&format!("\"{cloud}\"")), "{cloud}");
         let (_, body) = m.resources(kind)[0];
         assert!(text(body, attribute).contains("module.instance_config.user_data"), "{cloud}: {kind}.{attribute}");
     }
