@@ -11,6 +11,7 @@ use tower::{BoxError, Service, ServiceBuilder, ServiceExt, util::BoxCloneSyncSer
 
 pub mod error;
 pub mod layers;
+pub mod limit;
 pub mod openapi;
 mod routes;
 
@@ -49,7 +50,9 @@ where
 pub struct Options {
     /// Largest request body, in bytes (413 above it).
     pub body_limit: usize,
-    /// Requests served at once before new ones are shed with 503.
+    /// How long a request body may take to arrive (408 after it).
+    pub body_timeout: std::time::Duration,
+    /// Requests served at once before new ones are shed with 503 (`/gtg` is never shed).
     pub max_concurrency: usize,
 }
 
@@ -59,12 +62,11 @@ pub(crate) struct Gateway {
     pub(crate) client: CandidateServiceClient<GrpcTransport>,
     /// `true` while this instance should receive traffic (false while starting or draining).
     pub(crate) ready: watch::Receiver<bool>,
-    pub(crate) options: Options,
 }
 
 /// The REST router with every layer: request ids, one log line per request, limits and JSON
 /// error bodies.
 pub fn router(transport: GrpcTransport, ready: watch::Receiver<bool>, options: Options) -> Router {
-    let gateway = Gateway { client: CandidateServiceClient::new(transport), ready, options: options.clone() };
-    layers::apply(routes::routes(gateway), &options)
+    let gateway = Gateway { client: CandidateServiceClient::new(transport), ready: ready.clone() };
+    layers::apply(routes::routes(gateway), &options, ready)
 }

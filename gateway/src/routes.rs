@@ -16,7 +16,6 @@ use candidates_api::v1::{
     PutCandidateRequest,
 };
 use futures::{StreamExt, stream};
-use http_body_util::BodyExt;
 
 use crate::{Gateway, GrpcTransport, error::ApiError};
 use candidates_api::v1::candidate_service_client::CandidateServiceClient;
@@ -131,21 +130,13 @@ async fn get_candidate(
     Ok(Json(candidate.into_inner()).into_response())
 }
 
-/// The body is ignored whatever its type (as the original service did), but it is read, so that
-/// the size limit holds for chunked bodies too.
+/// The body is ignored whatever its type (as the original service did); admission (`limit`) has
+/// already read it within the size and time limits.
 async fn put_candidate(
     State(gw): State<Gateway>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Body,
 ) -> Result<Response, ApiError> {
-    if let Err(error) = body.collect().await {
-        return Err(if is_length_limit(&error) {
-            ApiError::body_too_large(gw.options.body_limit)
-        } else {
-            ApiError::from_http(StatusCode::BAD_REQUEST, "could not read the request body")
-        });
-    }
     let candidate = gw.client.clone().put_candidate(grpc_request(PutCandidateRequest { name }, &headers)).await;
     match candidate {
         Ok(c) => Ok(Json(c.into_inner()).into_response()),
@@ -174,18 +165,6 @@ async fn fetch_page(
     request: tonic::Request<ListCandidatesRequest>,
 ) -> Result<ListCandidatesResponse, tonic::Status> {
     client.list_candidates(request).await.map(tonic::Response::into_inner)
-}
-
-/// Whether a body error is the body limit (`RequestBodyLimitLayer`) somewhere in its source chain.
-fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        current = e.source();
-    }
-    false
 }
 
 /// Page size while streaming the whole list: the service's maximum, for the fewest store calls;

@@ -11,6 +11,7 @@ use crate::{
     grpc,
     lifecycle::Lifecycle,
     metadata,
+    serve::serve,
     service::CandidateApi,
     store::{DynStore, debug::Faulty, embedded, instrumented::Instrumented, memory::MemoryStore},
 };
@@ -50,7 +51,8 @@ pub struct Application {
     lifecycle: Lifecycle,
     drain_period: Duration,
     shutdown_grace: Duration,
-    grpc_max_connection_age: Option<Duration>,
+    http_limits: crate::serve::ConnLimits,
+    grpc_limits: crate::serve::ConnLimits,
     store_kind: &'static str,
 }
 
@@ -115,13 +117,16 @@ impl Application {
                 gateway::transport(channel)
             }
         };
-        let options =
-            gateway::Options { body_limit: config.body_limit, max_concurrency: config.max_concurrency as usize };
+        let options = gateway::Options {
+            body_limit: config.body_limit,
+            body_timeout: config.body_timeout,
+            max_concurrency: config.max_concurrency as usize,
+        };
         let mut http_router = gateway::router(transport, lifecycle.readiness(), options);
         if metrics.is_none() {
             http_router = http_router.merge(metrics_router());
         }
-        let grpc_router = grpc::network_layers(grpc_core, config.max_concurrency as usize);
+        let grpc_router = grpc::network_layers(grpc_core, config.admission());
 
         Ok(Self {
             http,
@@ -132,7 +137,8 @@ impl Application {
             lifecycle,
             drain_period: config.drain_period,
             shutdown_grace: config.shutdown_grace,
-            grpc_max_connection_age: config.grpc_max_connection_age,
+            http_limits: config.conn_limits(None),
+            grpc_limits: config.conn_limits(config.grpc_max_connection_age),
             store_kind,
         })
     }
@@ -162,18 +168,10 @@ impl Application {
             }
         };
         let mut servers = JoinSet::new();
-        servers.spawn(
-            axum::serve(self.http, self.http_router.into_make_service())
-                .with_graceful_shutdown(stopped())
-                .into_future(),
-        );
-        servers.spawn(crate::serve::serve(self.grpc, self.grpc_router, self.grpc_max_connection_age, stopped()));
+        servers.spawn(serve(self.http, self.http_router, self.http_limits, stopped()));
+        servers.spawn(serve(self.grpc, self.grpc_router, self.grpc_limits, stopped()));
         if let Some(listener) = self.metrics {
-            servers.spawn(
-                axum::serve(listener, metrics_router().into_make_service())
-                    .with_graceful_shutdown(stopped())
-                    .into_future(),
-            );
+            servers.spawn(serve(listener, metrics_router(), self.http_limits, stopped()));
         }
         self.lifecycle.set_ready().await;
         let metrics_at = metrics_addr.map_or_else(|| "the REST listener".to_owned(), |a| a.to_string());

@@ -91,9 +91,34 @@ pub struct Config {
     #[arg(long, env = "CANDIDATES_MAX_CONCURRENCY", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrency: u32,
 
-    /// Largest REST request body accepted, in bytes (bodies are ignored; larger ones get 413).
+    /// Largest request body accepted, in bytes: REST bodies (ignored; larger ones get 413) and
+    /// gRPC request messages (RESOURCE_EXHAUSTED).
     #[arg(long, env = "CANDIDATES_BODY_LIMIT", default_value_t = 64 * 1024)]
     pub body_limit: usize,
+
+    /// How long a request body may take to arrive (REST 408, gRPC DEADLINE_EXCEEDED after it). It is
+    /// read before the request counts against --max-concurrency, so slow clients cannot take the
+    /// server's capacity.
+    #[arg(long, env = "CANDIDATES_BODY_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub body_timeout: Duration,
+
+    /// HTTP/1: how long a client may take to send a whole request head (slowloris defence).
+    #[arg(long, env = "CANDIDATES_HEADER_READ_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub header_read_timeout: Duration,
+
+    /// Close a connection (gracefully) that has had no request in flight for this long. Keep it
+    /// longer than the load balancers' idle timeouts (ALB 60 s, Google's external LB 600 s), or they
+    /// send requests on connections we are closing.
+    #[arg(long, env = "CANDIDATES_IDLE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "620s")]
+    pub idle_timeout: Duration,
+
+    /// HTTP/2 (gRPC, h2c): ping a peer after this long without frames...
+    #[arg(long, env = "CANDIDATES_HTTP2_KEEPALIVE_INTERVAL", value_parser = humantime::parse_duration, default_value = "60s")]
+    pub http2_keepalive_interval: Duration,
+
+    /// ...and close the connection if the ping is not answered within this.
+    #[arg(long, env = "CANDIDATES_HTTP2_KEEPALIVE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "20s")]
+    pub http2_keepalive_timeout: Duration,
 
     /// How long a /gtg?details store round-trip result is reused, so frequent health checks do
     /// not each cost a store call.
@@ -243,8 +268,8 @@ pub enum LogFormat {
 pub enum ConfigError {
     #[error("--http-addr and --grpc-addr must differ (both are {0})")]
     SameAddr(SocketAddr),
-    #[error("--request-timeout must be greater than zero")]
-    ZeroTimeout,
+    #[error("--{0} must be greater than zero")]
+    ZeroTimeout(&'static str),
     #[error("--grpc-upstream must be an http:// URL with a host (plaintext gRPC inside the network), got {0}")]
     Upstream(http::Uri),
     #[error("invalid --log filter {filter:?}: {reason}")]
@@ -257,8 +282,17 @@ impl Config {
         if self.http_addr == self.grpc_addr && self.http_addr.port() != 0 {
             return Err(ConfigError::SameAddr(self.http_addr));
         }
-        if self.request_timeout.is_zero() {
-            return Err(ConfigError::ZeroTimeout);
+        for (flag, value) in [
+            ("request-timeout", self.request_timeout),
+            ("body-timeout", self.body_timeout),
+            ("header-read-timeout", self.header_read_timeout),
+            ("idle-timeout", self.idle_timeout),
+            ("http2-keepalive-interval", self.http2_keepalive_interval),
+            ("http2-keepalive-timeout", self.http2_keepalive_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::ZeroTimeout(flag));
+            }
         }
         if let Some(uri) = &self.grpc_upstream
             && (uri.scheme_str() != Some("http") || uri.host().is_none())
@@ -309,5 +343,27 @@ mod tests {
         assert!(matches!(c.validate(), Err(ConfigError::SameAddr(_))));
         let c = Config::try_parse_from(["x", "--grpc-upstream", "ftp://h:1"]).unwrap();
         assert!(matches!(c.validate(), Err(ConfigError::Upstream(_))));
+    }
+}
+
+impl Config {
+    /// The connection limits of a listener (`max_age` for gRPC only).
+    pub fn conn_limits(&self, max_age: Option<Duration>) -> crate::serve::ConnLimits {
+        crate::serve::ConnLimits {
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            keepalive_interval: Some(self.http2_keepalive_interval),
+            keepalive_timeout: self.http2_keepalive_timeout,
+            max_age,
+        }
+    }
+
+    /// The admission limits of a listener.
+    pub fn admission(&self) -> candidates_gateway::limit::Limits {
+        candidates_gateway::limit::Limits {
+            max_concurrency: self.max_concurrency as usize,
+            body_limit: self.body_limit,
+            body_timeout: self.body_timeout,
+        }
     }
 }

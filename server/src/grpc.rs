@@ -14,7 +14,10 @@ use axum::{
     response::Response,
 };
 use candidates_api::v1::candidate_service_server::CandidateServiceServer;
-use candidates_gateway::layers::load_shed;
+use candidates_gateway::{
+    layers::sanitize_request_id,
+    limit::{Admission, Limits, Rejections, admit},
+};
 use tonic::{Status, service::Routes};
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tower_http::{
@@ -39,29 +42,75 @@ pub fn router(api: CandidateApi, health: HealthServer<impl Health>, default_dead
     routes.prepare().into_axum_router().layer(middleware::from_fn_with_state(default_deadline, deadline))
 }
 
-/// What the network listener adds around [`router`].
-pub fn network_layers(router: axum::Router, max_concurrency: usize) -> axum::Router {
-    load_shed(router, max_concurrency, || {
-        Status::resource_exhausted("server is overloaded, retry with backoff").into_http::<axum::body::Body>()
-    })
-    .layer(middleware::from_fn(crate::metrics::track_grpc))
-    .layer(PropagateRequestIdLayer::x_request_id())
-    .layer(
-        TraceLayer::new_for_grpc()
-            .make_span_with(|req: &Request| {
-                tracing::info_span!(
-                    "grpc",
-                    rpc = %req.uri().path(),
-                    request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(""),
-                )
-            })
-            .on_request(())
-            .on_response(|res: &Response, latency: Duration, _span: &Span| {
-                tracing::info!(grpc_status = status_code(res), latency_ms = latency.as_secs_f64() * 1e3, "rpc");
-            })
-            .on_failure(()),
-    )
-    .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+/// What the network listener adds around [`router`]: content-type check, admission (health
+/// exempt, request message read before a permit is taken), metrics, request ids and a log line.
+pub fn network_layers(router: axum::Router, limits: Limits) -> axum::Router {
+    let rejections = Rejections {
+        overloaded: || Status::resource_exhausted("server is overloaded, retry with backoff").into_http(),
+        too_large: |limit| Status::resource_exhausted(format!("request message larger than {limit} bytes")).into_http(),
+        too_slow: |timeout| {
+            Status::deadline_exceeded(format!(
+                "the request message did not arrive within {}",
+                humantime::format_duration(timeout)
+            ))
+            .into_http()
+        },
+        unreadable: || Status::cancelled("could not read the request message").into_http(),
+    };
+    admit(router, limits, classify, rejections)
+        .layer(middleware::from_fn(require_grpc_content_type))
+        .layer(middleware::from_fn(crate::metrics::track_grpc))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_grpc()
+                .make_span_with(|req: &Request| {
+                    tracing::info_span!(
+                        "grpc",
+                        rpc = crate::metrics::rpc_label(req.uri().path()),
+                        request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(""),
+                    )
+                })
+                .on_request(())
+                .on_response(|res: &Response, latency: Duration, _span: &Span| {
+                    tracing::info!(grpc_status = status_code(res), latency_ms = latency.as_secs_f64() * 1e3, "rpc");
+                })
+                .on_failure(()),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(middleware::from_fn(sanitize_request_id))
+}
+
+/// Health checks are never shed; CandidateService calls are unary with small messages (read
+/// first); the rest (reflection streams, unknown paths) take a permit as they come.
+fn classify(request: &Request) -> Admission {
+    let path = request.uri().path();
+    if path.starts_with("/grpc.health.v1.Health/") {
+        Admission::Exempt
+    } else if path
+        .strip_prefix('/')
+        .and_then(|p| p.strip_prefix(candidates_api::SERVICE_NAME))
+        .is_some_and(|p| p.starts_with('/'))
+    {
+        Admission::Buffered
+    } else {
+        Admission::Streaming
+    }
+}
+
+/// The gRPC spec (PROTOCOL-HTTP2): a request whose content-type does not begin with
+/// `application/grpc` gets HTTP 415, so that a plain HTTP/2 client does not read the trailers-only
+/// error of a 200 as success.
+async fn require_grpc_content_type(request: Request, next: Next) -> Response {
+    let grpc = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    if grpc {
+        return next.run(request).await;
+    }
+    let mut response = Status::unimplemented("content-type must be application/grpc").into_http::<axum::body::Body>();
+    *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    response
 }
 
 /// The gRPC status code of a unary response, as sent. Errors are trailers-only (grpc-status in the

@@ -1,6 +1,7 @@
 //! Prometheus metrics: one process-wide recorder (metrics + metrics-exporter-prometheus), rendered
 //! at `GET /metrics` on the REST listener. Names follow Prometheus conventions (base units in the
-//! name, `_total` for counters); labels are bounded (route templates, RPC names, store operations).
+//! name, `_total` for counters); labels come from closed sets (route templates, standard methods, the served RPCs, store
+//! operations); anything a client makes up is counted as `other`.
 //!
 //! /metrics is on the REST listener so scrapers use the port the instance already opens; the
 //! public load balancers forward only the API paths (Terraform), so it is not exposed outside.
@@ -13,6 +14,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use candidates_gateway::layers::InFlight;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Latency buckets in seconds: 100 µs to 10 s (the default request deadline).
@@ -80,22 +82,69 @@ pub async fn render() -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
 }
 
+/// Every RPC the gRPC listener serves, as `/package.Service/Method`: the `rpc` label takes one of
+/// these or `other`, so clients cannot add series by sending made-up paths. A test checks the
+/// list against the services' descriptors.
+pub const KNOWN_RPCS: &[&str] = &[
+    "/candidates.v1.CandidateService/GetCandidate",
+    "/candidates.v1.CandidateService/PutCandidate",
+    "/candidates.v1.CandidateService/DeleteCandidate",
+    "/candidates.v1.CandidateService/ListCandidates",
+    "/candidates.v1.CandidateService/GetStatus",
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
+/// The bounded `rpc` label (and log field) for a request path.
+pub fn rpc_label(path: &str) -> &'static str {
+    KNOWN_RPCS.iter().find(|rpc| **rpc == path).copied().unwrap_or("other")
+}
+
+/// A gRPC status code as a label: `0` to `16`, or `other`.
+fn code_label(code: &str) -> &'static str {
+    const CODES: [&str; 17] =
+        ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16"];
+    CODES.iter().find(|c| **c == code).copied().unwrap_or("other")
+}
+
 /// Middleware for the gRPC listener: counts and times every call by RPC and status code.
 pub async fn track_grpc(request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    // Bounded label: our services' methods, everything else as "other".
-    let rpc = if path.starts_with("/candidates.v1.") || path.starts_with("/grpc.") {
-        path.to_owned()
-    } else {
-        "other".to_owned()
-    };
-    let in_flight = metrics::gauge!("grpc_requests_in_flight");
-    in_flight.increment(1.0);
+    let rpc = rpc_label(request.uri().path());
+    let _in_flight = InFlight::new("grpc_requests_in_flight");
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    in_flight.decrement(1.0);
-    let labels = [("rpc", rpc), ("code", crate::grpc::status_code(&response).to_owned())];
+    let labels = [("rpc", rpc), ("code", code_label(crate::grpc::status_code(&response)))];
     metrics::counter!("grpc_requests_total", &labels).increment(1);
     metrics::histogram!("grpc_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost_reflect::DescriptorPool;
+
+    #[test]
+    fn known_rpcs_are_exactly_the_served_methods() {
+        let mut served = Vec::new();
+        for set in [candidates_api::FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET] {
+            let pool = DescriptorPool::decode(set).unwrap();
+            for service in pool.services() {
+                for method in service.methods() {
+                    served.push(format!("/{}/{}", service.full_name(), method.name()));
+                }
+            }
+        }
+        // Reflection (v1 and v1alpha) has one method each, served by tonic-reflection.
+        served.push("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo".into());
+        served.push("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo".into());
+        served.sort();
+        let mut known: Vec<String> = KNOWN_RPCS.iter().map(|s| s.to_string()).collect();
+        known.sort();
+        assert_eq!(known, served);
+        assert_eq!(rpc_label("/candidates.v1.CandidateService/Nope"), "other");
+        assert_eq!(rpc_label("/grpc.x/y"), "other");
+    }
 }

@@ -1,0 +1,227 @@
+//! Admission for both listeners: what counts against the concurrency limit, and what never does.
+//!
+//! - Health and readiness (`/gtg`, `grpc.health.v1`) are never shed or queued: a load balancer
+//!   removes an instance whose health check fails, so a busy instance must still answer it.
+//! - A request's body is read *before* it takes a permit, bounded in size and time: the limit
+//!   counts work, not waiting for a slow client. Bodies being read have their own bound, so slow
+//!   clients cannot grow memory without limit either.
+//! - The permit is held until the response body has been sent (or dropped), so a streamed
+//!   response (`GET /candidates`) counts for as long as it runs.
+
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::{Request, State},
+    middleware::{self, Next},
+    response::Response,
+};
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::{BodyExt, Limited};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How a request is admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Health and readiness: served at once, never counted or shed.
+    Exempt,
+    /// A request with a bounded body (REST, unary gRPC): the body is read first, then a permit.
+    Buffered,
+    /// A streaming call (gRPC reflection): takes a permit at once, body untouched.
+    Streaming,
+}
+
+/// The protocol's answers when a request is not admitted.
+#[derive(Clone, Copy)]
+pub struct Rejections {
+    /// Every permit is taken (503 / RESOURCE_EXHAUSTED).
+    pub overloaded: fn() -> Response,
+    /// The body is larger than the limit (the limit is passed).
+    pub too_large: fn(usize) -> Response,
+    /// The body did not arrive within the timeout (the timeout is passed).
+    pub too_slow: fn(Duration) -> Response,
+    /// The body could not be read (the client went away or sent garbage).
+    pub unreadable: fn() -> Response,
+}
+
+/// The limits of one listener.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Requests served at once; beyond it requests are rejected at once, not queued.
+    pub max_concurrency: usize,
+    /// Largest request body, in bytes.
+    pub body_limit: usize,
+    /// How long a request body may take to arrive.
+    pub body_timeout: Duration,
+}
+
+#[derive(Clone)]
+struct Admit {
+    work: Arc<Semaphore>,
+    /// Requests whose bodies are being read: twice the work limit, so slow uploads cannot crowd
+    /// out requests ready to run, and memory stays under 2 x max_concurrency x body_limit.
+    reading: Arc<Semaphore>,
+    limits: Limits,
+    classify: fn(&Request) -> Admission,
+    reject: Rejections,
+}
+
+/// Wraps every route of `router` with the admission rules above.
+pub fn admit(router: Router, limits: Limits, classify: fn(&Request) -> Admission, reject: Rejections) -> Router {
+    let state = Admit {
+        work: Arc::new(Semaphore::new(limits.max_concurrency)),
+        reading: Arc::new(Semaphore::new(limits.max_concurrency.saturating_mul(2))),
+        limits,
+        classify,
+        reject,
+    };
+    router.layer(middleware::from_fn_with_state(state, admit_request))
+}
+
+async fn admit_request(State(admit): State<Admit>, request: Request, next: Next) -> Response {
+    let request = match (admit.classify)(&request) {
+        Admission::Exempt => return next.run(request).await,
+        Admission::Streaming => request,
+        Admission::Buffered => match read_body(&admit, request).await {
+            Ok(request) => request,
+            Err(response) => return response,
+        },
+    };
+    let Ok(permit) = Arc::clone(&admit.work).try_acquire_owned() else {
+        return (admit.reject.overloaded)();
+    };
+    let response = next.run(request).await;
+    response.map(|body| Body::new(PermitBody { inner: body, _permit: permit }))
+}
+
+/// Reads the whole body (bounded in size and time) and puts it back as a full body.
+async fn read_body(admit: &Admit, request: Request) -> Result<Request, Response> {
+    let Ok(_reading) = admit.reading.try_acquire() else {
+        return Err((admit.reject.overloaded)());
+    };
+    let (parts, body) = request.into_parts();
+    if body.is_end_stream() {
+        // No body (a GET): nothing to wait for.
+        return Ok(Request::from_parts(parts, body));
+    }
+    let limit = admit.limits.body_limit;
+    let collected = tokio::time::timeout(admit.limits.body_timeout, Limited::new(body, limit).collect()).await;
+    let bytes: Bytes = match collected {
+        Err(_) => return Err((admit.reject.too_slow)(admit.limits.body_timeout)),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
+            return Err((admit.reject.too_large)(limit));
+        }
+        Ok(Err(_)) => return Err((admit.reject.unreadable)()),
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// A response body that holds a concurrency permit until it is finished or dropped.
+struct PermitBody {
+    inner: Body,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl HttpBody for PermitBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::{
+        response::IntoResponse,
+        routing::{get, post},
+    };
+    use http::StatusCode;
+    use tower::ServiceExt;
+
+    fn reject() -> Rejections {
+        Rejections {
+            overloaded: || (StatusCode::SERVICE_UNAVAILABLE, "overloaded").into_response(),
+            too_large: |_| StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+            too_slow: |_| StatusCode::REQUEST_TIMEOUT.into_response(),
+            unreadable: || StatusCode::BAD_REQUEST.into_response(),
+        }
+    }
+    fn classify(request: &Request) -> Admission {
+        if request.uri().path() == "/health" { Admission::Exempt } else { Admission::Buffered }
+    }
+
+    fn app(max: usize) -> Router {
+        let router = Router::new()
+            .route("/health", get(|| async { "ok" }))
+            .route("/work", post(|body: Bytes| async move { body.len().to_string() }))
+            .route(
+                "/stream",
+                get(|| async { Body::from_stream(futures::stream::pending::<Result<Bytes, std::io::Error>>()) }),
+            );
+        admit(
+            router,
+            Limits { max_concurrency: max, body_limit: 16, body_timeout: Duration::from_millis(100) },
+            classify,
+            reject(),
+        )
+    }
+
+    async fn call(app: &Router, request: Request) -> StatusCode {
+        app.clone().oneshot(request).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn a_body_that_never_arrives_holds_no_permit_and_times_out() {
+        let app = app(1);
+        // A body that never sends anything: the permit must stay free for real work.
+        let (_tx, body) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+        let slow = tokio::spawn({
+            let app = app.clone();
+            async move { call(&app, Request::post("/work").body(Body::from_stream(body)).unwrap()).await }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(call(&app, Request::post("/work").body(Body::from("abc")).unwrap()).await, StatusCode::OK);
+        assert_eq!(slow.await.unwrap(), StatusCode::REQUEST_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn oversized_bodies_are_refused() {
+        let app = app(1);
+        let big = Body::from(vec![b'x'; 17]);
+        assert_eq!(call(&app, Request::post("/work").body(big).unwrap()).await, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn a_streamed_response_holds_its_permit_until_dropped_and_health_is_never_shed() {
+        let app = app(1);
+        let streaming = app.clone().oneshot(Request::get("/stream").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(streaming.status(), StatusCode::OK);
+        // Headers are out, the body is still running: the one permit is taken.
+        assert_eq!(
+            call(&app, Request::post("/work").body(Body::empty()).unwrap()).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(call(&app, Request::get("/health").body(Body::empty()).unwrap()).await, StatusCode::OK);
+        drop(streaming);
+        assert_eq!(call(&app, Request::post("/work").body(Body::empty()).unwrap()).await, StatusCode::OK);
+    }
+}

@@ -1,0 +1,210 @@
+//! The accept loop of both listeners: what `axum::serve` with graceful shutdown does, plus the
+//! connection limits that keep slow, idle and hostile clients bounded in time:
+//!
+//! - a header-read timeout (HTTP/1: a client must send a whole request head in time; slowloris);
+//! - an idle timeout: a connection with no request in flight for this long is closed gracefully.
+//!   It must be longer than the load balancers' own idle timeouts, or they reuse a connection
+//!   we are closing and get a reset (see README, Operations);
+//! - HTTP/2 keep-alive pings, so dead peers (and the L4 load balancers' flow state) are noticed;
+//! - optionally a maximum connection age (gRPC): clients behind a layer-4 load balancer keep one
+//!   HTTP/2 connection as long as it lives, so without it instances added by a scale-out never get
+//!   traffic from existing clients. At the age (±10 % jitter, so clients do not all reconnect at
+//!   once) the connection gets a graceful shutdown: GOAWAY, in-flight calls finish.
+//!
+//! A connection told to close gracefully that has not closed after [`CLOSE_GRACE`] (a peer that
+//! never finishes its request head, for example) is dropped.
+
+mod activity;
+
+use std::{
+    future::Future,
+    io,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use activity::{Activity, Due, GuardedBody, InFlightGuard, Watched};
+use axum::{Router, body::Body, extract::Request, response::Response};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto::Builder,
+    service::TowerToHyperService,
+};
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use tower::ServiceExt;
+
+/// How long a connection may take to close after a graceful shutdown was asked for (idle or aged
+/// connections, which have no request in flight or only ones already running) before it is dropped.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
+/// A deadline that does not come.
+const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Per-connection limits of one listener.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// HTTP/1: the whole request head must arrive within this (from the first byte or accept).
+    pub header_read_timeout: Duration,
+    /// Close a connection that has had no request in flight for this long.
+    pub idle_timeout: Duration,
+    /// HTTP/2: send a PING after this long without frames; close if unanswered within the timeout.
+    pub keepalive_interval: Option<Duration>,
+    pub keepalive_timeout: Duration,
+    /// Close gracefully after about this long (±10 %).
+    pub max_age: Option<Duration>,
+}
+
+/// Serves `router` on `listener` until `stopped` resolves; then stops accepting, shuts every
+/// connection down gracefully and returns once they have all closed.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnLimits,
+    stopped: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    // hyper's own header-read timeout also runs while a keep-alive connection waits for its next
+    // request (hyper 1.12), which would close connections the load balancer keeps idle; `Activity`
+    // times request heads from their first byte instead.
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(None);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.keepalive_interval)
+        .keep_alive_timeout(limits.keepalive_timeout);
+    let (stop, stopping) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(stopped);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    accept_error(error).await;
+                    continue;
+                }
+            },
+            () = &mut stopped => break,
+        };
+        let activity = Arc::new(Activity::new());
+        let service = TowerToHyperService::new(track(router.clone(), Arc::clone(&activity)));
+        let builder = builder.clone();
+        let stopping = stopping.clone();
+        connections.spawn(async move {
+            let io = Watched { inner: stream, activity: Arc::clone(&activity) };
+            let conn = builder.serve_connection(TokioIo::new(io), service);
+            tokio::pin!(conn);
+            let aged = async {
+                match limits.max_age.map(jitter) {
+                    Some(age) => tokio::time::sleep(age).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(aged);
+            let timer = tokio::time::sleep(limits.header_read_timeout);
+            tokio::pin!(timer);
+            let mut stopping = stopping;
+            // Armed once a graceful shutdown was asked for: the connection is dropped if still open then.
+            let hard_stop = tokio::time::sleep(NEVER);
+            tokio::pin!(hard_stop);
+            let mut closing = false;
+            loop {
+                let reason = tokio::select! {
+                    result = conn.as_mut() => {
+                        if let Err(error) = result {
+                            tracing::debug!(%error, "connection ended with an error");
+                        }
+                        return;
+                    }
+                    () = &mut hard_stop => {
+                        tracing::debug!("connection still open after the close grace: dropped");
+                        return;
+                    }
+                    () = &mut aged, if !closing => "maximum age",
+                    _ = stopping.wait_for(|s| *s), if !closing => "server stopping",
+                    () = activity.changed.notified(), if !closing => {
+                        if let Due::At(at) = activity.due(limits.header_read_timeout, limits.idle_timeout) {
+                            timer.as_mut().reset(at.into());
+                        }
+                        continue;
+                    }
+                    () = &mut timer, if !closing => match activity.due(limits.header_read_timeout, limits.idle_timeout) {
+                        Due::At(at) => {
+                            timer.as_mut().reset(at.into());
+                            continue;
+                        }
+                        Due::HeadTimeout => {
+                            tracing::debug!("request head not received within the header-read timeout: dropped");
+                            return;
+                        }
+                        Due::Idle => "idle timeout",
+                    },
+                };
+                tracing::debug!(reason, "closing connection gracefully");
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+                // At shutdown the server's own grace period bounds in-flight requests instead.
+                if reason != "server stopping" {
+                    hard_stop.as_mut().reset((Instant::now() + CLOSE_GRACE).into());
+                }
+            }
+        });
+        // Reap finished connections so the set holds only live ones.
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+fn track(
+    router: Router,
+    activity: Arc<Activity>,
+) -> impl tower::Service<Request<hyper::body::Incoming>, Response = Response, Error = std::convert::Infallible, Future: Send>
++ Clone
++ Send
++ 'static {
+    tower::service_fn(move |request: Request<hyper::body::Incoming>| {
+        let guard = InFlightGuard::new(Arc::clone(&activity));
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(request.map(Body::new)).await?;
+            Ok(response.map(|inner| Body::new(GuardedBody { inner, _guard: guard })))
+        }
+    })
+}
+
+/// The age of one connection: `max_age` ± 10 %, spread by the clock's nanoseconds (no RNG needed
+/// for spreading reconnects).
+fn jitter(max_age: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    let factor = 0.9 + 0.2 * (f64::from(nanos % 1_000_000) / 1_000_000.0);
+    max_age.mul_f64(factor)
+}
+
+/// Like axum::serve: errors of one connection (reset before accept) are ignored; others (out of
+/// file descriptors) are logged and retried after a pause rather than ending the server.
+async fn accept_error(error: io::Error) {
+    if matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%error, "accept failed; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        for _ in 0..1000 {
+            let age = jitter(Duration::from_secs(300));
+            assert!(age >= Duration::from_secs(270) && age <= Duration::from_secs(330), "{age:?}");
+        }
+    }
+}
