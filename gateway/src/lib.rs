@@ -54,6 +54,9 @@ pub struct Options {
     pub body_timeout: std::time::Duration,
     /// Requests served at once before new ones are shed with 503 (`/gtg` is never shed).
     pub max_concurrency: usize,
+    /// How long a streamed response (`GET /candidates`) waits for the client to take its next
+    /// chunk before giving up on it.
+    pub send_timeout: std::time::Duration,
 }
 
 /// Shared by every handler.
@@ -62,11 +65,16 @@ pub(crate) struct Gateway {
     pub(crate) client: CandidateServiceClient<GrpcTransport>,
     /// `true` while this instance should receive traffic (false while starting or draining).
     pub(crate) ready: watch::Receiver<bool>,
+    pub(crate) send_timeout: std::time::Duration,
 }
 
 /// The REST router with every layer: request ids, one log line per request, limits and JSON
 /// error bodies.
 pub fn router(transport: GrpcTransport, ready: watch::Receiver<bool>, options: Options) -> Router {
-    let gateway = Gateway { client: CandidateServiceClient::new(transport), ready: ready.clone() };
+    let gateway = Gateway {
+        client: CandidateServiceClient::new(transport),
+        ready: ready.clone(),
+        send_timeout: options.send_timeout,
+    };
     layers::apply(routes::routes(gateway), &options, ready)
 }

@@ -24,7 +24,7 @@ use axum::{
 };
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How a request is admitted.
@@ -62,12 +62,18 @@ pub struct Limits {
     pub body_timeout: Duration,
 }
 
+/// Bodies being read per work permit.
+const READERS_PER_PERMIT: usize = 16;
+
 #[derive(Clone)]
 struct Admit {
     work: Arc<Semaphore>,
-    /// Requests whose bodies are being read: twice the work limit, so slow uploads cannot crowd
-    /// out requests ready to run, and memory stays under 2 x max_concurrency x body_limit.
+    /// Requests whose bodies are being read: many more than the work limit (a stalled upload
+    /// costs a task, not a permit), but not unbounded.
     reading: Arc<Semaphore>,
+    /// Bytes of request bodies being read, all requests together (half of max_concurrency full
+    /// bodies): slow clients that send most of a body and stall cannot hold more memory than this.
+    buffered: Arc<Semaphore>,
     limits: Limits,
     classify: fn(&Request) -> Admission,
     reject: Rejections,
@@ -77,7 +83,12 @@ struct Admit {
 pub fn admit(router: Router, limits: Limits, classify: fn(&Request) -> Admission, reject: Rejections) -> Router {
     let state = Admit {
         work: Arc::new(Semaphore::new(limits.max_concurrency)),
-        reading: Arc::new(Semaphore::new(limits.max_concurrency.saturating_mul(2))),
+        reading: Arc::new(Semaphore::new(
+            limits.max_concurrency.saturating_mul(READERS_PER_PERMIT).min(Semaphore::MAX_PERMITS),
+        )),
+        buffered: Arc::new(Semaphore::new(
+            (limits.max_concurrency.max(8).saturating_mul(limits.body_limit) / 2).min(Semaphore::MAX_PERMITS),
+        )),
         limits,
         classify,
         reject,
@@ -97,37 +108,79 @@ async fn admit_request(State(admit): State<Admit>, request: Request, next: Next)
     let Ok(permit) = Arc::clone(&admit.work).try_acquire_owned() else {
         return (admit.reject.overloaded)();
     };
+    let lease = Lease(Arc::new(std::sync::Mutex::new(Some(permit))));
+    let mut request = request;
+    request.extensions_mut().insert(lease.clone());
     let response = next.run(request).await;
-    response.map(|body| Body::new(PermitBody { inner: body, _permit: permit }))
+    response.map(|body| Body::new(PermitBody { inner: body, lease }))
+}
+
+/// The concurrency permit of one request. It is given back when the response body ends or is
+/// dropped, or earlier by a handler that gives up on a stalled client ([`Lease::release`]): a
+/// client that stops reading must not keep the server's capacity.
+#[derive(Clone, Debug)]
+pub struct Lease(Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>);
+
+impl Lease {
+    pub fn release(&self) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    }
+}
+
+/// Why a body could not be read.
+enum ReadError {
+    TooLarge,
+    Unreadable,
+    Overloaded,
 }
 
 /// Reads the whole body (bounded in size and time) and puts it back as a full body.
 async fn read_body(admit: &Admit, request: Request) -> Result<Request, Response> {
-    let Ok(_reading) = admit.reading.try_acquire() else {
-        return Err((admit.reject.overloaded)());
-    };
     let (parts, body) = request.into_parts();
     if body.is_end_stream() {
         // No body (a GET): nothing to wait for.
         return Ok(Request::from_parts(parts, body));
     }
+    let Ok(_reading) = admit.reading.try_acquire() else {
+        return Err((admit.reject.overloaded)());
+    };
     let limit = admit.limits.body_limit;
-    let collected = tokio::time::timeout(admit.limits.body_timeout, Limited::new(body, limit).collect()).await;
-    let bytes: Bytes = match collected {
+    let bytes = match tokio::time::timeout(admit.limits.body_timeout, collect(body, limit, &admit.buffered)).await {
         Err(_) => return Err((admit.reject.too_slow)(admit.limits.body_timeout)),
-        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
-            return Err((admit.reject.too_large)(limit));
-        }
-        Ok(Err(_)) => return Err((admit.reject.unreadable)()),
-        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(ReadError::TooLarge)) => return Err((admit.reject.too_large)(limit)),
+        Ok(Err(ReadError::Unreadable)) => return Err((admit.reject.unreadable)()),
+        Ok(Err(ReadError::Overloaded)) => return Err((admit.reject.overloaded)()),
+        Ok(Ok(bytes)) => bytes,
     };
     Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// Collects the body's data, each byte counted against the shared `budget` while it is held.
+async fn collect(mut body: Body, limit: usize, budget: &Semaphore) -> Result<Bytes, ReadError> {
+    let mut data = bytes::BytesMut::new();
+    let mut held = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(chunk) = frame.map_err(|_| ReadError::Unreadable)?.into_data() else { continue };
+        if data.len() + chunk.len() > limit {
+            return Err(ReadError::TooLarge);
+        }
+        let permits = u32::try_from(chunk.len()).map_err(|_| ReadError::TooLarge)?;
+        held.push(budget.try_acquire_many(permits).map_err(|_| ReadError::Overloaded)?);
+        data.extend_from_slice(&chunk);
+    }
+    Ok(data.freeze())
 }
 
 /// A response body that holds a concurrency permit until it is finished or dropped.
 struct PermitBody {
     inner: Body,
-    _permit: OwnedSemaphorePermit,
+    lease: Lease,
+}
+
+impl Drop for PermitBody {
+    fn drop(&mut self) {
+        self.lease.release();
+    }
 }
 
 impl HttpBody for PermitBody {

@@ -15,10 +15,15 @@ use candidates_api::v1::{
     DeleteCandidateRequest, GetCandidateRequest, GetStatusRequest, ListCandidatesRequest, ListCandidatesResponse,
     PutCandidateRequest,
 };
-use futures::{StreamExt, stream};
+use futures::stream;
 
-use crate::{Gateway, GrpcTransport, error::ApiError};
+use crate::{Gateway, GrpcTransport, error::ApiError, limit::Lease};
+use axum::Extension;
 use candidates_api::v1::candidate_service_client::CandidateServiceClient;
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 
 /// One REST route: the HTTP method, the path template (google.api.http syntax, which is also
 /// axum's) and the RPC of `candidates.v1.CandidateService` it calls.
@@ -183,6 +188,7 @@ struct ListQuery {
 async fn list_candidates(
     State(gw): State<Gateway>,
     Query(query): Query<ListQuery>,
+    lease: Option<Extension<Lease>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let page_size = match query.page_size.as_deref() {
@@ -210,47 +216,84 @@ async fn list_candidates(
         return Err(ApiError::from(tonic::Status::not_found("no candidates")));
     }
 
-    // Each chunk is one page: `[` + items, then `,` + items ..., then `]`. An error after the
-    // first byte cannot change the status any more, so the stream is aborted: the client sees a
-    // truncated body, never a complete-looking partial list.
-    enum Next {
-        Page(ListCandidatesResponse, bool),
-        Fetch(String),
-        Close,
-        Done,
-    }
-    let body = stream::unfold(Next::Page(first, true), move |state| {
-        let client = gw.client.clone();
-        let headers = headers.clone();
+    // Each chunk is one page: `[` + items, then `,` + items ..., then `]`. A task fetches the pages
+    // and hands each chunk over when the client has taken the previous one; a client that leaves a
+    // chunk untaken for `send_timeout` is given up on (no more store calls, permit released). An
+    // error after the first byte cannot change the status any more, so the body is then aborted:
+    // the client sees a truncated body, never a complete-looking partial list.
+    let (chunks, received) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let completed = Arc::new(AtomicBool::new(false));
+    tokio::spawn(produce_pages(gw, headers, first, chunks, Arc::clone(&completed), lease));
+    let body = stream::unfold(Some(received), move |received| {
+        let completed = Arc::clone(&completed);
         async move {
-            let (page, first) = match state {
-                Next::Done => return None,
-                Next::Close => return Some((Ok(Bytes::from_static(b"]")), Next::Done)),
-                Next::Page(page, first) => (page, first),
-                Next::Fetch(page_token) => {
-                    let request = ListCandidatesRequest { page_size: STREAM_PAGE_SIZE, page_token };
-                    match fetch_page(client, grpc_request(request, &headers)).await {
-                        Ok(page) => (page, false),
-                        Err(status) => {
-                            tracing::error!(code = ?status.code(), message = status.message(), "listing failed mid-stream; aborting the response");
-                            return Some((Err(std::io::Error::other(status.message().to_owned())), Next::Done));
-                        }
-                    }
-                }
-            };
-            let mut chunk = Vec::with_capacity(page.candidates.len() * 32 + 2);
-            for (i, candidate) in page.candidates.iter().enumerate() {
-                chunk.push(if first && i == 0 { b'[' } else { b',' });
-                serde_json::to_writer(&mut chunk, candidate).expect("candidate serializes");
+            let mut received = received?;
+            match received.recv().await {
+                Some(chunk) => Some((Ok(chunk), Some(received))),
+                None if completed.load(Ordering::Acquire) => None,
+                None => Some((Err(std::io::Error::other("listing aborted")), None)),
             }
-            let next = if page.next_page_token.is_empty() { Next::Close } else { Next::Fetch(page.next_page_token) };
-            Some((Ok(Bytes::from(chunk)), next))
         }
     });
-    // A page can come back empty (a store that pages by scanned size); skip empty chunks.
-    let body: stream::BoxStream<'static, Result<Bytes, std::io::Error>> =
-        body.filter(|chunk| std::future::ready(!matches!(chunk, Ok(b) if b.is_empty()))).boxed();
     Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response())
+}
+
+/// Fetches the pages after `first` and sends one chunk per non-empty page; sets `completed` once
+/// the closing `]` has been handed over.
+async fn produce_pages(
+    gw: Gateway,
+    headers: HeaderMap,
+    first: ListCandidatesResponse,
+    chunks: tokio::sync::mpsc::Sender<Bytes>,
+    completed: Arc<AtomicBool>,
+    lease: Option<Extension<Lease>>,
+) {
+    let send_timeout = gw.send_timeout;
+    let send = |chunk: Bytes| {
+        let chunks = chunks.clone();
+        async move {
+            match chunks.send_timeout(chunk, send_timeout).await {
+                Ok(()) => true,
+                Err(tokio::sync::mpsc::error::SendTimeoutError::Timeout(_)) => {
+                    tracing::warn!(?send_timeout, "client stopped reading the listing; giving up on it");
+                    false
+                }
+                // The client went away.
+                Err(tokio::sync::mpsc::error::SendTimeoutError::Closed(_)) => false,
+            }
+        }
+    };
+    let mut page = first;
+    let mut opened = false;
+    loop {
+        let mut chunk = Vec::with_capacity(page.candidates.len() * 32 + 2);
+        for candidate in &page.candidates {
+            chunk.push(if opened { b',' } else { b'[' });
+            opened = true;
+            serde_json::to_writer(&mut chunk, candidate).expect("candidate serializes");
+        }
+        // A page can come back empty (a store that pages by scanned size): nothing to send.
+        if !chunk.is_empty() && !send(Bytes::from(chunk)).await {
+            break;
+        }
+        if page.next_page_token.is_empty() {
+            if send(Bytes::from_static(b"]")).await {
+                completed.store(true, Ordering::Release);
+            }
+            break;
+        }
+        let request = ListCandidatesRequest { page_size: STREAM_PAGE_SIZE, page_token: page.next_page_token };
+        page = match fetch_page(gw.client.clone(), grpc_request(request, &headers)).await {
+            Ok(page) => page,
+            Err(status) => {
+                tracing::error!(code = ?status.code(), message = status.message(), "listing failed mid-stream; aborting the response");
+                break;
+            }
+        };
+    }
+    if let Some(Extension(lease)) = lease {
+        lease.release();
+    }
 }
 
 #[cfg(test)]

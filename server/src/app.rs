@@ -13,7 +13,7 @@ use crate::{
     metadata,
     serve::serve,
     service::CandidateApi,
-    store::{DynStore, debug::Faulty, embedded, instrumented::Instrumented, memory::MemoryStore},
+    store::{DynStore, debug::Faulty, embedded, guarded::Guarded, instrumented::Instrumented, memory::MemoryStore},
 };
 
 /// Why the server could not start. Every variant is a configuration or environment problem the
@@ -62,11 +62,11 @@ pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
         StoreKind::Memory => Arc::new(MemoryStore::new()),
         #[cfg(feature = "store-dynamodb")]
         StoreKind::Dynamodb => {
-            Arc::new(crate::store::dynamodb::DynamoStore::connect(&config.dynamodb, config.request_timeout).await?)
+            Arc::new(crate::store::dynamodb::DynamoStore::connect(&config.dynamodb, config.store_timeout).await?)
         }
         #[cfg(feature = "store-firestore")]
         StoreKind::Firestore => {
-            Arc::new(crate::store::firestore::FirestoreStore::connect(&config.firestore, config.request_timeout).await?)
+            Arc::new(crate::store::firestore::FirestoreStore::connect(&config.firestore, config.store_timeout).await?)
         }
         #[cfg(feature = "store-cosmos")]
         StoreKind::Cosmos => Arc::new(crate::store::cosmos::CosmosStore::connect(&config.cosmos).await?),
@@ -78,7 +78,7 @@ pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
     } else {
         store
     };
-    Ok(Arc::new(Instrumented::new(store)))
+    Ok(Arc::new(Instrumented::new(Arc::new(Guarded::new(store, config.store_timeout)))))
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
@@ -121,6 +121,7 @@ impl Application {
             body_limit: config.body_limit,
             body_timeout: config.body_timeout,
             max_concurrency: config.max_concurrency as usize,
+            send_timeout: config.send_timeout,
         };
         let mut http_router = gateway::router(transport, lifecycle.readiness(), options);
         if metrics.is_none() {

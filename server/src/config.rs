@@ -86,6 +86,13 @@ pub struct Config {
     #[arg(long, env = "CANDIDATES_REQUEST_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
     pub request_timeout: Duration,
 
+    /// Longest a store call may take, retries included (each cloud SDK attempt gets a third of it).
+    /// Well below --request-timeout, so that a stalled store fails requests fast instead of
+    /// holding them for their whole deadline; after 5 such failures in a row calls fail at once
+    /// (UNAVAILABLE) until a trial call a second later succeeds.
+    #[arg(long, env = "CANDIDATES_STORE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "3s")]
+    pub store_timeout: Duration,
+
     /// Requests served at once per listener; beyond it requests are shed at once with
     /// 503 / RESOURCE_EXHAUSTED instead of queueing.
     #[arg(long, env = "CANDIDATES_MAX_CONCURRENCY", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
@@ -101,6 +108,12 @@ pub struct Config {
     /// server's capacity.
     #[arg(long, env = "CANDIDATES_BODY_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
     pub body_timeout: Duration,
+
+    /// How long a client may leave our bytes untaken: a streamed response (`GET /candidates`)
+    /// gives up on it (no more store calls, the request stops counting as work) and a connection
+    /// whose writes are blocked this long is dropped.
+    #[arg(long, env = "CANDIDATES_SEND_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub send_timeout: Duration,
 
     /// HTTP/1: how long a client may take to send a whole request head (slowloris defence).
     #[arg(long, env = "CANDIDATES_HEADER_READ_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
@@ -284,7 +297,9 @@ impl Config {
         }
         for (flag, value) in [
             ("request-timeout", self.request_timeout),
+            ("store-timeout", self.store_timeout),
             ("body-timeout", self.body_timeout),
+            ("send-timeout", self.send_timeout),
             ("header-read-timeout", self.header_read_timeout),
             ("idle-timeout", self.idle_timeout),
             ("http2-keepalive-interval", self.http2_keepalive_interval),
@@ -352,6 +367,7 @@ impl Config {
         crate::serve::ConnLimits {
             header_read_timeout: self.header_read_timeout,
             idle_timeout: self.idle_timeout,
+            send_timeout: self.send_timeout,
             keepalive_interval: Some(self.http2_keepalive_interval),
             keepalive_timeout: self.http2_keepalive_timeout,
             max_age,

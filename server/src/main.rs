@@ -30,11 +30,17 @@ async fn main() -> ExitCode {
     let mut signals = Signals::install();
     let (first_signal, on_first_signal) = oneshot::channel();
     tokio::spawn(async move {
-        signals.next().await;
+        let first = signals.next().await;
+        let first_at = std::time::Instant::now();
         let _ = first_signal.send(());
-        signals.next().await;
-        tracing::warn!("second signal: exiting at once");
-        std::process::exit(1);
+        loop {
+            let next = signals.next().await;
+            if should_exit_at_once(first, next, first_at.elapsed()) {
+                tracing::warn!("second signal: exiting at once, without finishing the drain");
+                std::process::exit(1);
+            }
+            tracing::info!("repeated signal right after the first ignored: still draining");
+        }
     });
 
     match app.run_until_stopped(async { on_first_signal.await.unwrap_or(()) }).await {
@@ -44,6 +50,23 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A repeated signal this soon after the first is the same request delivered twice (`timeout`,
+/// process-group signals, supervisors that signal both the group and the process), not an
+/// operator asking to skip the drain.
+const REPEAT_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether a second signal means "exit now": Ctrl-C twice always does; otherwise only a signal
+/// that comes after [`REPEAT_WINDOW`].
+fn should_exit_at_once(first: Signal, second: Signal, since_first: std::time::Duration) -> bool {
+    (first == Signal::Int && second == Signal::Int) || since_first >= REPEAT_WINDOW
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    Term,
+    Int,
 }
 
 /// SIGTERM (systemd, scaling groups) and SIGINT (Ctrl-C), registered when created.
@@ -61,10 +84,31 @@ impl Signals {
         }
     }
 
-    async fn next(&mut self) {
+    async fn next(&mut self) -> Signal {
         tokio::select! {
-            _ = self.term.recv() => tracing::info!("SIGTERM received"),
-            _ = self.int.recv() => tracing::info!("SIGINT received"),
+            _ = self.term.recv() => {
+                tracing::info!("SIGTERM received");
+                Signal::Term
+            }
+            _ = self.int.recv() => {
+                tracing::info!("SIGINT received");
+                Signal::Int
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn only_a_later_signal_or_a_second_ctrl_c_skips_the_drain() {
+        assert!(!should_exit_at_once(Signal::Term, Signal::Term, Duration::from_millis(5)));
+        assert!(!should_exit_at_once(Signal::Term, Signal::Int, Duration::from_millis(5)));
+        assert!(!should_exit_at_once(Signal::Int, Signal::Term, Duration::from_millis(5)));
+        assert!(should_exit_at_once(Signal::Int, Signal::Int, Duration::from_millis(5)));
+        assert!(should_exit_at_once(Signal::Term, Signal::Term, REPEAT_WINDOW));
     }
 }

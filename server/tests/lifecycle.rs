@@ -70,8 +70,31 @@ async fn second_signal_exits_at_once() {
         c.get(server.url("/gtg")).send().await.map(|r| r.status() == 503).unwrap_or(false)
     })
     .await;
+    // A second signal right after the first is taken for a duplicate (see the next test).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     server.signal(libc::SIGINT);
     let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || server.wait_exit(Duration::from_secs(5))).await.unwrap();
+    assert!(!status.success());
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn two_sigterms_at_once_still_drain_but_ctrl_c_twice_exits() {
+    // `timeout` and process-group signals deliver SIGTERM twice within microseconds.
+    let mut server = TestServer::spawn(&["--drain-period", "700ms"]);
+    let signalled = Instant::now();
+    server.signal(libc::SIGTERM);
+    server.signal(libc::SIGTERM);
+    let status = tokio::task::spawn_blocking(move || server.wait_exit(Duration::from_secs(10))).await.unwrap();
+    assert!(status.success(), "drained and exited 0, not cut short: {status}");
+    assert!(signalled.elapsed() >= Duration::from_millis(600), "the drain ran: {:?}", signalled.elapsed());
+
+    let mut server = TestServer::spawn(&["--drain-period", "60s"]);
+    server.signal(libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(50));
+    let started = Instant::now();
+    server.signal(libc::SIGINT);
     let status = tokio::task::spawn_blocking(move || server.wait_exit(Duration::from_secs(5))).await.unwrap();
     assert!(!status.success());
     assert!(started.elapsed() < Duration::from_secs(3));

@@ -33,6 +33,16 @@ pub enum Due {
     HeadTimeout,
     /// No request for the idle timeout: close gracefully.
     Idle,
+    /// The peer has not taken any of our bytes for the send timeout: drop the connection.
+    WriteStalled,
+}
+
+/// The timeouts `Activity::due` applies.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub header_read: Duration,
+    pub idle: Duration,
+    pub send: Duration,
 }
 
 #[derive(Debug)]
@@ -44,6 +54,9 @@ pub struct Activity {
     /// Milliseconds since `started` + 1 when the bytes of a request head began to arrive with no
     /// request in flight (HTTP/1 only); 0 when no head is being read.
     head_since: AtomicU64,
+    /// Milliseconds since `started` + 1 since when a write has been blocked (the peer's receive
+    /// window or socket buffer is full); 0 when writes go through.
+    blocked_since: AtomicU64,
     http2: AtomicBool,
     first_read: AtomicBool,
     /// Wakes the connection task when a head starts, so its timer is re-armed.
@@ -58,6 +71,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             last: AtomicU64::new(0),
             head_since: AtomicU64::new(1),
+            blocked_since: AtomicU64::new(0),
             http2: AtomicBool::new(false),
             first_read: AtomicBool::new(true),
             changed: Notify::new(),
@@ -72,9 +86,15 @@ impl Activity {
         self.started + Duration::from_millis(ms)
     }
 
-    /// What is due now, given the two timeouts.
-    pub fn due(&self, header_read_timeout: Duration, idle_timeout: Duration) -> Due {
+    /// What is due now.
+    pub fn due(&self, timeouts: Timeouts) -> Due {
+        let Timeouts { header_read: header_read_timeout, idle: idle_timeout, send: send_timeout } = timeouts;
         let now = Instant::now();
+        let blocked_since = self.blocked_since.load(Ordering::Acquire);
+        if blocked_since != 0 {
+            let deadline = self.at(blocked_since - 1) + send_timeout;
+            return if deadline <= now { Due::WriteStalled } else { Due::At(deadline) };
+        }
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return Due::At(now + idle_timeout);
         }
@@ -87,12 +107,25 @@ impl Activity {
         if deadline <= now { Due::Idle } else { Due::At(deadline) }
     }
 
+    fn on_write(&self, blocked: bool) {
+        if blocked {
+            if self.blocked_since.load(Ordering::Acquire) == 0 {
+                self.blocked_since.store(self.now_ms() + 1, Ordering::Release);
+                self.changed.notify_one();
+            }
+        } else if self.blocked_since.load(Ordering::Relaxed) != 0 {
+            self.blocked_since.store(0, Ordering::Release);
+        }
+    }
+
     fn on_read(&self, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
         }
         if self.first_read.swap(false, Ordering::Relaxed) && bytes.starts_with(H2_PREFACE) {
             self.http2.store(true, Ordering::Relaxed);
+            // No head clock from here on: the task re-arms its timer for the idle timeout.
+            self.changed.notify_one();
         }
         if self.in_flight.load(Ordering::Acquire) == 0
             && self.head_since.load(Ordering::Acquire) == 0
@@ -166,7 +199,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.activity.on_write(result.is_pending());
+        result
     }
 
     fn poll_write_vectored(
@@ -174,7 +209,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.activity.on_write(result.is_pending());
+        result
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -196,32 +233,48 @@ mod tests {
 
     const HEAD: Duration = Duration::from_secs(10);
     const IDLE: Duration = Duration::from_secs(60);
+    const SEND: Duration = Duration::from_secs(10);
+
+    fn t(header_read: Duration, idle: Duration) -> Timeouts {
+        Timeouts { header_read, idle, send: SEND }
+    }
+
+    #[test]
+    fn a_blocked_writer_is_dropped_after_the_send_timeout() {
+        let activity = Arc::new(Activity::new());
+        let _guard = InFlightGuard::new(Arc::clone(&activity));
+        activity.on_write(true);
+        assert!(matches!(activity.due(t(HEAD, IDLE)), Due::At(_)));
+        assert_eq!(activity.due(Timeouts { send: Duration::ZERO, ..t(HEAD, IDLE) }), Due::WriteStalled);
+        activity.on_write(false);
+        assert!(matches!(activity.due(Timeouts { send: Duration::ZERO, ..t(HEAD, IDLE) }), Due::At(_)));
+    }
 
     #[test]
     fn a_new_connection_owes_a_request_head() {
         let activity = Activity::new();
-        assert!(matches!(activity.due(HEAD, IDLE), Due::At(t) if t <= Instant::now() + HEAD));
-        assert_eq!(activity.due(Duration::ZERO, IDLE), Due::HeadTimeout);
+        assert!(matches!(activity.due(t(HEAD, IDLE)), Due::At(t) if t <= Instant::now() + HEAD));
+        assert_eq!(activity.due(t(Duration::ZERO, IDLE)), Due::HeadTimeout);
     }
 
     #[test]
     fn a_request_in_flight_is_never_timed_out_and_idle_counts_from_its_end() {
         let activity = Arc::new(Activity::new());
         let guard = InFlightGuard::new(Arc::clone(&activity));
-        assert!(matches!(activity.due(Duration::ZERO, Duration::ZERO), Due::At(_)));
+        assert!(matches!(activity.due(t(Duration::ZERO, Duration::ZERO)), Due::At(_)));
         drop(guard);
-        assert_eq!(activity.due(Duration::ZERO, Duration::ZERO), Due::Idle);
-        assert!(matches!(activity.due(HEAD, IDLE), Due::At(_)));
+        assert_eq!(activity.due(t(Duration::ZERO, Duration::ZERO)), Due::Idle);
+        assert!(matches!(activity.due(t(HEAD, IDLE)), Due::At(_)));
         // The next head's first bytes start the header-read clock again.
         activity.on_read(b"GET / HTTP/1.1\r\n");
-        assert_eq!(activity.due(Duration::ZERO, IDLE), Due::HeadTimeout);
+        assert_eq!(activity.due(t(Duration::ZERO, IDLE)), Due::HeadTimeout);
     }
 
     #[test]
     fn http2_connections_have_no_head_clock() {
         let activity = Activity::new();
         activity.on_read(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-        assert!(matches!(activity.due(Duration::ZERO, IDLE), Due::At(_)));
-        assert_eq!(activity.due(Duration::ZERO, Duration::ZERO), Due::Idle);
+        assert!(matches!(activity.due(t(Duration::ZERO, IDLE)), Due::At(_)));
+        assert_eq!(activity.due(t(Duration::ZERO, Duration::ZERO)), Due::Idle);
     }
 }

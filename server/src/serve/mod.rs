@@ -2,6 +2,8 @@
 //! connection limits that keep slow, idle and hostile clients bounded in time:
 //!
 //! - a header-read timeout (HTTP/1: a client must send a whole request head in time; slowloris);
+//! - a send timeout: a peer that takes none of our bytes for this long (a stalled reader) is
+//!   dropped, with whatever it held;
 //! - an idle timeout: a connection with no request in flight for this long is closed gracefully.
 //!   It must be longer than the load balancers' own idle timeouts, or they reuse a connection
 //!   we are closing and get a reset (see README, Operations);
@@ -23,7 +25,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use activity::{Activity, Due, GuardedBody, InFlightGuard, Watched};
+use activity::{Activity, Due, GuardedBody, InFlightGuard, Timeouts, Watched};
 use axum::{Router, body::Body, extract::Request, response::Response};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -47,6 +49,8 @@ pub struct ConnLimits {
     pub header_read_timeout: Duration,
     /// Close a connection that has had no request in flight for this long.
     pub idle_timeout: Duration,
+    /// Drop a connection whose peer has taken none of our bytes for this long.
+    pub send_timeout: Duration,
     /// HTTP/2: send a PING after this long without frames; close if unanswered within the timeout.
     pub keepalive_interval: Option<Duration>,
     pub keepalive_timeout: Duration,
@@ -101,6 +105,11 @@ pub async fn serve(
                 }
             };
             tokio::pin!(aged);
+            let timeouts = Timeouts {
+                header_read: limits.header_read_timeout,
+                idle: limits.idle_timeout,
+                send: limits.send_timeout,
+            };
             let timer = tokio::time::sleep(limits.header_read_timeout);
             tokio::pin!(timer);
             let mut stopping = stopping;
@@ -123,18 +132,22 @@ pub async fn serve(
                     () = &mut aged, if !closing => "maximum age",
                     _ = stopping.wait_for(|s| *s), if !closing => "server stopping",
                     () = activity.changed.notified(), if !closing => {
-                        if let Due::At(at) = activity.due(limits.header_read_timeout, limits.idle_timeout) {
+                        if let Due::At(at) = activity.due(timeouts) {
                             timer.as_mut().reset(at.into());
                         }
                         continue;
                     }
-                    () = &mut timer, if !closing => match activity.due(limits.header_read_timeout, limits.idle_timeout) {
+                    () = &mut timer, if !closing => match activity.due(timeouts) {
                         Due::At(at) => {
                             timer.as_mut().reset(at.into());
                             continue;
                         }
                         Due::HeadTimeout => {
                             tracing::debug!("request head not received within the header-read timeout: dropped");
+                            return;
+                        }
+                        Due::WriteStalled => {
+                            tracing::debug!("peer took none of our bytes within the send timeout: dropped");
                             return;
                         }
                         Due::Idle => "idle timeout",

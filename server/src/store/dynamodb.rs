@@ -71,7 +71,10 @@ impl DynamoStore {
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(call_timeout)
+                    // Each attempt gets its share, so a stalled endpoint costs one attempt's
+                    // timeout, not the whole call's, before the retry (standard mode's retry
+                    // quota is the budget that stops retry storms).
+                    .operation_attempt_timeout(call_timeout / MAX_ATTEMPTS)
                     .operation_timeout(call_timeout)
                     .build(),
             )

@@ -94,7 +94,8 @@ impl FirestoreStore {
         let options = FirestoreDbOptions::new(project.clone())
             .with_database_id(config.database.clone())
             .with_max_retries(ATTEMPTS - 1)
-            .with_request_timeout(call_timeout);
+            // Per attempt: a stalled endpoint costs one attempt's share of the call's time.
+            .with_request_timeout(call_timeout / ATTEMPTS as u32);
         let db = FirestoreDb::with_options(options).await.map_err(|e| OpenError::Client(e.to_string()))?;
         let store = Self { db, collection: config.collection.clone(), project };
         store.check(&config.database).await?;

@@ -19,6 +19,7 @@ pub mod dynamodb;
 pub mod embedded;
 #[cfg(feature = "store-firestore")]
 pub mod firestore;
+pub mod guarded;
 pub mod instrumented;
 pub mod memory;
 mod token;

@@ -92,4 +92,10 @@ impl PrivateMoto {
     pub fn kill(&mut self) {
         self.process.kill();
     }
+
+    /// Stops (SIGSTOP) or resumes (SIGCONT) the process: a store that hangs, not one that is gone.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(self.process.pid(), signal) }, 0);
+    }
 }
