@@ -1,5 +1,7 @@
 //! An acknowledged write survives `kill -9`: writers hammer the real binary over REST, the
 //! process is killed at a random moment, and after a restart every acknowledged name is there.
+//! 3 rounds in the test suite; `CANDIDATES_CRASH_ROUNDS=20` (bench/crash-loop.sh) is the long
+//! version.
 
 mod common;
 
@@ -14,8 +16,9 @@ use rand::Rng;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
+    let rounds: usize = std::env::var("CANDIDATES_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let mut acknowledged_total = 0;
-    for round in 0..3 {
+    for round in 0..rounds {
         let server = TestServer::spawn_in(dir.path(), &[]);
         let acked: Arc<Mutex<Vec<String>>> = Arc::default();
         let writers: Vec<_> = (0..8)
@@ -69,6 +72,11 @@ async fn acknowledged_writes_survive_sigkill() {
             &lost[..lost.len().min(5)]
         );
         acknowledged_total += acked.len();
+        eprintln!(
+            "round {round}: killed after {delay} ms, {} writes acknowledged, {} stored in all, none lost",
+            acked.len(),
+            stored.len()
+        );
     }
-    eprintln!("{acknowledged_total} acknowledged writes over 3 kill -9 rounds, none lost");
+    eprintln!("{acknowledged_total} acknowledged writes over {rounds} kill -9 rounds, none lost");
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::{Client, types::AttributeValue};
 use candidates_server::{
@@ -186,4 +186,62 @@ async fn emulator_outage_is_unavailable_then_recovers() {
     assert_eq!(c.post(server.url("/candidate/after")).send().await.unwrap().status(), 200);
     assert_eq!(c.get(server.url("/candidate/after")).send().await.unwrap().status(), 200);
     assert_eq!(c.get(server.url("/gtg?details")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_store_fails_requests_fast_and_recovers_without_a_restart() {
+    let moto = dynamo::PrivateMoto::start(0);
+    dynamo::create_table(&moto.url(), "Candidates").await;
+    let server = TestServer::spawn(&[
+        "--store",
+        "dynamodb",
+        "--dynamodb-endpoint",
+        &moto.url(),
+        "--store-timeout",
+        "1s",
+        "--status-cache",
+        "0s",
+    ]);
+    let c = http();
+    assert_eq!(c.post(server.url("/candidate/before")).send().await.unwrap().status(), 200);
+
+    // Stopped, not gone: connections are accepted and never answered.
+    moto.signal(libc::SIGSTOP);
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let c = c.clone();
+            let url = server.url(if i % 2 == 0 { "/candidate/before" } else { "/candidate/during" });
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let status =
+                    if url.ends_with("during") { c.post(url) } else { c.get(url) }.send().await.unwrap().status();
+                (status.as_u16(), started.elapsed())
+            })
+        })
+        .collect();
+    for call in calls {
+        let (status, took) = call.await.unwrap();
+        assert!(status == 503 || status == 504, "{status}");
+        assert!(took < Duration::from_millis(2500), "bounded by the store timeout, not the 10 s deadline: {took:?}");
+    }
+    // Known down: answered at once, and health says so.
+    let started = Instant::now();
+    let resp = c.get(server.url("/candidate/before")).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert!(started.elapsed() < Duration::from_millis(300), "fails fast: {:?}", started.elapsed());
+    let details = c.get(server.url("/gtg?details")).send().await.unwrap();
+    assert_eq!(details.status(), 503);
+    assert_eq!(c.get(server.url("/gtg")).send().await.unwrap().status(), 200, "the LB check does not depend on it");
+
+    moto.signal(libc::SIGCONT);
+    let resumed = Instant::now();
+    loop {
+        if c.get(server.url("/candidate/before")).send().await.unwrap().status() == 200 {
+            break;
+        }
+        assert!(resumed.elapsed() < Duration::from_secs(5), "recovered within 5 s of SIGCONT");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(c.get(server.url("/gtg?details")).send().await.unwrap().status(), 200);
+    println!("recovered {:?} after SIGCONT", resumed.elapsed());
 }

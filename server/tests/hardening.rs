@@ -349,3 +349,114 @@ fn an_empty_store_file_is_an_error_not_an_empty_store() {
     assert!(stderr.contains(&file.display().to_string()) && stderr.contains("empty"), "{stderr}");
     assert_eq!(std::fs::metadata(&file).unwrap().len(), 0, "left as it was");
 }
+
+/// A tmpfs of `size` mounted on a fresh directory (unmounted on drop): a disk that really fills.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None` (with a line saying so) where this process may not mount; under scripts/test.sh
+    /// (CANDIDATES_TEST_STRICT) that is a failure instead, so CI can never skip it silently.
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status();
+        if matches!(status, Ok(s) if s.success()) {
+            return Some(Self { dir });
+        }
+        let why = format!("cannot mount a tmpfs ({status:?}): run as root to test a full disk");
+        assert!(std::env::var_os("CANDIDATES_TEST_STRICT").is_none(), "{why}");
+        eprintln!("SKIPPED: {why}");
+        None
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Fills what is left of the disk; returns the filler's path.
+    fn fill(&self) -> std::path::PathBuf {
+        let filler = self.path().join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        let _ = file.write_all(&[0u8; 1]);
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_a_clear_retryable_error_and_writes_recover_without_a_restart() {
+    let Some(disk) = SmallDisk::mount("4m") else { return };
+    let data = disk.path().join("data");
+    let server = TestServer::spawn_in(&data, &["--status-cache", "0s"]);
+    let c = http();
+    assert_eq!(c.post(server.url("/candidate/before")).send().await.unwrap().status(), 200);
+
+    let filler = disk.fill();
+    // Writes until the store needs space it cannot get: each is refused, none half-done.
+    let mut refused = None;
+    for i in 0..2000 {
+        let response = c.post(server.url(&format!("/candidate/{i:05}{}", "x".repeat(200)))).send().await.unwrap();
+        if response.status() != 200 {
+            refused = Some((response.status(), response.json::<serde_json::Value>().await.unwrap()));
+            break;
+        }
+    }
+    let (status, body) = refused.expect("a full disk refuses writes");
+    assert_eq!(status, 503, "retryable: {body}");
+    assert_eq!(body["code"], 14, "UNAVAILABLE: {body}");
+    assert!(body["message"].as_str().unwrap().contains("disk of the embedded store is full"), "{body}");
+    let details = c.get(server.url("/gtg?details")).send().await.unwrap();
+    assert_eq!(details.status(), 503, "health says the store is down while it cannot write");
+    let mut grpc = server.grpc_client().await;
+    let err =
+        grpc.put_candidate(candidates_api::v1::PutCandidateRequest { name: "grpc-full".into() }).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable);
+    assert_eq!(c.get(server.url("/candidate/before")).send().await.unwrap().status(), 200, "reads still work");
+
+    std::fs::remove_file(filler).unwrap();
+    // Same process: writes work again, health says so, and nothing acknowledged was lost.
+    assert_eq!(c.post(server.url("/candidate/after")).send().await.unwrap().status(), 200);
+    assert_eq!(c.get(server.url("/gtg?details")).send().await.unwrap().status(), 200);
+    for name in ["before", "after"] {
+        assert_eq!(c.get(server.url(&format!("/candidate/{name}"))).send().await.unwrap().status(), 200);
+    }
+    assert_eq!(
+        server.log_lines().iter().filter(|l| l.contains("embedded store writes are failing")).count(),
+        1,
+        "one log line for the outage, not one per write"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_a_listing_is_given_up_on() {
+    use tower::ServiceExt;
+    let options = candidates_gateway::Options {
+        body_limit: 1024,
+        body_timeout: Duration::from_secs(1),
+        max_concurrency: 1,
+        send_timeout: Duration::from_millis(300),
+    };
+    let gateway = common::in_process_gateway(5000, options).await;
+    let get = |path: &str| http::Request::get(path).body(axum::body::Body::empty()).unwrap();
+    // A listing whose body nobody reads (5 pages; the producer can hand over one).
+    let stalled = gateway.clone().oneshot(get("/candidates")).await.unwrap();
+    assert_eq!(stalled.status(), 200);
+    assert_eq!(gateway.clone().oneshot(get("/candidate/c000001")).await.unwrap().status(), 503);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Given up on: the permit is back although the response is still held.
+    assert_eq!(gateway.clone().oneshot(get("/candidate/c000001")).await.unwrap().status(), 200);
+    // And its body ends in an error, not in a complete-looking list.
+    let body = stalled.into_body().collect().await;
+    assert!(body.is_err(), "a truncated listing is an aborted body");
+}

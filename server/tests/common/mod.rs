@@ -252,6 +252,21 @@ pub fn encode(name: &str) -> String {
     out
 }
 
+/// The gateway over the in-process service on a memory store, as the binary wires them.
+pub async fn in_process_gateway(names: usize, options: candidates_gateway::Options) -> axum::Router {
+    use candidates_server::{name::CandidateName, service::CandidateApi, store::CandidateStore};
+    let store = std::sync::Arc::new(candidates_server::store::memory::MemoryStore::new());
+    for i in 0..names {
+        store.put(&CandidateName::parse(format!("c{i:06}")).unwrap()).await.unwrap();
+    }
+    let (_, health) = tonic_health::server::health_reporter();
+    let api = CandidateApi::new(store, "test".into(), Duration::from_secs(1));
+    let core = candidates_server::grpc::router(api, health, Duration::from_secs(10));
+    let (ready, readiness) = tokio::sync::watch::channel(true);
+    std::mem::forget(ready);
+    candidates_gateway::router(candidates_gateway::transport(core), readiness, options)
+}
+
 /// Generates one `#[tokio::test]` per conformance check, each on a fresh store from `$factory`
 /// (an async expression yielding something that derefs to `dyn CandidateStore`).
 #[macro_export]
