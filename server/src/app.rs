@@ -7,13 +7,13 @@ use candidates_gateway as gateway;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
 use crate::{
-    config::{Config, ConfigError, StoreKind},
+    config::{Config, ConfigError},
     grpc,
     lifecycle::Lifecycle,
     metadata,
     serve::serve,
     service::CandidateApi,
-    store::{DynStore, debug::Faulty, embedded, guarded::Guarded, instrumented::Instrumented, memory::MemoryStore},
+    store::{self, DynStore, debug::Faulty, guarded::Guarded, instrumented::Instrumented},
 };
 
 /// Why the server could not start. Every variant is a configuration or environment problem the
@@ -25,16 +25,7 @@ pub enum StartError {
     #[error("cannot listen for {what} on {addr}: {source}")]
     Bind { what: &'static str, addr: SocketAddr, source: io::Error },
     #[error(transparent)]
-    Embedded(#[from] embedded::OpenError),
-    #[cfg(feature = "store-dynamodb")]
-    #[error(transparent)]
-    Dynamo(#[from] crate::store::dynamodb::OpenError),
-    #[cfg(feature = "store-firestore")]
-    #[error(transparent)]
-    Firestore(#[from] crate::store::firestore::OpenError),
-    #[cfg(feature = "store-cosmos")]
-    #[error(transparent)]
-    Cosmos(#[from] crate::store::cosmos::OpenError),
+    Store(#[from] store::OpenError),
     #[error("invalid --grpc-upstream {uri}: {source}")]
     Upstream { uri: http::Uri, source: tonic::transport::Error },
 }
@@ -57,20 +48,8 @@ pub struct Application {
 }
 
 pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
-    let store: DynStore = match config.store {
-        StoreKind::Embedded => Arc::new(embedded::EmbeddedStore::open(&config.data_dir)?),
-        StoreKind::Memory => Arc::new(MemoryStore::new()),
-        #[cfg(feature = "store-dynamodb")]
-        StoreKind::Dynamodb => {
-            Arc::new(crate::store::dynamodb::DynamoStore::connect(&config.dynamodb, config.store_timeout).await?)
-        }
-        #[cfg(feature = "store-firestore")]
-        StoreKind::Firestore => {
-            Arc::new(crate::store::firestore::FirestoreStore::connect(&config.firestore, config.store_timeout).await?)
-        }
-        #[cfg(feature = "store-cosmos")]
-        StoreKind::Cosmos => Arc::new(crate::store::cosmos::CosmosStore::connect(&config.cosmos).await?),
-    };
+    let context = store::OpenContext { call_timeout: config.store_timeout };
+    let store = store::open(config.store, &config.stores, &context).await?;
     let store: DynStore = if config.debug_store_delay.is_some() || config.debug_store_fail {
         tracing::warn!(delay = ?config.debug_store_delay, fail = config.debug_store_fail, "store fault injection is on");
         let delay = config.debug_store_delay.unwrap_or_default();

@@ -6,6 +6,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Parser, ValueEnum};
 
+pub use crate::store::StoreKind;
+use crate::store::StoreArgs;
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "candidate-server",
@@ -37,22 +40,6 @@ pub struct Config {
     /// Where candidates are stored.
     #[arg(long, env = "CANDIDATES_STORE", value_enum, default_value_t = StoreKind::Embedded)]
     pub store: StoreKind,
-
-    /// Directory of the embedded store (created if missing; must be writable).
-    #[arg(long, env = "CANDIDATES_DATA_DIR", default_value = "candidates-data")]
-    pub data_dir: PathBuf,
-
-    #[cfg(feature = "store-dynamodb")]
-    #[command(flatten)]
-    pub dynamodb: DynamoConfig,
-
-    #[cfg(feature = "store-firestore")]
-    #[command(flatten)]
-    pub firestore: FirestoreConfig,
-
-    #[cfg(feature = "store-cosmos")]
-    #[command(flatten)]
-    pub cosmos: CosmosConfig,
 
     /// Send the gateway's gRPC calls to this CandidateService (e.g. http://10.0.0.5:50051) instead
     /// of the one in this process.
@@ -153,109 +140,10 @@ pub struct Config {
     /// Testing aid: fail every store call as unavailable.
     #[arg(long, env = "CANDIDATES_DEBUG_STORE_FAIL", hide = true)]
     pub debug_store_fail: bool,
-}
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StoreKind {
-    /// redb file under --data-dir; durable, no cloud needed (the default).
-    Embedded,
-    /// In memory; lost on restart (tests, demos).
-    Memory,
-    /// Amazon DynamoDB (the --dynamodb-* flags).
-    #[cfg(feature = "store-dynamodb")]
-    Dynamodb,
-    /// Google Cloud Firestore, native mode (the --firestore-* flags).
-    #[cfg(feature = "store-firestore")]
-    Firestore,
-    /// Azure Cosmos DB, NoSQL API (the --cosmos-* flags).
-    #[cfg(feature = "store-cosmos")]
-    Cosmos,
-}
-
-/// The Cosmos DB store's settings. The env names are the original app's. Without a key the VM's
-/// managed identity (Entra ID) is used.
-#[cfg(feature = "store-cosmos")]
-#[derive(Debug, Clone, clap::Args)]
-#[command(next_help_heading = "Cosmos DB store (--store cosmos)")]
-pub struct CosmosConfig {
-    /// Account endpoint, e.g. https://myaccount.documents.azure.com:443/
-    #[arg(id = "cosmos_endpoint", long = "cosmos-endpoint", env = "COSMOS_ENDPOINT")]
-    pub endpoint: Option<String>,
-    /// Database.
-    #[arg(
-        id = "cosmos_database",
-        long = "cosmos-database",
-        env = "COSMOS_DATABASE_NAME",
-        default_value = "CandidateDatabase"
-    )]
-    pub database: String,
-    /// Container (partition key /CandidateName).
-    #[arg(
-        id = "cosmos_container",
-        long = "cosmos-container",
-        env = "COSMOS_CONTAINER_NAME",
-        default_value = "Candidates"
-    )]
-    pub container: String,
-    /// The region the SDK prefers (the one nearest the VM), e.g. eastus.
-    #[arg(id = "cosmos_region", long = "cosmos-region", env = "CANDIDATES_COSMOS_REGION", default_value = "eastus")]
-    pub region: String,
-    /// Account key instead of Entra ID (emulators; accounts with key auth). Environment only.
-    #[arg(id = "cosmos_key", long = "cosmos-key", env = "CANDIDATES_COSMOS_KEY", hide_env_values = true, hide = true)]
-    pub key: Option<crate::store::cosmos::CosmosKey>,
-    /// File holding the account key instead of Entra ID.
-    #[arg(id = "cosmos_key_file", long = "cosmos-key-file", env = "CANDIDATES_COSMOS_KEY_FILE")]
-    pub key_file: Option<PathBuf>,
-}
-
-/// The Firestore store's settings. Credentials are Application Default Credentials (the GCE
-/// instance's service account); FIRESTORE_EMULATOR_HOST points the client at an emulator.
-#[cfg(feature = "store-firestore")]
-#[derive(Debug, Clone, clap::Args)]
-#[command(next_help_heading = "Firestore store (--store firestore)")]
-pub struct FirestoreConfig {
-    /// Google Cloud project id (default: detected from the credentials or the metadata server).
-    #[arg(id = "firestore_project", long = "firestore-project", env = "GOOGLE_CLOUD_PROJECT")]
-    pub project: Option<String>,
-    /// Firestore database id.
-    #[arg(
-        id = "firestore_database",
-        long = "firestore-database",
-        env = "CANDIDATES_FIRESTORE_DATABASE",
-        default_value = "(default)"
-    )]
-    pub database: String,
-    /// Collection of the candidates (document id = name).
-    #[arg(
-        id = "firestore_collection",
-        long = "firestore-collection",
-        env = "CANDIDATES_FIRESTORE_COLLECTION",
-        default_value = "candidates"
-    )]
-    pub collection: String,
-}
-
-/// The DynamoDB store's settings. Credentials come from the SDK's default chain (environment,
-/// profile, the EC2 instance role); the standard AWS_* variables, AWS_ENDPOINT_URL_DYNAMODB
-/// included, are honoured.
-#[cfg(feature = "store-dynamodb")]
-#[derive(Debug, Clone, clap::Args)]
-#[command(next_help_heading = "DynamoDB store (--store dynamodb)")]
-pub struct DynamoConfig {
-    /// Table name; its partition key is CandidateName (S), as the original app created it.
-    #[arg(
-        id = "dynamodb_table",
-        long = "dynamodb-table",
-        env = "CANDIDATES_DYNAMODB_TABLE",
-        default_value = "Candidates"
-    )]
-    pub table: String,
-    /// AWS region (default: the SDK's chain: AWS_REGION, the profile, the instance's region).
-    #[arg(id = "dynamodb_region", long = "dynamodb-region", env = "CANDIDATES_DYNAMODB_REGION")]
-    pub region: Option<String>,
-    /// Endpoint URL instead of the region's, e.g. a local emulator.
-    #[arg(id = "dynamodb_endpoint", long = "dynamodb-endpoint", env = "CANDIDATES_DYNAMODB_ENDPOINT")]
-    pub endpoint: Option<String>,
+    /// Every backend's own flags (see `crate::store`), each under its own heading.
+    #[command(flatten)]
+    pub stores: StoreArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -324,7 +212,7 @@ impl Config {
         let mut config = Self::parse_from(["candidate-server"]);
         config.http_addr = "127.0.0.1:0".parse().expect("valid address");
         config.grpc_addr = "127.0.0.1:0".parse().expect("valid address");
-        config.data_dir = data_dir;
+        config.stores.embedded.data_dir = data_dir;
         config
     }
 }

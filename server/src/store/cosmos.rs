@@ -9,7 +9,7 @@
 //! DefaultAzureCredential did, so accounts with local (key) auth disabled work; or an account key
 //! (emulators, users who need it), taken from the environment or a file and never logged.
 
-use std::{num::NonZeroU32, sync::Arc, time::Duration};
+use std::{num::NonZeroU32, path::PathBuf, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use azure_core::credentials::Secret;
@@ -23,7 +23,43 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{Candidate, CandidateStore, Page, Result, StoreError, decode_name_cursor, encode_name_cursor};
-use crate::{config::CosmosConfig, name::CandidateName};
+use crate::name::CandidateName;
+
+/// The Cosmos DB store's settings. The env names are the original app's. Without a key the VM's
+/// managed identity (Entra ID) is used.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "cosmos_store")]
+#[command(next_help_heading = "Cosmos DB store (--store cosmos)")]
+pub struct Args {
+    /// Account endpoint, e.g. https://myaccount.documents.azure.com:443/
+    #[arg(id = "cosmos_endpoint", long = "cosmos-endpoint", env = "COSMOS_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Database.
+    #[arg(
+        id = "cosmos_database",
+        long = "cosmos-database",
+        env = "COSMOS_DATABASE_NAME",
+        default_value = "CandidateDatabase"
+    )]
+    pub database: String,
+    /// Container (partition key /CandidateName).
+    #[arg(
+        id = "cosmos_container",
+        long = "cosmos-container",
+        env = "COSMOS_CONTAINER_NAME",
+        default_value = "Candidates"
+    )]
+    pub container: String,
+    /// The region the SDK prefers (the one nearest the VM), e.g. eastus.
+    #[arg(id = "cosmos_region", long = "cosmos-region", env = "CANDIDATES_COSMOS_REGION", default_value = "eastus")]
+    pub region: String,
+    /// Account key instead of Entra ID (emulators; accounts with key auth). Environment only.
+    #[arg(id = "cosmos_key", long = "cosmos-key", env = "CANDIDATES_COSMOS_KEY", hide_env_values = true, hide = true)]
+    pub key: Option<CosmosKey>,
+    /// File holding the account key instead of Entra ID.
+    #[arg(id = "cosmos_key_file", long = "cosmos-key-file", env = "CANDIDATES_COSMOS_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+}
 
 /// 429 retries per call (each honouring the service's retry-after, capped), then RESOURCE_EXHAUSTED.
 const THROTTLE_RETRIES: u32 = 3;
@@ -41,6 +77,20 @@ struct CandidateDoc {
 #[derive(Debug, Deserialize)]
 struct IdOnly {
     id: String,
+}
+
+/// The data actions this backend uses on the container (`Microsoft.DocumentDB/databaseAccounts/`
+/// prefix), and the account-level metadata read the SDK makes: what the deployment's roles grant.
+pub const REQUIRED_PERMISSIONS: &[&str] = &[
+    "readMetadata",
+    "sqlDatabases/containers/executeQuery",
+    "sqlDatabases/containers/items/delete",
+    "sqlDatabases/containers/items/read",
+    "sqlDatabases/containers/items/upsert",
+];
+
+pub async fn open(args: &Args, _context: &super::OpenContext) -> Result<super::DynStore, OpenError> {
+    Ok(Arc::new(CosmosStore::connect(args).await?))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +126,7 @@ impl std::fmt::Debug for CosmosStore {
 }
 
 impl CosmosStore {
-    pub async fn connect(config: &CosmosConfig) -> Result<Self, OpenError> {
+    pub async fn connect(config: &Args) -> Result<Self, OpenError> {
         let endpoint_text = config.endpoint.clone().ok_or(OpenError::NoEndpoint)?;
         let endpoint = endpoint_text.parse().map_err(|_| OpenError::BadEndpoint(endpoint_text.clone()))?;
         let key = match (&config.key, &config.key_file) {

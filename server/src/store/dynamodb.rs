@@ -18,13 +18,44 @@ use aws_sdk_dynamodb::{
 };
 
 use super::{Candidate, CandidateStore, Page, Result, StoreError, decode_name_cursor, encode_name_cursor};
-use crate::{config::DynamoConfig, name::CandidateName};
+use crate::name::CandidateName;
+
+/// The DynamoDB store's settings. Credentials come from the SDK's default chain (environment,
+/// profile, the EC2 instance role); the standard AWS_* variables, AWS_ENDPOINT_URL_DYNAMODB
+/// included, are honoured.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "dynamodb_store")]
+#[command(next_help_heading = "DynamoDB store (--store dynamodb)")]
+pub struct Args {
+    /// Table name; its partition key is CandidateName (S), as the original app created it.
+    #[arg(
+        id = "dynamodb_table",
+        long = "dynamodb-table",
+        env = "CANDIDATES_DYNAMODB_TABLE",
+        default_value = "Candidates"
+    )]
+    pub table: String,
+    /// AWS region (default: the SDK's chain: AWS_REGION, the profile, the instance's region).
+    #[arg(id = "dynamodb_region", long = "dynamodb-region", env = "CANDIDATES_DYNAMODB_REGION")]
+    pub region: Option<String>,
+    /// Endpoint URL instead of the region's, e.g. a local emulator.
+    #[arg(id = "dynamodb_endpoint", long = "dynamodb-endpoint", env = "CANDIDATES_DYNAMODB_ENDPOINT")]
+    pub endpoint: Option<String>,
+}
 
 /// The partition key of the original table.
 const KEY: &str = "CandidateName";
 /// Attempts per call (the first try included) under the SDK's standard retry mode, which backs off
 /// with jitter on throttling, 5xx and transient network errors.
 const MAX_ATTEMPTS: u32 = 3;
+
+/// The IAM actions this backend calls, on the table: what the deployment's role must grant.
+pub const REQUIRED_PERMISSIONS: &[&str] =
+    &["dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"];
+
+pub async fn open(args: &Args, context: &super::OpenContext) -> Result<super::DynStore, OpenError> {
+    Ok(std::sync::Arc::new(DynamoStore::connect(args, context.call_timeout).await?))
+}
 
 /// Why the store cannot start; the binary prints it and exits with 2.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +83,7 @@ pub struct DynamoStore {
 impl DynamoStore {
     /// Builds the one shared client from the SDK's default chain (env, profile, instance role),
     /// with `config`'s region and endpoint when given, and checks the table.
-    pub async fn connect(config: &DynamoConfig, call_timeout: Duration) -> Result<Self, OpenError> {
+    pub async fn connect(config: &Args, call_timeout: Duration) -> Result<Self, OpenError> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(region) = &config.region {
             loader = loader.region(Region::new(region.clone()));

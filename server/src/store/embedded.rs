@@ -36,6 +36,20 @@ const MAX_BATCH: usize = 256;
 /// Queue of writes waiting for the writer thread; callers wait (back-pressure) when it is full.
 const QUEUE: usize = 4096;
 
+/// The embedded store's flags.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "embedded_store")]
+#[command(next_help_heading = "Embedded store (--store embedded, the default)")]
+pub struct Args {
+    /// Directory of the embedded store (created if missing; must be writable).
+    #[arg(long, env = "CANDIDATES_DATA_DIR", default_value = "candidates-data")]
+    pub data_dir: PathBuf,
+}
+
+pub async fn open(args: &Args, _context: &super::OpenContext) -> Result<super::DynStore, OpenError> {
+    Ok(Arc::new(EmbeddedStore::open(&args.data_dir)?))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("cannot create data directory {path}: {source}")]

@@ -18,7 +18,34 @@ use firestore::{
 use serde::{Deserialize, Serialize};
 
 use super::{Candidate, CandidateStore, Page, Result, StoreError, decode_name_cursor, encode_name_cursor};
-use crate::{config::FirestoreConfig, name::CandidateName};
+use crate::name::CandidateName;
+
+/// The Firestore store's settings. Credentials are Application Default Credentials (the GCE
+/// instance's service account); FIRESTORE_EMULATOR_HOST points the client at an emulator.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "firestore_store")]
+#[command(next_help_heading = "Firestore store (--store firestore)")]
+pub struct Args {
+    /// Google Cloud project id (default: detected from the credentials or the metadata server).
+    #[arg(id = "firestore_project", long = "firestore-project", env = "GOOGLE_CLOUD_PROJECT")]
+    pub project: Option<String>,
+    /// Firestore database id.
+    #[arg(
+        id = "firestore_database",
+        long = "firestore-database",
+        env = "CANDIDATES_FIRESTORE_DATABASE",
+        default_value = "(default)"
+    )]
+    pub database: String,
+    /// Collection of the candidates (document id = name).
+    #[arg(
+        id = "firestore_collection",
+        long = "firestore-collection",
+        env = "CANDIDATES_FIRESTORE_COLLECTION",
+        default_value = "candidates"
+    )]
+    pub collection: String,
+}
 
 /// Attempts per write (the crate retries reads itself, with the same bound).
 const ATTEMPTS: usize = 3;
@@ -28,6 +55,19 @@ const ATTEMPTS: usize = 3;
 struct CandidateDoc {
     #[serde(rename = "CandidateName")]
     candidate_name: String,
+}
+
+/// The IAM permissions this backend uses, on the database: what the deployment's role must grant.
+pub const REQUIRED_PERMISSIONS: &[&str] = &[
+    "datastore.entities.create",
+    "datastore.entities.delete",
+    "datastore.entities.get",
+    "datastore.entities.list",
+    "datastore.entities.update",
+];
+
+pub async fn open(args: &Args, context: &super::OpenContext) -> Result<super::DynStore, OpenError> {
+    Ok(std::sync::Arc::new(FirestoreStore::connect(args, context.call_timeout).await?))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +123,7 @@ fn retryable(e: &FirestoreError) -> bool {
 impl FirestoreStore {
     /// Connects (the emulator when FIRESTORE_EMULATOR_HOST is set) and checks that the database
     /// answers and lets us in.
-    pub async fn connect(config: &FirestoreConfig, call_timeout: Duration) -> Result<Self, OpenError> {
+    pub async fn connect(config: &Args, call_timeout: Duration) -> Result<Self, OpenError> {
         let project = match &config.project {
             Some(p) => p.clone(),
             None => FirestoreDbOptions::for_default_project_id()

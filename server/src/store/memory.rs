@@ -8,6 +8,15 @@ use async_trait::async_trait;
 use super::{Candidate, CandidateStore, Page, Result, StoreError, decode_name_cursor, encode_name_cursor};
 use crate::name::CandidateName;
 
+/// The memory store has no flags.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "memory_store")]
+pub struct Args {}
+
+pub async fn open(_args: &Args, _context: &super::OpenContext) -> Result<super::DynStore, std::convert::Infallible> {
+    Ok(std::sync::Arc::new(MemoryStore::new()))
+}
+
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     names: RwLock<BTreeSet<String>>,

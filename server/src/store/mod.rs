@@ -11,17 +11,9 @@ use async_trait::async_trait;
 use crate::name::CandidateName;
 
 pub mod conformance;
-#[cfg(feature = "store-cosmos")]
-pub mod cosmos;
 pub mod debug;
-#[cfg(feature = "store-dynamodb")]
-pub mod dynamodb;
-pub mod embedded;
-#[cfg(feature = "store-firestore")]
-pub mod firestore;
 pub mod guarded;
 pub mod instrumented;
-pub mod memory;
 mod token;
 
 pub use token::{decode_name_cursor, encode_name_cursor};
@@ -123,3 +115,64 @@ pub trait CandidateStore: fmt::Debug + Send + Sync + 'static {
 }
 
 pub type DynStore = Arc<dyn CandidateStore>;
+
+/// What every backend's `open` gets besides its own flags.
+#[derive(Debug, Clone)]
+pub struct OpenContext {
+    /// Longest a store call may take, retries included (`--store-timeout`).
+    pub call_timeout: std::time::Duration,
+}
+
+/// Why the chosen backend could not be opened: its own error, named for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct OpenError {
+    pub backend: &'static str,
+    pub source: BoxError,
+}
+
+/// The registry: each line is a backend module that owns its flags (`Args`, flattened into the
+/// server's `Config`), its `open` and open errors, its required cloud permissions and its SDK
+/// error mapping. Adding a backend is its module, one line here, and its tests.
+macro_rules! backends {
+    ($( $(#[cfg($cfg:meta)])? $(#[doc = $doc:expr])* $variant:ident => $module:ident ),* $(,)?) => {
+        $( $(#[cfg($cfg)])? pub mod $module; )*
+
+        /// Where candidates are stored.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+        pub enum StoreKind {
+            $( $(#[cfg($cfg)])? $(#[doc = $doc])* $variant, )*
+        }
+
+        /// Every backend's own flags.
+        #[derive(Debug, Clone, clap::Args)]
+        pub struct StoreArgs {
+            $( $(#[cfg($cfg)])? #[command(flatten)] pub $module: $module::Args, )*
+        }
+
+        /// Opens the backend `kind` with its flags.
+        pub async fn open(kind: StoreKind, args: &StoreArgs, context: &OpenContext) -> Result<DynStore, OpenError> {
+            match kind {
+                $( $(#[cfg($cfg)])? StoreKind::$variant => $module::open(&args.$module, context)
+                    .await
+                    .map_err(|e| OpenError { backend: stringify!($module), source: Box::new(e) }), )*
+            }
+        }
+    };
+}
+
+backends! {
+    /// redb file under --data-dir; durable, no cloud needed (the default).
+    Embedded => embedded,
+    /// In memory; lost on restart (tests, demos).
+    Memory => memory,
+    #[cfg(feature = "store-dynamodb")]
+    /// Amazon DynamoDB (the --dynamodb-* flags).
+    Dynamodb => dynamodb,
+    #[cfg(feature = "store-firestore")]
+    /// Google Cloud Firestore, native mode (the --firestore-* flags).
+    Firestore => firestore,
+    #[cfg(feature = "store-cosmos")]
+    /// Azure Cosmos DB, NoSQL API (the --cosmos-* flags).
+    Cosmos => cosmos,
+}

@@ -17,7 +17,7 @@ use azure_data_cosmos::{
     models::ContainerProperties,
     options::{Region, RoutingStrategy},
 };
-use candidates_server::{config::CosmosConfig, store::cosmos::CosmosStore};
+use candidates_server::store::cosmos::{Args as CosmosConfig, CosmosStore};
 
 fn env(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {

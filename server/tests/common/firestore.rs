@@ -3,7 +3,7 @@
 
 use std::{process::Command, time::Duration};
 
-use candidates_server::{config::FirestoreConfig, store::firestore::FirestoreStore};
+use candidates_server::store::firestore::{Args as FirestoreConfig, FirestoreStore};
 
 /// The shared emulator's host:port. Without it the client would look for Google credentials, so
 /// refuse to go on.
