@@ -96,13 +96,16 @@ impl From<StoreError> for Status {
             }
             StoreError::ResourceExhausted { .. } => Status::resource_exhausted(error.to_string()),
             StoreError::DeadlineExceeded => Status::deadline_exceeded(error.to_string()),
+            // The instance's own credentials were refused: a server-side fault the client cannot
+            // fix, so INTERNAL (not the caller's PERMISSION_DENIED); the log says what to grant.
+            StoreError::PermissionDenied { .. } => {
+                tracing::error!(error = %error, "the store refused this instance's credentials or permissions");
+                Status::internal("internal error: the server's store access is misconfigured")
+            }
             StoreError::Internal { .. } => {
                 tracing::error!(error = %error, source = ?std::error::Error::source(&error), "internal store error");
                 Status::internal("internal error")
             }
-            // `StoreError` is non_exhaustive for backends added later.
-            #[allow(unreachable_patterns)]
-            _ => Status::internal("internal error"),
         }
     }
 }

@@ -180,7 +180,7 @@ impl CosmosStore {
         let store = Self { container, name: config.container.clone() };
         // A real data-plane round trip: the identity may read metadata but not items.
         store.ping().await.map_err(|e| match e {
-            StoreError::Unavailable { message, .. } if message.contains("denied") => {
+            StoreError::PermissionDenied { message } => {
                 OpenError::AccessDenied { endpoint: endpoint_text.clone(), status: message }
             }
             e => OpenError::Unreachable { endpoint: endpoint_text.clone(), detail: e.to_string() },
@@ -190,25 +190,37 @@ impl CosmosStore {
 
     fn error(&self, op: &str, e: CosmosError) -> StoreError {
         let status = e.status();
-        let message = if status.is_throttled() {
-            return StoreError::ResourceExhausted {
-                message: format!("Cosmos DB is throttling requests (429), still after {THROTTLE_RETRIES} retries"),
-            };
-        } else if status.is_unauthorized() || status.is_forbidden() {
-            format!("access to Cosmos DB container {:?} denied", self.name)
-        } else if status.is_not_found() {
-            format!("Cosmos DB container {:?} not found", self.name)
-        } else if status.is_timeout() {
-            "Cosmos DB did not answer in time".to_owned()
-        } else if status.is_service_unavailable() || status.is_transient() || !e.is_from_wire() {
-            "cannot reach Cosmos DB".to_owned()
-        } else {
-            return StoreError::Internal {
-                message: format!("Cosmos DB {op} failed ({status})"),
-                source: Some(Box::new(e)),
-            };
-        };
-        StoreError::Unavailable { message, source: Some(Box::new(e)) }
+        let answer = if e.is_from_wire() { Answer::Status(u16::from(status)) } else { Answer::NoAnswer };
+        classify(answer, &self.name, op).with_source(e)
+    }
+}
+
+/// What came back from Cosmos DB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// An HTTP status from the service.
+    Status(u16),
+    /// Nothing: the request failed before an answer (connection, DNS, TLS).
+    NoAnswer,
+}
+
+/// The mapping table, by HTTP status (see `StoreError` for the vocabulary).
+fn classify(answer: Answer, container: &str, op: &str) -> StoreError {
+    let unavailable = |message: String| StoreError::Unavailable { message, source: None };
+    match answer {
+        Answer::NoAnswer => unavailable("cannot reach Cosmos DB".into()),
+        Answer::Status(429) => StoreError::ResourceExhausted {
+            message: format!("Cosmos DB is throttling requests (429), still after {THROTTLE_RETRIES} retries"),
+        },
+        Answer::Status(401 | 403) => {
+            StoreError::PermissionDenied { message: format!("access to Cosmos DB container {container:?} denied") }
+        }
+        Answer::Status(404) => unavailable(format!("Cosmos DB container {container:?} not found")),
+        Answer::Status(408 | 504) => StoreError::DeadlineExceeded,
+        Answer::Status(410 | 449 | 500 | 502 | 503) => unavailable("cannot reach Cosmos DB".into()),
+        Answer::Status(status) => {
+            StoreError::Internal { message: format!("Cosmos DB {op} failed ({status})"), source: None }
+        }
     }
 }
 
@@ -314,5 +326,38 @@ impl std::str::FromStr for CosmosKey {
     type Err = std::convert::Infallible;
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         Ok(Self(s.into()))
+    }
+}
+
+#[cfg(test)]
+mod mapping_tests {
+    use super::*;
+
+    #[test]
+    fn error_mapping_table() {
+        let cases: &[(Answer, &str)] = &[
+            (Answer::NoAnswer, "unavailable"),
+            (Answer::Status(429), "exhausted"),
+            (Answer::Status(401), "denied"),
+            (Answer::Status(403), "denied"),
+            (Answer::Status(404), "unavailable"),
+            (Answer::Status(408), "deadline"),
+            (Answer::Status(410), "unavailable"),
+            (Answer::Status(449), "unavailable"),
+            (Answer::Status(500), "unavailable"),
+            (Answer::Status(503), "unavailable"),
+            (Answer::Status(400), "internal"),
+        ];
+        for (answer, want) in cases {
+            let got = match classify(*answer, "c", "read") {
+                StoreError::Unavailable { .. } => "unavailable",
+                StoreError::DeadlineExceeded => "deadline",
+                StoreError::ResourceExhausted { .. } => "exhausted",
+                StoreError::PermissionDenied { .. } => "denied",
+                StoreError::Internal { .. } => "internal",
+                StoreError::NotFound | StoreError::InvalidArgument(_) => "other",
+            };
+            assert_eq!(got, *want, "{answer:?}");
+        }
     }
 }

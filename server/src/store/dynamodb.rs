@@ -154,27 +154,48 @@ impl DynamoStore {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let code = e.code().unwrap_or_default().to_owned();
-        let message = match (&e, code.as_str()) {
-            (SdkError::DispatchFailure(_), _) => "cannot reach DynamoDB".to_owned(),
-            (SdkError::TimeoutError(_), _) => "DynamoDB did not answer in time".to_owned(),
-            (_, "ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded") => {
-                format!("DynamoDB is throttling requests ({code}), still after {MAX_ATTEMPTS} attempts")
-            }
-            (_, "ResourceNotFoundException") => format!("DynamoDB table {:?} not found", self.table),
-            (_, "AccessDeniedException" | "UnrecognizedClientException") => {
-                format!("access to DynamoDB table {:?} denied ({code})", self.table)
-            }
-            (_, "InternalServerError" | "ServiceUnavailable") => format!("DynamoDB failed ({code})"),
-            (SdkError::ResponseError(_), _) => "DynamoDB sent an unreadable response".to_owned(),
-            _ => {
-                return StoreError::Internal {
-                    message: format!("DynamoDB {op} failed ({code})"),
-                    source: Some(Box::new(e)),
-                };
-            }
+        let failure = match &e {
+            SdkError::DispatchFailure(_) => Failure::Dispatch,
+            SdkError::TimeoutError(_) => Failure::Timeout,
+            SdkError::ResponseError(_) => Failure::Unreadable,
+            _ => Failure::Service,
         };
-        StoreError::Unavailable { message, source: Some(Box::new(e)) }
+        let code = e.code().unwrap_or_default().to_owned();
+        classify(failure, &code, &self.table, op).with_source(e)
+    }
+}
+
+/// How an SDK call failed, before its error code is looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// The request never got an answer (connection refused, reset, DNS).
+    Dispatch,
+    /// The SDK's attempt or operation timeout passed.
+    Timeout,
+    /// An answer that could not be parsed.
+    Unreadable,
+    /// DynamoDB answered with an error code.
+    Service,
+}
+
+/// The mapping table (see `StoreError` for the vocabulary).
+fn classify(failure: Failure, code: &str, table: &str, op: &str) -> StoreError {
+    let unavailable = |message: String| StoreError::Unavailable { message, source: None };
+    match (failure, code) {
+        (Failure::Dispatch, _) => unavailable("cannot reach DynamoDB".into()),
+        (Failure::Timeout, _) => StoreError::DeadlineExceeded,
+        (Failure::Unreadable, _) => unavailable("DynamoDB sent an unreadable response".into()),
+        (_, "ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded") => {
+            StoreError::ResourceExhausted {
+                message: format!("DynamoDB is throttling requests ({code}), still after {MAX_ATTEMPTS} attempts"),
+            }
+        }
+        (_, "AccessDeniedException" | "UnrecognizedClientException") => {
+            StoreError::PermissionDenied { message: format!("access to DynamoDB table {table:?} denied ({code})") }
+        }
+        (_, "ResourceNotFoundException") => unavailable(format!("DynamoDB table {table:?} not found")),
+        (_, "InternalServerError" | "ServiceUnavailable") => unavailable(format!("DynamoDB failed ({code})")),
+        _ => StoreError::Internal { message: format!("DynamoDB {op} failed ({code})"), source: None },
     }
 }
 
@@ -290,5 +311,39 @@ impl CandidateStore for DynamoStore {
             .await
             .map(drop)
             .map_err(|e| self.error("DescribeTable", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_mapping_table() {
+        let cases: &[(Failure, &str, &str)] = &[
+            (Failure::Dispatch, "", "unavailable"),
+            (Failure::Timeout, "", "deadline"),
+            (Failure::Unreadable, "", "unavailable"),
+            (Failure::Service, "ThrottlingException", "exhausted"),
+            (Failure::Service, "ProvisionedThroughputExceededException", "exhausted"),
+            (Failure::Service, "RequestLimitExceeded", "exhausted"),
+            (Failure::Service, "AccessDeniedException", "denied"),
+            (Failure::Service, "UnrecognizedClientException", "denied"),
+            (Failure::Service, "ResourceNotFoundException", "unavailable"),
+            (Failure::Service, "InternalServerError", "unavailable"),
+            (Failure::Service, "ServiceUnavailable", "unavailable"),
+            (Failure::Service, "ValidationException", "internal"),
+        ];
+        for (failure, code, want) in cases {
+            let got = match classify(*failure, code, "T", "GetItem") {
+                StoreError::Unavailable { .. } => "unavailable",
+                StoreError::DeadlineExceeded => "deadline",
+                StoreError::ResourceExhausted { .. } => "exhausted",
+                StoreError::PermissionDenied { .. } => "denied",
+                StoreError::Internal { .. } => "internal",
+                StoreError::NotFound | StoreError::InvalidArgument(_) => "other",
+            };
+            assert_eq!(got, *want, "{failure:?} {code}");
+        }
     }
 }

@@ -202,23 +202,27 @@ impl FirestoreStore {
     }
 
     fn error(&self, op: &str, e: FirestoreError) -> StoreError {
-        let code = code(&e).to_owned();
-        let message = match code.as_str() {
-            "Unavailable" | "Cancelled" => "cannot reach Firestore".to_owned(),
-            "DeadlineExceeded" => "Firestore did not answer in time".to_owned(),
-            "ResourceExhausted" => "Firestore is throttling requests (resource exhausted)".to_owned(),
-            "Aborted" => "Firestore aborted the request (contention)".to_owned(),
-            "PermissionDenied" | "Unauthenticated" => format!("access to Firestore denied ({code})"),
-            "NotFound" => format!("Firestore database or collection {:?} not found", self.collection),
-            _ if matches!(e, FirestoreError::NetworkError(_)) => "cannot reach Firestore".to_owned(),
-            _ => {
-                return StoreError::Internal {
-                    message: format!("Firestore {op} failed ({code})"),
-                    source: Some(Box::new(e)),
-                };
-            }
-        };
-        StoreError::Unavailable { message, source: Some(Box::new(e)) }
+        let network = matches!(e, FirestoreError::NetworkError(_));
+        classify(code(&e), network, &self.collection, op).with_source(e)
+    }
+}
+
+/// The mapping table, by gRPC code name (see `StoreError` for the vocabulary).
+fn classify(code: &str, network: bool, collection: &str, op: &str) -> StoreError {
+    let unavailable = |message: String| StoreError::Unavailable { message, source: None };
+    match code {
+        "Unavailable" | "Cancelled" => unavailable("cannot reach Firestore".into()),
+        "DeadlineExceeded" => StoreError::DeadlineExceeded,
+        "ResourceExhausted" => {
+            StoreError::ResourceExhausted { message: "Firestore is throttling requests (resource exhausted)".into() }
+        }
+        "Aborted" => unavailable("Firestore aborted the request (contention)".into()),
+        "PermissionDenied" | "Unauthenticated" => {
+            StoreError::PermissionDenied { message: format!("access to Firestore denied ({code})") }
+        }
+        "NotFound" => unavailable(format!("Firestore database or collection {collection:?} not found")),
+        _ if network => unavailable("cannot reach Firestore".into()),
+        _ => StoreError::Internal { message: format!("Firestore {op} failed ({code})"), source: None },
     }
 }
 
@@ -296,5 +300,37 @@ impl CandidateStore for FirestoreStore {
 
     async fn ping(&self) -> Result<()> {
         self.db.ping().await.map_err(|e| self.error("ping", e))
+    }
+}
+
+#[cfg(test)]
+mod mapping_tests {
+    use super::*;
+
+    #[test]
+    fn error_mapping_table() {
+        let cases: &[(&str, bool, &str)] = &[
+            ("Unavailable", false, "unavailable"),
+            ("Cancelled", false, "unavailable"),
+            ("DeadlineExceeded", false, "deadline"),
+            ("ResourceExhausted", false, "exhausted"),
+            ("Aborted", false, "unavailable"),
+            ("PermissionDenied", false, "denied"),
+            ("Unauthenticated", false, "denied"),
+            ("NotFound", false, "unavailable"),
+            ("", true, "unavailable"),
+            ("Internal", false, "internal"),
+        ];
+        for (code, network, want) in cases {
+            let got = match classify(code, *network, "c", "GetDocument") {
+                StoreError::Unavailable { .. } => "unavailable",
+                StoreError::DeadlineExceeded => "deadline",
+                StoreError::ResourceExhausted { .. } => "exhausted",
+                StoreError::PermissionDenied { .. } => "denied",
+                StoreError::Internal { .. } => "internal",
+                StoreError::NotFound | StoreError::InvalidArgument(_) => "other",
+            };
+            assert_eq!(got, *want, "{code} {network}");
+        }
     }
 }

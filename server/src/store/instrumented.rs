@@ -34,7 +34,8 @@ impl Instrumented {
                 StoreError::Unavailable { .. } => "unavailable",
                 StoreError::ResourceExhausted { .. } => "resource_exhausted",
                 StoreError::DeadlineExceeded => "deadline_exceeded",
-                _ => "internal",
+                StoreError::PermissionDenied { .. } => "permission_denied",
+                StoreError::Internal { .. } => "internal",
             };
             metrics::counter!("store_operation_errors_total", "backend" => backend, "operation" => operation, "error" => error)
                 .increment(1);

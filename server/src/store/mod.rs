@@ -41,8 +41,11 @@ pub struct Page {
 
 /// What went wrong, in terms a caller can act on. Messages are safe to show to clients; the
 /// `source` (SDK or I/O detail) is only logged.
+/// Every backend maps its SDK's failures onto this one vocabulary, the same way: unreachable or
+/// failing → `Unavailable`, a timeout → `DeadlineExceeded`, throttling → `ResourceExhausted`,
+/// refused credentials or permissions → `PermissionDenied`, anything unexpected → `Internal`.
+/// Exhaustive on purpose: the compiler finds every place a new variant must be handled.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum StoreError {
     #[error("candidate not found")]
     NotFound,
@@ -56,6 +59,10 @@ pub enum StoreError {
     },
     #[error("the store is throttling requests: {message}")]
     ResourceExhausted { message: String },
+    /// The store refused this instance's credentials or permissions: a deployment error (the
+    /// instance's role lacks the backend's `REQUIRED_PERMISSIONS`), not the client's.
+    #[error("the store denied access: {message}")]
+    PermissionDenied { message: String },
     #[error("the store did not answer within the deadline")]
     DeadlineExceeded,
     #[error("internal store error: {message}")]
@@ -76,6 +83,15 @@ impl StoreError {
 
     pub fn internal(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
         Self::Internal { message: message.into(), source: Some(source.into()) }
+    }
+
+    /// Attaches the SDK error a mapping was made from (logged, never sent to clients).
+    pub fn with_source(self, error: impl Into<BoxError>) -> Self {
+        match self {
+            Self::Unavailable { message, .. } => Self::Unavailable { message, source: Some(error.into()) },
+            Self::Internal { message, .. } => Self::Internal { message, source: Some(error.into()) },
+            other => other,
+        }
     }
 
     pub fn invalid_page_token() -> Self {
