@@ -203,15 +203,9 @@ async fn list_candidates(
         return Ok(Json(page.into_inner()).into_response());
     }
 
-    // Find the first non-empty page (a store that pages by scanned size may return empty pages).
-    let mut first = ListCandidatesResponse::default();
-    loop {
-        let request = ListCandidatesRequest { page_size: STREAM_PAGE_SIZE, page_token: first.next_page_token };
-        first = gw.client.clone().list_candidates(grpc_request(request, &headers)).await?.into_inner();
-        if !first.candidates.is_empty() || first.next_page_token.is_empty() {
-            break;
-        }
-    }
+    // The service never returns an empty page that is not the last.
+    let request = ListCandidatesRequest { page_size: STREAM_PAGE_SIZE, page_token: String::new() };
+    let first = gw.client.clone().list_candidates(grpc_request(request, &headers)).await?.into_inner();
     if first.candidates.is_empty() {
         return Err(ApiError::from(tonic::Status::not_found("no candidates")));
     }
@@ -272,7 +266,6 @@ async fn produce_pages(
             opened = true;
             serde_json::to_writer(&mut chunk, candidate).expect("candidate serializes");
         }
-        // A page can come back empty (a store that pages by scanned size): nothing to send.
         if !chunk.is_empty() && !send(Bytes::from(chunk)).await {
             break;
         }

@@ -6,8 +6,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Parser, ValueEnum};
 
-pub use crate::store::StoreKind;
 use crate::store::StoreArgs;
+pub use crate::store::StoreKind;
 
 #[derive(Debug, Clone, Parser)]
 #[command(

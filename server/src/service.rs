@@ -132,8 +132,16 @@ impl CandidateService for CandidateApi {
             0 => DEFAULT_PAGE_SIZE,
             n => (n as usize).min(MAX_PAGE_SIZE),
         };
-        let token = (!page_token.is_empty()).then_some(page_token.as_str());
-        let page = self.store.list(page_size, token).await?;
+        let mut page = self.store.list(page_size, (!page_token.is_empty()).then_some(page_token.as_str())).await?;
+        // Normalised here, once: a page is empty only when it is the last (the call's deadline
+        // bounds the walk).
+        if self.store.may_return_empty_pages() {
+            while page.candidates.is_empty()
+                && let Some(token) = page.next_page_token.take()
+            {
+                page = self.store.list(page_size, Some(&token)).await?;
+            }
+        }
         Ok(Response::new(ListCandidatesResponse {
             candidates: page.candidates.into_iter().map(to_pb).collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
@@ -152,5 +160,78 @@ impl CandidateService for CandidateApi {
     async fn get_status(&self, _request: Request<GetStatusRequest>) -> Result<Response<pb::Status>, Status> {
         let connected = self.status.connected(&self.store).await;
         Ok(Response::new(pb::Status { connected: connected.to_string(), instance_id: self.instance_id.to_string() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::store::{CandidateStore, Page, Result as StoreResult, memory::MemoryStore};
+
+    /// A store that answers every other page empty, with a token, as DynamoDB's Scan may.
+    #[derive(Debug)]
+    struct Gappy {
+        inner: MemoryStore,
+        calls: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl CandidateStore for Gappy {
+        fn kind(&self) -> &'static str {
+            "gappy"
+        }
+        fn may_return_empty_pages(&self) -> bool {
+            true
+        }
+        async fn get(&self, name: &CandidateName) -> StoreResult<Candidate> {
+            self.inner.get(name).await
+        }
+        async fn put(&self, name: &CandidateName) -> StoreResult<Candidate> {
+            self.inner.put(name).await
+        }
+        async fn delete(&self, name: &CandidateName) -> StoreResult<()> {
+            self.inner.delete(name).await
+        }
+        async fn list(&self, page_size: usize, page_token: Option<&str>) -> StoreResult<Page> {
+            if self.calls.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+                // An empty page that repeats the position it was given.
+                let token = page_token.map_or_else(|| crate::store::encode_name_cursor(""), str::to_owned);
+                return Ok(Page { candidates: vec![], next_page_token: Some(token) });
+            }
+            self.inner
+                .list(page_size, page_token.filter(|t| !crate::store::decode_name_cursor(t).unwrap().is_empty()))
+                .await
+        }
+        async fn ping(&self) -> StoreResult<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn clients_never_see_an_empty_page_that_is_not_the_last() {
+        let store = Gappy { inner: MemoryStore::new(), calls: AtomicUsize::new(0) };
+        for i in 0..5 {
+            store.put(&CandidateName::parse(format!("c{i}")).unwrap()).await.unwrap();
+        }
+        let api = CandidateApi::new(Arc::new(store), "test".into(), Duration::from_secs(1));
+        let (mut token, mut seen) = (String::new(), Vec::new());
+        loop {
+            let page = api
+                .list_candidates(Request::new(ListCandidatesRequest { page_size: 2, page_token: token }))
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(!page.candidates.is_empty() || page.next_page_token.is_empty(), "empty page with a token");
+            seen.extend(page.candidates.into_iter().map(|c| c.name));
+            token = page.next_page_token;
+            if token.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(seen, ["c0", "c1", "c2", "c3", "c4"]);
     }
 }

@@ -45,6 +45,10 @@ impl CandidateStore for Faulty {
         self.inner.lists_in_name_order()
     }
 
+    fn may_return_empty_pages(&self) -> bool {
+        self.inner.may_return_empty_pages()
+    }
+
     async fn get(&self, name: &CandidateName) -> Result<Candidate> {
         self.before().await?;
         self.inner.get(name).await

@@ -222,6 +222,11 @@ impl CandidateStore for DynamoStore {
         false
     }
 
+    /// A Scan page stops at 1 MB of data read, whatever it returns.
+    fn may_return_empty_pages(&self) -> bool {
+        true
+    }
+
     async fn get(&self, name: &CandidateName) -> Result<Candidate> {
         let out = self
             .client

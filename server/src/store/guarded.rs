@@ -111,6 +111,10 @@ impl CandidateStore for Guarded {
         self.inner.lists_in_name_order()
     }
 
+    fn may_return_empty_pages(&self) -> bool {
+        self.inner.may_return_empty_pages()
+    }
+
     async fn get(&self, name: &CandidateName) -> Result<Candidate> {
         self.call(self.inner.get(name)).await
     }

@@ -53,6 +53,10 @@ impl CandidateStore for Instrumented {
         self.inner.lists_in_name_order()
     }
 
+    fn may_return_empty_pages(&self) -> bool {
+        self.inner.may_return_empty_pages()
+    }
+
     async fn get(&self, name: &CandidateName) -> Result<Candidate> {
         let started = Instant::now();
         let result = self.inner.get(name).await;

@@ -113,6 +113,13 @@ pub trait CandidateStore: fmt::Debug + Send + Sync + 'static {
         true
     }
 
+    /// Whether [`CandidateStore::list`] may return an empty page that is not the last (a store
+    /// that pages by scanned size, like DynamoDB's Scan). The service skips such pages, so that
+    /// clients never see one.
+    fn may_return_empty_pages(&self) -> bool {
+        false
+    }
+
     /// The candidate, or [`StoreError::NotFound`].
     async fn get(&self, name: &CandidateName) -> Result<Candidate>;
 
