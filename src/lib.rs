@@ -1,6 +1,7 @@
 //! The candidates API crate: code generated from `proto/candidates/v1/candidates.proto`.
 //!
 //! - [`v1`]: prost messages with proto3-JSON serde impls, the tonic client and server.
+//! - [`name`]: the name rules of the wire contract; [`DEFAULT_PAGE_SIZE`], [`MAX_PAGE_SIZE`].
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC reflection and for tools that read
 //!   the `google.api.http` annotations.
 
@@ -10,8 +11,16 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/candidates.v1.serde.rs"));
 }
 
-/// The fully qualified gRPC service name, as health checks and reflection know it.
-pub const SERVICE_NAME: &str = "candidates.v1.CandidateService";
+pub mod name;
+
+/// The fully qualified gRPC service name, as health checks and reflection know it (tonic's, from
+/// the .proto).
+pub const SERVICE_NAME: &str = v1::candidate_service_server::SERVICE_NAME;
+
+/// Page size of `ListCandidates` when the request leaves it at 0.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// Largest page a request may ask for; larger requests are lowered to it (AIP-158).
+pub const MAX_PAGE_SIZE: usize = 1000;
 
 /// Encoded `google.protobuf.FileDescriptorSet` of the API and its imports.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("candidates_descriptor");

@@ -15,7 +15,7 @@ pub mod limit;
 pub mod openapi;
 mod routes;
 
-pub use routes::{ROUTES, RouteSpec, route_template};
+pub use routes::{ROUTES, RouteSpec, Rpc, route_template};
 
 /// The gRPC transport the gateway calls through, type-erased so one router type serves both the
 /// in-process and the remote case.

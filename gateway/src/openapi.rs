@@ -7,6 +7,7 @@
 
 use std::sync::OnceLock;
 
+use crate::Rpc;
 use candidates_api::{FILE_DESCRIPTOR_SET, SERVICE_NAME};
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor, Value as PValue};
 use serde_json::{Map, Value, json};
@@ -109,7 +110,11 @@ fn build() -> Value {
         }),
     );
 
-    for method in service.methods() {
+    for route in crate::ROUTES {
+        let method = service
+            .methods()
+            .find(|m| m.name() == route.rpc.name())
+            .unwrap_or_else(|| panic!("{} is not in the descriptor", route.rpc));
         let PValue::Message(rule) = method.options().get_extension(&http).into_owned() else { continue };
         let Some((verb, template)) = ["get", "put", "post", "delete", "patch"].into_iter().find_map(|verb| {
             if !rule.has_field_by_name(verb) {
@@ -169,9 +174,9 @@ fn build() -> Value {
             operation["summary"] = json!(text.lines().next().unwrap_or_default());
             operation["description"] = json!(text);
         }
-        match method.name() {
+        match route.rpc {
             // REST-only behaviour on top of the RPC (the gateway's, see routes.rs).
-            "GetStatus" => {
+            Rpc::GetStatus => {
                 operation["parameters"] = json!([{
                     "name": "details", "in": "query", "required": false, "allowEmptyValue": true,
                     "description": "Its presence (any value) asks for the store round-trip and the instance id.",
@@ -192,14 +197,14 @@ fn build() -> Value {
                     }),
                 );
             }
-            "ListCandidates" => {
+            Rpc::ListCandidates => {
                 let candidate = json!({"$ref": "#/components/schemas/Candidate"});
                 responses.insert("200".into(), json!({
                     "description": "Without page_size/page_token: every candidate as one array. With either: one page.",
                     "content": json_content(json!({"oneOf": [{"type": "array", "items": candidate}, output_ref]})),
                 }));
             }
-            _ => {
+            Rpc::GetCandidate | Rpc::PutCandidate | Rpc::DeleteCandidate => {
                 responses.insert("200".into(), json!({"description": "OK", "content": json_content(output_ref)}));
             }
         }

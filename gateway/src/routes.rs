@@ -25,22 +25,58 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
+/// The RPCs of `candidates.v1.CandidateService` that REST routes call. A test checks the names
+/// against the compiled descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rpc {
+    GetStatus,
+    GetCandidate,
+    PutCandidate,
+    DeleteCandidate,
+    ListCandidates,
+}
+
+impl Rpc {
+    /// The method name in the descriptor.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::GetStatus => "GetStatus",
+            Self::GetCandidate => "GetCandidate",
+            Self::PutCandidate => "PutCandidate",
+            Self::DeleteCandidate => "DeleteCandidate",
+            Self::ListCandidates => "ListCandidates",
+        }
+    }
+}
+
+impl PartialEq<&str> for Rpc {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
+impl std::fmt::Display for Rpc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One REST route: the HTTP method, the path template (google.api.http syntax, which is also
 /// axum's) and the RPC of `candidates.v1.CandidateService` it calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteSpec {
     pub method: Method,
     pub path: &'static str,
-    pub rpc: &'static str,
+    pub rpc: Rpc,
 }
 
 /// Every route the gateway serves.
 pub const ROUTES: &[RouteSpec] = &[
-    RouteSpec { method: Method::GET, path: "/gtg", rpc: "GetStatus" },
-    RouteSpec { method: Method::GET, path: "/candidate/{name}", rpc: "GetCandidate" },
-    RouteSpec { method: Method::POST, path: "/candidate/{name}", rpc: "PutCandidate" },
-    RouteSpec { method: Method::DELETE, path: "/candidate/{name}", rpc: "DeleteCandidate" },
-    RouteSpec { method: Method::GET, path: "/candidates", rpc: "ListCandidates" },
+    RouteSpec { method: Method::GET, path: "/gtg", rpc: Rpc::GetStatus },
+    RouteSpec { method: Method::GET, path: "/candidate/{name}", rpc: Rpc::GetCandidate },
+    RouteSpec { method: Method::POST, path: "/candidate/{name}", rpc: Rpc::PutCandidate },
+    RouteSpec { method: Method::DELETE, path: "/candidate/{name}", rpc: Rpc::DeleteCandidate },
+    RouteSpec { method: Method::GET, path: "/candidates", rpc: Rpc::ListCandidates },
 ];
 
 /// The route template a request path matches (`/candidate/{name}`), or `unmatched`: a bounded
@@ -58,15 +94,14 @@ pub fn route_template(path: &str) -> &'static str {
         .unwrap_or("unmatched")
 }
 
-fn handler(rpc: &str, method: &Method) -> MethodRouter<Gateway> {
+fn handler(rpc: Rpc, method: &Method) -> MethodRouter<Gateway> {
     let filter = MethodFilter::try_from(method.clone()).expect("route methods are standard");
     match rpc {
-        "GetStatus" => on(filter, gtg),
-        "GetCandidate" => on(filter, get_candidate),
-        "PutCandidate" => on(filter, put_candidate),
-        "DeleteCandidate" => on(filter, delete_candidate),
-        "ListCandidates" => on(filter, list_candidates),
-        other => unreachable!("no handler for RPC {other}"),
+        Rpc::GetStatus => on(filter, gtg),
+        Rpc::GetCandidate => on(filter, get_candidate),
+        Rpc::PutCandidate => on(filter, put_candidate),
+        Rpc::DeleteCandidate => on(filter, delete_candidate),
+        Rpc::ListCandidates => on(filter, list_candidates),
     }
 }
 

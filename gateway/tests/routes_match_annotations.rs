@@ -37,7 +37,7 @@ fn annotated_routes() -> BTreeSet<(String, String, String)> {
 #[test]
 fn gateway_routes_equal_proto_annotations() {
     let served: BTreeSet<(String, String, String)> =
-        ROUTES.iter().map(|r| (r.method.to_string(), r.path.to_owned(), r.rpc.to_owned())).collect();
+        ROUTES.iter().map(|r| (r.method.to_string(), r.path.to_owned(), r.rpc.name().to_owned())).collect();
     assert_eq!(served.len(), ROUTES.len(), "duplicate route in the gateway table");
     let annotated = annotated_routes();
     assert_eq!(served, annotated, "gateway routes (left) differ from the proto annotations (right)");
@@ -48,6 +48,6 @@ fn every_rpc_is_routed() {
     let pool = DescriptorPool::decode(candidates_api::FILE_DESCRIPTOR_SET).unwrap();
     let service = pool.get_service_by_name(candidates_api::SERVICE_NAME).unwrap();
     let rpcs: BTreeSet<String> = service.methods().map(|m| m.name().to_owned()).collect();
-    let routed: BTreeSet<String> = ROUTES.iter().map(|r| r.rpc.to_owned()).collect();
+    let routed: BTreeSet<String> = ROUTES.iter().map(|r| r.rpc.name().to_owned()).collect();
     assert_eq!(rpcs, routed);
 }

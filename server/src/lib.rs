@@ -7,7 +7,8 @@ pub mod grpc;
 pub mod lifecycle;
 pub mod metadata;
 pub mod metrics;
-pub mod name;
+/// The name rules live in the API crate, next to the wire contract.
+pub use candidates_api::name;
 pub mod serve;
 pub mod service;
 pub mod store;

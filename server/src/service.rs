@@ -18,10 +18,7 @@ use crate::{
     store::{Candidate, DynStore, StoreError},
 };
 
-/// Page size when the request leaves it at 0.
-pub const DEFAULT_PAGE_SIZE: usize = 100;
-/// Largest page a request may ask for; larger requests are lowered to it (AIP-158).
-pub const MAX_PAGE_SIZE: usize = 1000;
+pub use candidates_api::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 /// How long the /gtg?details store round-trip may take before the store counts as not connected
 /// (well inside a load balancer's usual 5 s health-check timeout).
 pub const STATUS_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
