@@ -46,28 +46,36 @@ pub(crate) fn apply(router: Router, options: &Options, ready: watch::Receiver<bo
         },
         unreadable: || ApiError::from_http(StatusCode::BAD_REQUEST, "could not read the request body").into_response(),
     };
-    limit::admit(router, limits, classify, rejections)
+    let router = limit::admit(router, limits, classify, rejections)
         .layer(middleware::from_fn_with_state(options.body_limit, refuse_declared_oversize))
         .layer(middleware::from_fn_with_state(ready, close_while_draining))
         .layer(middleware::map_response(crate::error::json_errors))
-        .layer(middleware::from_fn(track_http))
+        .layer(middleware::from_fn(track_http));
+    observe(router, rest_span, |res: &Response, latency: Duration, _span: &Span| {
+        tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1e3, "request");
+    })
+}
+
+fn rest_span(req: &Request) -> Span {
+    tracing::info_span!(
+        "http",
+        method = method_label(req.method()),
+        path = bounded(req.uri().path()),
+        request_id = request_id(req),
+    )
+}
+
+/// The request's id, as the id layers left it (bounded and sane, see `sanitize_request_id`).
+pub fn request_id(req: &Request) -> &str {
+    req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+/// What both listeners put around their routes to observe requests: a sane request id (the
+/// client's, or a new UUID) on the request and the response, and one span and log line per request.
+pub fn observe(router: Router, span: fn(&Request) -> Span, on_response: fn(&Response, Duration, &Span)) -> Router {
+    router
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    tracing::info_span!(
-                        "http",
-                        method = method_label(req.method()),
-                        path = bounded(req.uri().path()),
-                        request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(""),
-                    )
-                })
-                .on_request(())
-                .on_response(|res: &Response, latency: Duration, _span: &Span| {
-                    tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1e3, "request");
-                })
-                .on_failure(()),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(span).on_request(()).on_response(on_response).on_failure(()))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(middleware::from_fn(sanitize_request_id))
 }

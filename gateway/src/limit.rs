@@ -112,7 +112,7 @@ async fn admit_request(State(admit): State<Admit>, request: Request, next: Next)
     let mut request = request;
     request.extensions_mut().insert(lease.clone());
     let response = next.run(request).await;
-    response.map(|body| Body::new(PermitBody { inner: body, lease }))
+    response.map(|body| GuardedBody::wrap(body, LeaseGuard(lease)))
 }
 
 /// The concurrency permit of one request. It is given back when the response body ends or is
@@ -171,19 +171,21 @@ async fn collect(mut body: Body, limit: usize, budget: &Semaphore) -> Result<Byt
     Ok(data.freeze())
 }
 
-/// A response body that holds a concurrency permit until it is finished or dropped.
-struct PermitBody {
+/// A response body that keeps a guard alive until the body is finished or dropped: what
+/// "counts until the last byte" means for both listeners (a concurrency permit here, a
+/// connection's in-flight count in the server's accept loop).
+pub struct GuardedBody<G> {
     inner: Body,
-    lease: Lease,
+    _guard: G,
 }
 
-impl Drop for PermitBody {
-    fn drop(&mut self) {
-        self.lease.release();
+impl<G: Send + Unpin + 'static> GuardedBody<G> {
+    pub fn wrap(inner: Body, guard: G) -> Body {
+        Body::new(Self { inner, _guard: guard })
     }
 }
 
-impl HttpBody for PermitBody {
+impl<G: Send + Unpin + 'static> HttpBody for GuardedBody<G> {
     type Data = Bytes;
     type Error = axum::Error;
 
@@ -197,6 +199,15 @@ impl HttpBody for PermitBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// Gives the lease back when dropped (the lease's other holders may live longer).
+struct LeaseGuard(Lease);
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        self.0.release();
     }
 }
 

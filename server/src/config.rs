@@ -217,6 +217,29 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The connection limits of a listener (`max_age` for gRPC only).
+    pub fn conn_limits(&self, max_age: Option<Duration>) -> crate::serve::ConnLimits {
+        crate::serve::ConnLimits {
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            send_timeout: self.send_timeout,
+            keepalive_interval: Some(self.http2_keepalive_interval),
+            keepalive_timeout: self.http2_keepalive_timeout,
+            max_age,
+        }
+    }
+
+    /// The admission limits of a listener.
+    pub fn admission(&self) -> candidates_gateway::limit::Limits {
+        candidates_gateway::limit::Limits {
+            max_concurrency: self.max_concurrency as usize,
+            body_limit: self.body_limit,
+            body_timeout: self.body_timeout,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,28 +269,5 @@ mod tests {
         assert!(matches!(c.validate(), Err(ConfigError::SameAddr(_))));
         let c = Config::try_parse_from(["x", "--grpc-upstream", "ftp://h:1"]).unwrap();
         assert!(matches!(c.validate(), Err(ConfigError::Upstream(_))));
-    }
-}
-
-impl Config {
-    /// The connection limits of a listener (`max_age` for gRPC only).
-    pub fn conn_limits(&self, max_age: Option<Duration>) -> crate::serve::ConnLimits {
-        crate::serve::ConnLimits {
-            header_read_timeout: self.header_read_timeout,
-            idle_timeout: self.idle_timeout,
-            send_timeout: self.send_timeout,
-            keepalive_interval: Some(self.http2_keepalive_interval),
-            keepalive_timeout: self.http2_keepalive_timeout,
-            max_age,
-        }
-    }
-
-    /// The admission limits of a listener.
-    pub fn admission(&self) -> candidates_gateway::limit::Limits {
-        candidates_gateway::limit::Limits {
-            max_concurrency: self.max_concurrency as usize,
-            body_limit: self.body_limit,
-            body_timeout: self.body_timeout,
-        }
     }
 }

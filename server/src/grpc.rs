@@ -15,15 +15,11 @@ use axum::{
 };
 use candidates_api::v1::candidate_service_server::CandidateServiceServer;
 use candidates_gateway::{
-    layers::sanitize_request_id,
+    layers::{observe, request_id},
     limit::{Admission, Limits, Rejections, admit},
 };
 use tonic::{Status, service::Routes};
 use tonic_health::pb::health_server::{Health, HealthServer};
-use tower_http::{
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    trace::TraceLayer,
-};
 use tracing::Span;
 
 use crate::service::CandidateApi;
@@ -57,27 +53,18 @@ pub fn network_layers(router: axum::Router, limits: Limits) -> axum::Router {
         },
         unreadable: || Status::cancelled("could not read the request message").into_http(),
     };
-    admit(router, limits, classify, rejections)
+    let router = admit(router, limits, classify, rejections)
         .layer(middleware::from_fn(require_grpc_content_type))
-        .layer(middleware::from_fn(crate::metrics::track_grpc))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(
-            TraceLayer::new_for_grpc()
-                .make_span_with(|req: &Request| {
-                    tracing::info_span!(
-                        "grpc",
-                        rpc = crate::metrics::rpc_label(req.uri().path()),
-                        request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(""),
-                    )
-                })
-                .on_request(())
-                .on_response(|res: &Response, latency: Duration, _span: &Span| {
-                    tracing::info!(grpc_status = status_code(res), latency_ms = latency.as_secs_f64() * 1e3, "rpc");
-                })
-                .on_failure(()),
-        )
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(middleware::from_fn(sanitize_request_id))
+        .layer(middleware::from_fn(crate::metrics::track_grpc));
+    observe(
+        router,
+        |req: &Request| {
+            tracing::info_span!("grpc", rpc = crate::metrics::rpc_label(req.uri().path()), request_id = request_id(req))
+        },
+        |res: &Response, latency: Duration, _span: &Span| {
+            tracing::info!(grpc_status = status_code(res), latency_ms = latency.as_secs_f64() * 1e3, "rpc");
+        },
+    )
 }
 
 /// Health checks are never shed; CandidateService calls are unary with small messages (read

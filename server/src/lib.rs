@@ -4,6 +4,7 @@
 pub mod app;
 pub mod config;
 pub mod grpc;
+pub mod jitter;
 pub mod lifecycle;
 pub mod metadata;
 pub mod metrics;

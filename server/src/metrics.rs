@@ -1,10 +1,9 @@
 //! Prometheus metrics: one process-wide recorder (metrics + metrics-exporter-prometheus), rendered
-//! at `GET /metrics` on the REST listener. Names follow Prometheus conventions (base units in the
-//! name, `_total` for counters); labels come from closed sets (route templates, standard methods, the served RPCs, store
+//! at `GET /metrics`: on the REST listener by default, or on a listener of its own with
+//! `--metrics-addr` (what the deployments do, so that no load balancer in front of the REST port
+//! can expose it). Names follow Prometheus conventions (base units in the name, `_total` for
+//! counters); labels come from closed sets (route templates, standard methods, the served RPCs, store
 //! operations); anything a client makes up is counted as `other`.
-//!
-//! /metrics is on the REST listener so scrapers use the port the instance already opens; the
-//! public load balancers forward only the API paths (Terraform), so it is not exposed outside.
 
 use std::sync::OnceLock;
 

@@ -194,7 +194,7 @@ mod tests {
             self.inner.delete(name).await
         }
         async fn list(&self, page_size: usize, page_token: Option<&str>) -> StoreResult<Page> {
-            if self.calls.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+            if self.calls.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
                 // An empty page that repeats the position it was given.
                 let token = page_token.map_or_else(|| crate::store::encode_name_cursor(""), str::to_owned);
                 return Ok(Page { candidates: vec![], next_page_token: Some(token) });

@@ -19,8 +19,7 @@ use tower::ServiceExt;
 /// What the name rules promise about every name they accept.
 fn holds_the_rules(name: &str) -> bool {
     let chars = name.chars().count();
-    chars >= 1
-        && chars <= MAX_CHARS
+    (1..=MAX_CHARS).contains(&chars)
         && !name.chars().any(|c| c.is_control() || matches!(c, '/' | '\\' | '?' | '#'))
         && name != "."
         && name != ".."

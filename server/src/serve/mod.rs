@@ -25,8 +25,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use activity::{Activity, Due, GuardedBody, InFlightGuard, Timeouts, Watched};
+use activity::{Activity, Due, InFlightGuard, Timeouts, Watched};
 use axum::{Router, body::Body, extract::Request, response::Response};
+use candidates_gateway::limit::GuardedBody;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto::Builder,
@@ -183,17 +184,14 @@ fn track(
         let router = router.clone();
         async move {
             let response = router.oneshot(request.map(Body::new)).await?;
-            Ok(response.map(|inner| Body::new(GuardedBody { inner, _guard: guard })))
+            Ok(response.map(|inner| GuardedBody::wrap(inner, guard)))
         }
     })
 }
 
-/// The age of one connection: `max_age` ± 10 %, spread by the clock's nanoseconds (no RNG needed
-/// for spreading reconnects).
+/// The age of one connection: `max_age` ± 10 %, so that clients do not all reconnect at once.
 fn jitter(max_age: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
-    let factor = 0.9 + 0.2 * (f64::from(nanos % 1_000_000) / 1_000_000.0);
-    max_age.mul_f64(factor)
+    max_age.mul_f64(0.9 + 0.2 * crate::jitter::fraction())
 }
 
 /// Like axum::serve: errors of one connection (reset before accept) are ignored; others (out of

@@ -337,11 +337,11 @@ mod mapping_tests {
     fn error_mapping_table() {
         let cases: &[(Answer, &str)] = &[
             (Answer::NoAnswer, "unavailable"),
-            (Answer::Status(429), "exhausted"),
-            (Answer::Status(401), "denied"),
-            (Answer::Status(403), "denied"),
+            (Answer::Status(429), "resource_exhausted"),
+            (Answer::Status(401), "permission_denied"),
+            (Answer::Status(403), "permission_denied"),
             (Answer::Status(404), "unavailable"),
-            (Answer::Status(408), "deadline"),
+            (Answer::Status(408), "deadline_exceeded"),
             (Answer::Status(410), "unavailable"),
             (Answer::Status(449), "unavailable"),
             (Answer::Status(500), "unavailable"),
@@ -349,14 +349,7 @@ mod mapping_tests {
             (Answer::Status(400), "internal"),
         ];
         for (answer, want) in cases {
-            let got = match classify(*answer, "c", "read") {
-                StoreError::Unavailable { .. } => "unavailable",
-                StoreError::DeadlineExceeded => "deadline",
-                StoreError::ResourceExhausted { .. } => "exhausted",
-                StoreError::PermissionDenied { .. } => "denied",
-                StoreError::Internal { .. } => "internal",
-                StoreError::NotFound | StoreError::InvalidArgument(_) => "other",
-            };
+            let got = classify(*answer, "c", "read").label();
             assert_eq!(got, *want, "{answer:?}");
         }
     }

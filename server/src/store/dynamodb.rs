@@ -327,27 +327,20 @@ mod tests {
     fn error_mapping_table() {
         let cases: &[(Failure, &str, &str)] = &[
             (Failure::Dispatch, "", "unavailable"),
-            (Failure::Timeout, "", "deadline"),
+            (Failure::Timeout, "", "deadline_exceeded"),
             (Failure::Unreadable, "", "unavailable"),
-            (Failure::Service, "ThrottlingException", "exhausted"),
-            (Failure::Service, "ProvisionedThroughputExceededException", "exhausted"),
-            (Failure::Service, "RequestLimitExceeded", "exhausted"),
-            (Failure::Service, "AccessDeniedException", "denied"),
-            (Failure::Service, "UnrecognizedClientException", "denied"),
+            (Failure::Service, "ThrottlingException", "resource_exhausted"),
+            (Failure::Service, "ProvisionedThroughputExceededException", "resource_exhausted"),
+            (Failure::Service, "RequestLimitExceeded", "resource_exhausted"),
+            (Failure::Service, "AccessDeniedException", "permission_denied"),
+            (Failure::Service, "UnrecognizedClientException", "permission_denied"),
             (Failure::Service, "ResourceNotFoundException", "unavailable"),
             (Failure::Service, "InternalServerError", "unavailable"),
             (Failure::Service, "ServiceUnavailable", "unavailable"),
             (Failure::Service, "ValidationException", "internal"),
         ];
         for (failure, code, want) in cases {
-            let got = match classify(*failure, code, "T", "GetItem") {
-                StoreError::Unavailable { .. } => "unavailable",
-                StoreError::DeadlineExceeded => "deadline",
-                StoreError::ResourceExhausted { .. } => "exhausted",
-                StoreError::PermissionDenied { .. } => "denied",
-                StoreError::Internal { .. } => "internal",
-                StoreError::NotFound | StoreError::InvalidArgument(_) => "other",
-            };
+            let got = classify(*failure, code, "T", "GetItem").label();
             assert_eq!(got, *want, "{failure:?} {code}");
         }
     }

@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Candidate, CandidateStore, Page, Result, StoreError, decode_name_cursor, memory::paginate};
+use super::{Candidate, CandidateStore, Page, Result, StoreError, decode_name_cursor, paginate};
 use crate::name::CandidateName;
 
 /// name -> nothing: the key is the whole document (`{"CandidateName": name}`).

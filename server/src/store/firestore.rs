@@ -226,11 +226,9 @@ fn classify(code: &str, network: bool, collection: &str, op: &str) -> StoreError
     }
 }
 
-/// A random number of milliseconds below `max`, from the clock's low bits (jitter only needs to
-/// spread retries, not be unpredictable).
+/// A number of milliseconds below `max`, to spread retries.
 fn rand_millis(max: u64) -> u64 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    u64::from(nanos) % max.max(1)
+    (crate::jitter::fraction() * max as f64) as u64
 }
 
 #[async_trait]
@@ -312,24 +310,17 @@ mod mapping_tests {
         let cases: &[(&str, bool, &str)] = &[
             ("Unavailable", false, "unavailable"),
             ("Cancelled", false, "unavailable"),
-            ("DeadlineExceeded", false, "deadline"),
-            ("ResourceExhausted", false, "exhausted"),
+            ("DeadlineExceeded", false, "deadline_exceeded"),
+            ("ResourceExhausted", false, "resource_exhausted"),
             ("Aborted", false, "unavailable"),
-            ("PermissionDenied", false, "denied"),
-            ("Unauthenticated", false, "denied"),
+            ("PermissionDenied", false, "permission_denied"),
+            ("Unauthenticated", false, "permission_denied"),
             ("NotFound", false, "unavailable"),
             ("", true, "unavailable"),
             ("Internal", false, "internal"),
         ];
         for (code, network, want) in cases {
-            let got = match classify(code, *network, "c", "GetDocument") {
-                StoreError::Unavailable { .. } => "unavailable",
-                StoreError::DeadlineExceeded => "deadline",
-                StoreError::ResourceExhausted { .. } => "exhausted",
-                StoreError::PermissionDenied { .. } => "denied",
-                StoreError::Internal { .. } => "internal",
-                StoreError::NotFound | StoreError::InvalidArgument(_) => "other",
-            };
+            let got = classify(code, *network, "c", "GetDocument").label();
             assert_eq!(got, *want, "{code} {network}");
         }
     }

@@ -28,15 +28,10 @@ impl Instrumented {
         metrics::histogram!("store_operation_duration_seconds", "backend" => backend, "operation" => operation, "outcome" => outcome)
             .record(started.elapsed().as_secs_f64());
         if let Err(e) = result {
-            let error = match e {
-                StoreError::NotFound => return,
-                StoreError::InvalidArgument(_) => "invalid_argument",
-                StoreError::Unavailable { .. } => "unavailable",
-                StoreError::ResourceExhausted { .. } => "resource_exhausted",
-                StoreError::DeadlineExceeded => "deadline_exceeded",
-                StoreError::PermissionDenied { .. } => "permission_denied",
-                StoreError::Internal { .. } => "internal",
-            };
+            if matches!(e, StoreError::NotFound) {
+                return;
+            }
+            let error = e.label();
             metrics::counter!("store_operation_errors_total", "backend" => backend, "operation" => operation, "error" => error)
                 .increment(1);
         }

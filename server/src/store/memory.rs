@@ -5,7 +5,7 @@ use std::{collections::BTreeSet, ops::Bound, sync::RwLock};
 
 use async_trait::async_trait;
 
-use super::{Candidate, CandidateStore, Page, Result, StoreError, decode_name_cursor, encode_name_cursor};
+use super::{Candidate, CandidateStore, Page, Result, StoreError, decode_name_cursor, paginate};
 use crate::name::CandidateName;
 
 /// The memory store has no flags.
@@ -63,10 +63,3 @@ impl CandidateStore for MemoryStore {
     }
 }
 
-/// Turns `page_size + 1` fetched rows into a page: the extra row only tells that more exist.
-pub(super) fn paginate(rows: &mut Vec<Candidate>, page_size: usize) -> Page {
-    let more = rows.len() > page_size;
-    rows.truncate(page_size);
-    let next_page_token = if more { rows.last().map(|c| encode_name_cursor(&c.name)) } else { None };
-    Page { candidates: std::mem::take(rows), next_page_token }
-}

@@ -85,6 +85,19 @@ impl StoreError {
         Self::Internal { message: message.into(), source: Some(source.into()) }
     }
 
+    /// The variant's name, for metric labels and mapping tables.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::InvalidArgument(_) => "invalid_argument",
+            Self::Unavailable { .. } => "unavailable",
+            Self::ResourceExhausted { .. } => "resource_exhausted",
+            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::PermissionDenied { .. } => "permission_denied",
+            Self::Internal { .. } => "internal",
+        }
+    }
+
     /// Attaches the SDK error a mapping was made from (logged, never sent to clients).
     pub fn with_source(self, error: impl Into<BoxError>) -> Self {
         match self {
@@ -138,6 +151,14 @@ pub trait CandidateStore: fmt::Debug + Send + Sync + 'static {
 }
 
 pub type DynStore = Arc<dyn CandidateStore>;
+
+/// Turns `page_size + 1` fetched rows into a page: the extra row only tells that more exist.
+pub(crate) fn paginate(rows: &mut Vec<Candidate>, page_size: usize) -> Page {
+    let more = rows.len() > page_size;
+    rows.truncate(page_size);
+    let next_page_token = if more { rows.last().map(|c| encode_name_cursor(&c.name)) } else { None };
+    Page { candidates: std::mem::take(rows), next_page_token }
+}
 
 /// What every backend's `open` gets besides its own flags.
 #[derive(Debug, Clone)]

@@ -1,5 +1,6 @@
-//! Page tokens for stores that list by name: the last name of the page, base64url-encoded so
-//! clients treat it as opaque and it is safe in a query string.
+//! Page tokens: a store's own cursor, base64url-encoded so that clients treat it as opaque and it
+//! is safe in a query string. Stores that list by name use the last name of the page; Cosmos DB
+//! wraps its continuation token the same way.
 
 use base64::{
     Engine,
