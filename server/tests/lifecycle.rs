@@ -81,18 +81,29 @@ async fn second_signal_exits_at_once() {
 
 #[tokio::test]
 async fn two_sigterms_at_once_still_drain_but_ctrl_c_twice_exits() {
-    // `timeout` and process-group signals deliver SIGTERM twice within microseconds.
-    let mut server = TestServer::spawn(&["--drain-period", "700ms"]);
+    // `timeout` and process-group signals deliver SIGTERM twice within moments. The second one
+    // is sent once the first has visibly started the drain (two signals sent back to back would
+    // be coalesced into one by the signal handler, and test nothing).
+    let mut server = TestServer::spawn(&["--drain-period", "1500ms"]);
+    let c = http();
     let signalled = Instant::now();
     server.signal(libc::SIGTERM);
+    wait_until("/gtg 503", Duration::from_millis(800), || async {
+        c.get(server.url("/gtg")).send().await.map(|r| r.status() == 503).unwrap_or(false)
+    })
+    .await;
     server.signal(libc::SIGTERM);
+    assert!(signalled.elapsed() < Duration::from_secs(1), "the second signal came within the repeat window");
     let status = tokio::task::spawn_blocking(move || server.wait_exit(Duration::from_secs(10))).await.unwrap();
     assert!(status.success(), "drained and exited 0, not cut short: {status}");
-    assert!(signalled.elapsed() >= Duration::from_millis(600), "the drain ran: {:?}", signalled.elapsed());
+    assert!(signalled.elapsed() >= Duration::from_millis(1400), "the drain ran: {:?}", signalled.elapsed());
 
     let mut server = TestServer::spawn(&["--drain-period", "60s"]);
     server.signal(libc::SIGINT);
-    std::thread::sleep(Duration::from_millis(50));
+    wait_until("/gtg 503", Duration::from_millis(800), || async {
+        c.get(server.url("/gtg")).send().await.map(|r| r.status() == 503).unwrap_or(false)
+    })
+    .await;
     let started = Instant::now();
     server.signal(libc::SIGINT);
     let status = tokio::task::spawn_blocking(move || server.wait_exit(Duration::from_secs(5))).await.unwrap();
