@@ -12,6 +12,9 @@ log() { printf '\n==> %s\n' "$*"; }
 # Tests talk to 127.0.0.1 only: no proxies, no cloud credentials or metadata look-ups.
 export NO_PROXY='127.0.0.1,localhost' no_proxy='127.0.0.1,localhost'
 export AWS_EC2_METADATA_DISABLED=true
+# A test that cannot run here (no emulator, no permission to mount a tmpfs) fails instead of
+# printing a skip line: CI never skips silently.
+export CANDIDATES_TEST_STRICT=1
 unset CANDIDATES_STORE CANDIDATES_INSTANCE_METADATA CANDIDATES_METADATA_URL CANDIDATES_GRPC_UPSTREAM || true
 
 log "toolchain"
@@ -50,6 +53,17 @@ cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
 
+log "cargo deny: licenses, bans, sources (offline; the advisory database is not reachable here)"
+deny_status=0
+DENY_ROOT="$PWD/.ci-cache/cargo-deny"
+if [[ ! -x "$DENY_ROOT/bin/cargo-deny" ]]; then
+  cargo install --quiet --locked cargo-deny@0.20.2 --root "$DENY_ROOT" || deny_status=$?
+fi
+if [[ $deny_status -eq 0 ]]; then
+  cargo fetch --locked --quiet && "$DENY_ROOT/bin/cargo-deny" --offline check licenses bans sources || deny_status=$?
+fi
+if [[ $deny_status -eq 0 ]]; then echo "cargo deny: passed"; else echo "cargo deny: FAILED"; fi
+
 log "schemathesis: the REST API against its own OpenAPI document"
 fuzz_status=0
 scripts/schemathesis.sh || fuzz_status=$?
@@ -78,6 +92,7 @@ echo
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$out"
 [[ $status -eq 0 ]] || exit "$status"
+[[ $deny_status -eq 0 ]] || exit "$deny_status"
 [[ $fuzz_status -eq 0 ]] || exit "$fuzz_status"
 [[ $image_status -eq 0 ]] || exit "$image_status"
 exit "$tf_status"

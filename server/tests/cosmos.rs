@@ -9,7 +9,7 @@ use candidates_server::{name::CandidateName, store::CandidateStore};
 use common::{TestServer, cosmos, http};
 use serde_json::Value;
 
-conformance_suite!(emulator, Box::new(cosmos::fresh_store().await));
+conformance_suite!(emulator, requires: ["CANDIDATES_TEST_COSMOS_ENDPOINT", "CANDIDATES_TEST_COSMOS_KEY", "CANDIDATES_TEST_COSMOS_DIR"], Box::new(cosmos::fresh_store().await));
 
 fn name(s: &str) -> CandidateName {
     CandidateName::parse(s).unwrap()
@@ -19,6 +19,13 @@ fn name(s: &str) -> CandidateName {
 /// read back, and system fields never reach a response.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_of_the_original_app_read_back() {
+    if common::skip_without(&[
+        "CANDIDATES_TEST_COSMOS_ENDPOINT",
+        "CANDIDATES_TEST_COSMOS_KEY",
+        "CANDIDATES_TEST_COSMOS_DIR",
+    ]) {
+        return;
+    }
     use azure_core::credentials::Secret;
     use azure_data_cosmos::{
         AccountReference, CosmosClientBuilder,
@@ -54,6 +61,13 @@ async fn documents_of_the_original_app_read_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_and_grpc_on_cosmos_with_a_key_file() {
+    if common::skip_without(&[
+        "CANDIDATES_TEST_COSMOS_ENDPOINT",
+        "CANDIDATES_TEST_COSMOS_KEY",
+        "CANDIDATES_TEST_COSMOS_DIR",
+    ]) {
+        return;
+    }
     let (database, container) = (cosmos::unique("db"), cosmos::unique("c"));
     cosmos::create_container(&cosmos::endpoint(), &database, &container).await;
     let key_file = tempfile::NamedTempFile::new().unwrap();
@@ -92,6 +106,13 @@ async fn rest_and_grpc_on_cosmos_with_a_key_file() {
 
 #[test]
 fn missing_container_is_a_startup_error() {
+    if common::skip_without(&[
+        "CANDIDATES_TEST_COSMOS_ENDPOINT",
+        "CANDIDATES_TEST_COSMOS_KEY",
+        "CANDIDATES_TEST_COSMOS_DIR",
+    ]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let endpoint = cosmos::endpoint();
     let out = common::server_command(
@@ -111,6 +132,13 @@ fn missing_container_is_a_startup_error() {
 /// its token from a local fake endpoint (never the real IMDS), and used for every request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn managed_identity_token_is_fetched_and_used() {
+    if common::skip_without(&[
+        "CANDIDATES_TEST_COSMOS_ENDPOINT",
+        "CANDIDATES_TEST_COSMOS_KEY",
+        "CANDIDATES_TEST_COSMOS_DIR",
+    ]) {
+        return;
+    }
     let (database, container) = (cosmos::unique("db"), cosmos::unique("c"));
     cosmos::create_container(&cosmos::endpoint(), &database, &container).await;
     let (token_url, calls) = cosmos::fake_token_endpoint("x-id-secret").await;
@@ -136,6 +164,13 @@ async fn managed_identity_token_is_fetched_and_used() {
 /// back on the same port: requests succeed again without restarting the service.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emulator_outage_is_unavailable_then_recovers() {
+    if common::skip_without(&[
+        "CANDIDATES_TEST_COSMOS_ENDPOINT",
+        "CANDIDATES_TEST_COSMOS_KEY",
+        "CANDIDATES_TEST_COSMOS_DIR",
+    ]) {
+        return;
+    }
     let mut emulator = cosmos::PrivateCosmos::start(0);
     let (database, container) = ("CandidateDatabase", "Candidates");
     cosmos::create_container(&emulator.endpoint(), database, container).await;

@@ -12,8 +12,8 @@ use candidates_server::{
 };
 use common::{TestServer, dynamo, http};
 
-conformance_suite!(moto, Box::new(dynamo::fresh_store(&dynamo::moto()).await));
-conformance_suite!(dynamodb_local, Box::new(dynamo::fresh_store(&dynamo::dynamodb_local()).await));
+conformance_suite!(moto, requires: ["CANDIDATES_TEST_MOTO_URL", "CANDIDATES_TEST_MOTO_BIN", "CANDIDATES_TEST_DYNAMODB_LOCAL_URL"], Box::new(dynamo::fresh_store(&dynamo::moto()).await));
+conformance_suite!(dynamodb_local, requires: ["CANDIDATES_TEST_MOTO_URL", "CANDIDATES_TEST_MOTO_BIN", "CANDIDATES_TEST_DYNAMODB_LOCAL_URL"], Box::new(dynamo::fresh_store(&dynamo::dynamodb_local()).await));
 
 fn name(s: &str) -> CandidateName {
     CandidateName::parse(s).unwrap()
@@ -24,6 +24,13 @@ fn name(s: &str) -> CandidateName {
 /// that other programs wrote with more attributes can: 300 rows with 10 KB each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn listing_goes_past_one_megabyte_scan_pages() {
+    if common::skip_without(&[
+        "CANDIDATES_TEST_MOTO_URL",
+        "CANDIDATES_TEST_MOTO_BIN",
+        "CANDIDATES_TEST_DYNAMODB_LOCAL_URL",
+    ]) {
+        return;
+    }
     for endpoint in [dynamo::dynamodb_local(), dynamo::moto()] {
         let table = dynamo::unique_table();
         dynamo::create_table(&endpoint, &table).await;
@@ -66,6 +73,13 @@ async fn listing_goes_past_one_megabyte_scan_pages() {
 /// Items written the way the original Flask app wrote them read back unchanged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn items_written_by_the_original_app_read_back() {
+    if common::skip_without(&[
+        "CANDIDATES_TEST_MOTO_URL",
+        "CANDIDATES_TEST_MOTO_BIN",
+        "CANDIDATES_TEST_DYNAMODB_LOCAL_URL",
+    ]) {
+        return;
+    }
     for endpoint in [dynamo::moto(), dynamo::dynamodb_local()] {
         let table = dynamo::unique_table();
         dynamo::create_table(&endpoint, &table).await;
@@ -106,6 +120,13 @@ fn dynamo_args<'a>(endpoint: &'a str, table: &'a str) -> Vec<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_and_grpc_on_dynamodb() {
+    if common::skip_without(&[
+        "CANDIDATES_TEST_MOTO_URL",
+        "CANDIDATES_TEST_MOTO_BIN",
+        "CANDIDATES_TEST_DYNAMODB_LOCAL_URL",
+    ]) {
+        return;
+    }
     let endpoint = dynamo::dynamodb_local();
     let table = dynamo::unique_table();
     dynamo::create_table(&endpoint, &table).await;
@@ -133,6 +154,13 @@ fn run_to_exit(args: &[&str]) -> (i32, String) {
 
 #[test]
 fn missing_table_or_wrong_key_is_a_startup_error() {
+    if common::skip_without(&[
+        "CANDIDATES_TEST_MOTO_URL",
+        "CANDIDATES_TEST_MOTO_BIN",
+        "CANDIDATES_TEST_DYNAMODB_LOCAL_URL",
+    ]) {
+        return;
+    }
     let endpoint = dynamo::moto();
     let table = dynamo::unique_table();
     let (code, text) = run_to_exit(&dynamo_args(&endpoint, &table));
@@ -156,6 +184,13 @@ fn missing_table_or_wrong_key_is_a_startup_error() {
 /// back: requests succeed again without restarting the service.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emulator_outage_is_unavailable_then_recovers() {
+    if common::skip_without(&[
+        "CANDIDATES_TEST_MOTO_URL",
+        "CANDIDATES_TEST_MOTO_BIN",
+        "CANDIDATES_TEST_DYNAMODB_LOCAL_URL",
+    ]) {
+        return;
+    }
     let mut moto = dynamo::PrivateMoto::start(0);
     let table = "Candidates";
     dynamo::create_table(&moto.url(), table).await;
@@ -190,6 +225,13 @@ async fn emulator_outage_is_unavailable_then_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stalled_store_fails_requests_fast_and_recovers_without_a_restart() {
+    if common::skip_without(&[
+        "CANDIDATES_TEST_MOTO_URL",
+        "CANDIDATES_TEST_MOTO_BIN",
+        "CANDIDATES_TEST_DYNAMODB_LOCAL_URL",
+    ]) {
+        return;
+    }
     let moto = dynamo::PrivateMoto::start(0);
     dynamo::create_table(&moto.url(), "Candidates").await;
     let server = TestServer::spawn(&[

@@ -8,12 +8,15 @@ use candidates_server::{name::CandidateName, store::CandidateStore};
 use common::{TestServer, firestore as fs, http};
 use serde_json::{Value, json};
 
-conformance_suite!(emulator, Box::new(fs::fresh_store().await));
+conformance_suite!(emulator, requires: ["FIRESTORE_EMULATOR_HOST", "CANDIDATES_TEST_FIRESTORE_JAR"], Box::new(fs::fresh_store().await));
 
 /// Documents written the way the original Python app wrote them (`set({"CandidateName": name})`
 /// with the name as id) read back; what we write is exactly such a document.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_of_the_original_app_read_back() {
+    if common::skip_without(&["FIRESTORE_EMULATOR_HOST", "CANDIDATES_TEST_FIRESTORE_JAR"]) {
+        return;
+    }
     let host = fs::emulator_host();
     let project = fs::unique_project();
     let c = http();
@@ -52,6 +55,9 @@ async fn documents_of_the_original_app_read_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_and_grpc_on_firestore() {
+    if common::skip_without(&["FIRESTORE_EMULATOR_HOST", "CANDIDATES_TEST_FIRESTORE_JAR"]) {
+        return;
+    }
     fs::emulator_host();
     let project = fs::unique_project();
     let server = TestServer::spawn(&["--store", "firestore", "--firestore-project", &project]);
@@ -73,6 +79,9 @@ async fn rest_and_grpc_on_firestore() {
 /// back on the same port: requests succeed again without restarting the service.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emulator_outage_is_unavailable_then_recovers() {
+    if common::skip_without(&["FIRESTORE_EMULATOR_HOST", "CANDIDATES_TEST_FIRESTORE_JAR"]) {
+        return;
+    }
     let mut emulator = fs::PrivateEmulator::start(0);
     let project = fs::unique_project();
     let mut cmd_args = vec!["--store", "firestore", "--firestore-project", &project, "--status-cache", "0s"];
