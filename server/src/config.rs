@@ -125,6 +125,12 @@ pub struct Config {
     #[arg(long, env = "CANDIDATES_STATUS_CACHE", value_parser = humantime::parse_duration, default_value = "2s")]
     pub status_cache: Duration,
 
+    /// Threads that serve requests (the async runtime's workers). Default: one per CPU the process
+    /// may use. A scaling group pays per vCPU: size the instance for the load, then leave this at
+    /// its default, or lower it to leave CPU to other processes on the VM.
+    #[arg(long, env = "CANDIDATES_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: Option<u16>,
+
     /// Log format: human-readable text or one JSON object per line (for journald / log shippers).
     #[arg(long, env = "CANDIDATES_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

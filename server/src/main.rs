@@ -7,13 +7,26 @@ use candidates_server::{Application, Config, telemetry};
 use clap::Parser;
 use tokio::sync::oneshot;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let config = Config::parse();
     if let Err(error) = config.validate() {
         eprintln!("candidate-server: {error}");
         return ExitCode::from(2);
     }
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = config.worker_threads {
+        runtime.worker_threads(usize::from(threads));
+    }
+    match runtime.enable_all().build() {
+        Ok(runtime) => runtime.block_on(run(config)),
+        Err(error) => {
+            eprintln!("candidate-server: cannot start the runtime: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(config: Config) -> ExitCode {
     telemetry::init(config.log_format, &config.log);
 
     let app = match Application::build(config).await {
