@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""The pinned protocol: the server on one core, the load generator on the other, nginx `return 200`
+(one worker, pinned the same way) as the machine's ceiling, all in one run, so that the ratios
+compare like with like on a shared, noisy machine. Prints a table of medians and ratios.
+
+    server, nginx:  taskset -c 1     load:  taskset -c 0 wrk -t1 -c64 (gRPC: candidatectl load -c 64)
+
+Rows: GET /gtg and GET /candidate/{name} (embedded store) with the default log level and with
+--log warn, gRPC GetCandidate; each the median of --reps runs of --duration, the targets
+alternating within each rep. Then memory: idle RSS, peak RSS during --soak seconds at 256
+connections, and RSS every 5 s for 30 s after the load stops.
+
+    python3 bench/pinned.py [--duration 10] [--reps 3] [--soak 60] [--no-build] [--json FILE]
+
+Needs wrk, nginx and taskset (installed with apt-get when missing) and two CPUs.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from startup import free_port, rss_kib  # noqa: E402
+from soak import wait_ready  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REL = os.path.join(ROOT, "target", "release")
+SERVER = os.path.join(REL, "candidate-server")
+CTL = os.path.join(REL, "candidatectl")
+SERVER_CPU, LOAD_CPU = "1", "0"
+
+
+def need(tool, package):
+    if shutil.which(tool) is None:
+        subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True, stdout=subprocess.DEVNULL)
+
+
+def wrk(url, duration, connections=64):
+    out = subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{duration}s", url],
+                         capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        if line.startswith("Requests/sec"):
+            return float(line.split()[1])
+    raise SystemExit(f"wrk printed no rate:\n{out}")
+
+
+def grpc_load(port, duration):
+    out = subprocess.run(["taskset", "-c", LOAD_CPU, CTL, "--target", f"http://127.0.0.1:{port}", "--json", "load",
+                          "--quiet", "-c", "64", "-d", f"{duration}s", "--mix", "get=1", "--keys", "1"],
+                         capture_output=True, text=True).stdout
+    try:
+        # The report is the last JSON document printed (pretty-printed, so from the last "{" at
+        # the start of a line).
+        return float(json.loads(out[out.rindex("\n{") + 1:] if "\n{" in out else out)["throughput_rps"])
+    except (ValueError, KeyError):
+        raise SystemExit(f"candidatectl printed no throughput:\n{out}")
+
+
+class Nginx:
+    def __init__(self, port, tmp):
+        conf = os.path.join(tmp, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""worker_processes 1; daemon off; pid {tmp}/nginx.pid; error_log /dev/null;
+events {{ worker_connections 4096; }}
+http {{ access_log off; server {{ listen 127.0.0.1:{port}; location / {{ return 200; }} }} }}
+""")
+        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, "nginx", "-c", conf, "-p", tmp],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+class Server:
+    def __init__(self, tmp, log):
+        self.http, self.grpc = free_port(), free_port()
+        data = tempfile.mkdtemp(dir=tmp)
+        self.logfile = open(os.path.join(tmp, f"server-{log}.log"), "w")
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CPU, SERVER, "--http-addr", f"127.0.0.1:{self.http}",
+             "--grpc-addr", f"127.0.0.1:{self.grpc}", "--data-dir", data, "--log", log, "--drain-period", "0s"],
+            stdout=self.logfile, stderr=subprocess.STDOUT)
+        wait_ready(self.http)
+        subprocess.run(["curl", "-s", "-o", "/dev/null", "-X", "POST", f"http://127.0.0.1:{self.http}/candidate/bench"],
+                       check=True)
+        subprocess.run(["curl", "-s", "-o", "/dev/null", "-X", "POST",
+                        f"http://127.0.0.1:{self.http}/candidate/load-000000"], check=True)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+        self.logfile.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--soak", type=int, default=60)
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    if os.cpu_count() < 2:
+        raise SystemExit("the pinned protocol needs two CPUs")
+    need("wrk", "wrk")
+    need("nginx", "nginx")
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "candidate-server", "--bin", "candidatectl"],
+                       cwd=ROOT, check=True)
+
+    tmp = tempfile.mkdtemp(prefix="pinned-")
+    nginx_port = free_port()
+    nginx = Nginx(nginx_port, tmp)
+    wait_ready_plain(nginx_port)
+    info = Server(tmp, "info")
+    warn = Server(tmp, "warn")
+    runs = {k: [] for k in ("nginx", "gtg info", "get info", "gtg warn", "get warn", "grpc get info")}
+    try:
+        for rep in range(args.reps):
+            targets = [
+                ("nginx", lambda: wrk(f"http://127.0.0.1:{nginx_port}/", args.duration)),
+                ("gtg info", lambda: wrk(f"http://127.0.0.1:{info.http}/gtg", args.duration)),
+                ("get info", lambda: wrk(f"http://127.0.0.1:{info.http}/candidate/bench", args.duration)),
+                ("gtg warn", lambda: wrk(f"http://127.0.0.1:{warn.http}/gtg", args.duration)),
+                ("get warn", lambda: wrk(f"http://127.0.0.1:{warn.http}/candidate/bench", args.duration)),
+                ("grpc get info", lambda: grpc_load(info.grpc, args.duration)),
+            ]
+            if rep % 2:
+                targets.reverse()
+            for name, run in targets:
+                runs[name].append(run())
+                print(f"rep {rep + 1}: {name:<14} {runs[name][-1]:>9.0f} req/s", flush=True)
+        med = {k: statistics.median(v) for k, v in runs.items()}
+        print()
+        print(f"| {'(medians of ' + str(args.reps) + ', req/s)':<26} | {'req/s':>9} | {'vs nginx':>8} |")
+        print(f"|{'-' * 28}|{'-' * 11}|{'-' * 10}|")
+        for name in runs:
+            print(f"| {name:<26} | {med[name]:>9.0f} | {med[name] / med['nginx']:>7.2f}x |")
+        print(f"| {'gRPC get / REST get':<26} | {'':>9} | {med['grpc get info'] / med['get info']:>7.2f}x |")
+        print(f"| {'log line cost on /gtg':<26} | {'':>9} | {1 - med['gtg info'] / med['gtg warn']:>7.1%} |")
+        info.stop()
+        warn.stop()
+        memory = soak_memory(tmp, args.soak)
+        print(json.dumps(memory, indent=2))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"runs": runs, "medians": med, "memory": memory}, f, indent=2)
+    finally:
+        for p in (nginx,):
+            p.stop()
+        for s in (info, warn):
+            if s.proc.poll() is None:
+                s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def wait_ready_plain(port, timeout=10):
+    import socket
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+def soak_memory(tmp, seconds):
+    """Idle RSS, peak RSS under `seconds` of GET load at 256 connections, and RSS after it."""
+    server = Server(tmp, "info")
+    try:
+        time.sleep(1)
+        idle = rss_kib(server.proc.pid) / 1024
+        peak = [idle]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                peak[0] = max(peak[0], (rss_kib(server.proc.pid) or 0) / 1024)
+                time.sleep(0.1)
+
+        t = threading.Thread(target=sample, daemon=True)
+        t.start()
+        subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c256", f"-d{seconds}s",
+                        f"http://127.0.0.1:{server.http}/candidate/bench"], capture_output=True, check=True)
+        stop.set()
+        after = []
+        for _ in range(6):
+            time.sleep(5)
+            after.append(round(rss_kib(server.proc.pid) / 1024, 1))
+        return {"idle_rss_mib": round(idle, 1), "peak_rss_mib": round(peak[0], 1),
+                "rss_after_load_every_5s_mib": after, "after_30s_vs_idle": round(after[-1] / idle, 2)}
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
