@@ -37,3 +37,13 @@ output "image" {
   description = "Image the instance template boots."
   value       = local.image
 }
+
+output "max_replicas" {
+  description = "Most instances (scale-demo prints the expected counts)."
+  value       = var.max_replicas
+}
+
+output "target_requests_per_instance_per_second" {
+  description = "Requests per second per instance at which the autoscaler scales out (RATE capacity x utilisation target)."
+  value       = var.target_requests_per_instance_per_second
+}
