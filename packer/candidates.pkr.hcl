@@ -42,6 +42,16 @@ variable "git_commit" {
   }
 }
 
+variable "stack" {
+  type        = string
+  description = "The stack (Terraform's `name`) the image is built for: its `stack` tag/label, by which destroy deletes this stack's images only."
+  default     = "candidates"
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.stack))
+    error_message = "The stack must be 2 to 21 lower-case letters, digits and dashes (Terraform's name)."
+  }
+}
+
 variable "image_name_prefix" {
   type        = string
   description = "Prefix of the image name; a timestamp is appended."
@@ -125,6 +135,7 @@ locals {
     application = "candidates"
     git_commit  = var.git_commit
     os          = "ubuntu-24-04"
+    stack       = var.stack
   }
 }
 
