@@ -79,7 +79,7 @@ def calibrate(fields, report, cpu_target=0.6, store=None, max_instances=4):
         raise ValueError("the server used no CPU during the calibration")
     cpu_per_request = cpu_s / ok
     capacity = cores * cpu_target / cpu_per_request
-    target = math.floor(capacity)
+    target = math.floor(capacity + 1e-6)  # not 119999 for 120000 through float rounding
     bound = "cpu"
     if store == "cosmos":
         cap = math.floor(COSMOS_SERVERLESS_RU_S * COSMOS_HEADROOM / cosmos_ru_per_request() / (max_instances - 0.5))

@@ -57,6 +57,18 @@ variable "iap_ssh" {
   default     = true
 }
 
+variable "validation_host" {
+  type        = bool
+  description = "A small VM outside the instance group from which validate.sh checks gRPC through the internal load balancer (a backend reaching it is answered by itself). About 7 USD a month (e2-micro); destroy removes it."
+  default     = true
+}
+
+variable "validation_host_machine_type" {
+  type        = string
+  description = "Machine type of the validation host."
+  default     = "e2-micro"
+}
+
 # --- image and instances ----------------------------------------------------------------------
 
 variable "image" {

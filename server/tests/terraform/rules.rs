@@ -322,6 +322,24 @@ fn azure_grpc_validation_runs_outside_the_backend_pools() {
     assert_eq!(m.default("validation_host").to_string(), "true");
 }
 
+// GCP: on every backend of an internal passthrough load balancer the guest agent installs a local
+// route for the load balancer's address ("Internal passthrough Network Load Balancer overview"), so
+// a backend's connection to it is answered by itself: a check from a backend never tests the load
+// balancer. validate.sh's gRPC check runs on a VM in no instance group.
+#[test]
+fn gcp_grpc_validation_runs_outside_the_instance_group() {
+    let m = Module::load("gcp");
+    let validate = read("scripts/gcp/validate.sh");
+    assert!(validate.contains("validation_instance") && !validate.contains("list-instances"), "validate.sh picks a group instance");
+    let vm = m.resource("google_compute_instance", "validation");
+    assert_eq!(text(block(vm, "network_interface"), "subnetwork"), "google_compute_subnetwork.this.id");
+    assert!(blocks(block(vm, "network_interface"), "access_config").is_empty(), "no external address");
+    for (_, _, body) in m.all_resources() {
+        assert!(!body_text(body).contains("google_compute_instance.validation"), "the validation host is a backend");
+    }
+    assert_eq!(m.default("validation_host").to_string(), "true");
+}
+
 /// `Key=value` lines of the image's unit, in order.
 fn unit_lines(key: &str) -> Vec<String> {
     read("packer/files/candidates.service")
