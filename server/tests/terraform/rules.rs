@@ -63,7 +63,10 @@ fn azure_nsg_plural_prefix_lists_hold_addresses_only_never_service_tags() {
             checked += 1;
             let expanded = m.expand(expr);
             for literal in string_literals(&expanded) {
-                assert!(is_cidr_or_address(&literal), "{name}.{key} can hold {literal:?}, which is not an address range");
+                assert!(
+                    is_cidr_or_address(&literal),
+                    "{name}.{key} can hold {literal:?}, which is not an address range"
+                );
             }
             // Whatever a caller passes must be address ranges too: every variable feeding the list
             // validates that each entry is a CIDR.
@@ -256,10 +259,14 @@ fn resources_created_before_destroyed_have_no_fixed_name() {
     for cloud in ["aws", "azure", "gcp"] {
         let m = Module::load(cloud);
         for (ty, name, body) in m.all_resources() {
-            let cbd = blocks(body, "lifecycle").into_iter().any(|l| bool_attr(l, "create_before_destroy") == Some(true));
+            let cbd =
+                blocks(body, "lifecycle").into_iter().any(|l| bool_attr(l, "create_before_destroy") == Some(true));
             if cbd {
                 checked += 1;
-                assert!(attr(body, "name").is_none(), "{cloud}: {ty}.{name} is created before destroyed with a fixed name");
+                assert!(
+                    attr(body, "name").is_none(),
+                    "{cloud}: {ty}.{name} is created before destroyed with a fixed name"
+                );
             }
         }
     }
@@ -330,7 +337,10 @@ fn azure_grpc_validation_runs_outside_the_backend_pools() {
 fn gcp_grpc_validation_runs_outside_the_instance_group() {
     let m = Module::load("gcp");
     let validate = read("scripts/gcp/validate.sh");
-    assert!(validate.contains("validation_instance") && !validate.contains("list-instances"), "validate.sh picks a group instance");
+    assert!(
+        validate.contains("validation_instance") && !validate.contains("list-instances"),
+        "validate.sh picks a group instance"
+    );
     let vm = m.resource("google_compute_instance", "validation");
     assert_eq!(text(block(vm, "network_interface"), "subnetwork"), "google_compute_subnetwork.this.id");
     assert!(blocks(block(vm, "network_interface"), "access_config").is_empty(), "no external address");
@@ -453,7 +463,10 @@ fn packer_build_vms_accept_ssh_only_from_the_builder() {
         .collect();
     assert_eq!(bool_attr(sources["amazon-ebs"], "temporary_security_group_source_public_ip"), Some(true));
     assert_eq!(text(sources["azure-arm"], "allowed_inbound_ip_addresses"), "var.azure_allowed_inbound_ip_addresses");
-    assert!(read("scripts/azure/apply.sh").contains("azure_allowed_inbound_ip_addresses="), "apply.sh passes the builder's address");
+    assert!(
+        read("scripts/azure/apply.sh").contains("azure_allowed_inbound_ip_addresses="),
+        "apply.sh passes the builder's address"
+    );
     for key in ["omit_external_ip", "use_internal_ip", "use_iap"] {
         assert_eq!(bool_attr(sources["googlecompute"], key), Some(true), "googlecompute {key}");
     }
@@ -466,4 +479,23 @@ fn aws_table_name_and_image_cleanup_are_per_stack() {
     assert_eq!(text(m.resource("aws_dynamodb_table", "candidates"), "name"), "local.table_name");
     assert_eq!(one_line(m.local("table_name")), "var.table_name != \"\" ? var.table_name : \"${var.name}-candidates\"");
     assert_eq!(m.default_string("table_name"), "");
+}
+
+// destroy.sh deletes this stack's images only: every image query filters on the `stack` tag or
+// label Packer puts on the images (packer/candidates.pkr.hcl), not on the project-wide ones.
+#[test]
+fn destroy_deletes_only_this_stacks_images() {
+    let packer = read("packer/candidates.pkr.hcl");
+    assert!(packer.contains("stack       = var.stack"), "images carry a stack label");
+    assert!(read("scripts/deploy/lib.sh").contains("-var \"stack=$STACK\""), "packer_build passes the stack");
+    for (cloud, filter) in
+        [("aws", "\"Name=tag:stack,Values=$STACK\""), ("azure", "tags.stack=='$STACK'"), ("gcp", "labels.stack=$STACK")]
+    {
+        let destroy = read(&format!("scripts/{cloud}/destroy.sh"));
+        assert!(destroy.contains(filter), "{cloud}: destroy.sh does not filter images on {filter}");
+        assert!(
+            read(&format!("scripts/{cloud}/env.sh")).contains("\"name=$STACK\""),
+            "{cloud}: Terraform's name is the stack"
+        );
+    }
 }
