@@ -108,7 +108,8 @@ wait_port() {
 # on one instance through RUN_ON_INSTANCE (a command that executes stdin there as root and prints
 # its output), turns the measurement into target_requests_per_instance_per_second
 # (scripts/deploy/scaling.py) and writes it to terraform/CLOUD/calibration.auto.tfvars.json, which
-# the next apply reads. CAL_SECONDS (default 60) and CAL_CONCURRENCY (32) bound the run.
+# the next apply reads. CAL_SECONDS (default 60) and CAL_CONCURRENCY (32) bound the run;
+# CAL_MAX_DEMO_RATE (3000 req/s; 0 for none) caps the target so that the demo stays drivable.
 calibrate() {
   local cloud=$1 store=$2 max=$3
   shift 3
@@ -119,7 +120,8 @@ calibrate() {
     echo "set -- ${CAL_SECONDS:-60} ${CAL_CONCURRENCY:-32}"
     cat "$ROOT/scripts/deploy/calibrate-instance.sh"
   } | "$@" | tee "$out"
-  result=$(python3 "$SCALING" calibrate "$out" --store "$store" --max-instances "$max") || die "calibration failed (output above)"
+  result=$(python3 "$SCALING" calibrate "$out" --store "$store" --max-instances "$max" \
+    --max-demo-rate "${CAL_MAX_DEMO_RATE:-3000}") || die "calibration failed (output above)"
   rm -f "$out"
   echo "$result" | python3 -m json.tool
   python3 - "$result" "$tfvars" <<'PY'

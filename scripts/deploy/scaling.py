@@ -3,7 +3,8 @@
 (README "Scaling"). No cloud calls: it turns what the calibration measured into the per-instance
 target, and a target into the demo's load and the instance counts it must produce.
 
-    scaling.py calibrate OUTPUT_FILE [--cpu-target 0.6] [--store cosmos --max-instances 4]
+    scaling.py calibrate OUTPUT_FILE [--cpu-target 0.6] [--store cosmos] [--max-instances 4]
+                         [--max-demo-rate 3000]
         OUTPUT_FILE holds what scripts/deploy/calibrate-instance.sh printed on one instance.
         Prints JSON: the measured figures and target_requests_per_instance_per_second.
     scaling.py plan --target T --min N --max M [--store firestore|cosmos|dynamodb]
@@ -34,6 +35,9 @@ COSMOS_SERVERLESS_RU_S = 5000
 COSMOS_RU = {"get": 1, "put": 10}
 COSMOS_HEADROOM = 0.8
 DEFAULT_RAMP_S = 300
+# What one operator machine's candidatectl drives through a load balancer without becoming the
+# bottleneck (the original demo's rate); the calibrated target is capped so the demo stays under it.
+DEFAULT_MAX_DEMO_RATE = 3000
 # Long enough at full rate for every cloud's scale-out (AWS: 3 one-minute datapoints plus warm-up;
 # Azure: 5-minute window plus a 5-minute cooldown per step; GCP: about a minute per decision).
 HOLD_S = 900
@@ -63,11 +67,13 @@ def parse_calibration(text):
     return fields, report
 
 
-def calibrate(fields, report, cpu_target=0.6, store=None, max_instances=4):
+def calibrate(fields, report, cpu_target=0.6, store=None, max_instances=4, max_demo_rate=DEFAULT_MAX_DEMO_RATE):
     """Per-instance target from one instance's measurement: the request rate at which the service
     alone would use cpu_target of the instance's cores, at the CPU cost per request measured (the
     load generator's own CPU is not counted). Capped so that the demo's load (target x
-    (max - 0.5)) stays within the store's limit where one is hard (Cosmos DB serverless)."""
+    (max - 0.5)) stays within what one machine running candidatectl drives (max_demo_rate; 0 for
+    no cap, the production setting) and within the store's limit where one is hard (Cosmos DB
+    serverless). `bound` says which of the three set it."""
     ok = int(report["ok"])
     elapsed = float(report["elapsed_s"])
     errors = int(report["sent"]) - ok
@@ -81,6 +87,10 @@ def calibrate(fields, report, cpu_target=0.6, store=None, max_instances=4):
     capacity = cores * cpu_target / cpu_per_request
     target = math.floor(capacity + 1e-6)  # not 119999 for 120000 through float rounding
     bound = "cpu"
+    if max_demo_rate > 0:
+        cap = math.floor(max_demo_rate / (max_instances - 0.5))
+        if cap < target:
+            target, bound = cap, "demo-rate"
     if store == "cosmos":
         cap = math.floor(COSMOS_SERVERLESS_RU_S * COSMOS_HEADROOM / cosmos_ru_per_request() / (max_instances - 0.5))
         if cap < target:
@@ -97,6 +107,7 @@ def calibrate(fields, report, cpu_target=0.6, store=None, max_instances=4):
         "cpu_target": cpu_target,
         "capacity_rps_at_cpu_target": round(capacity, 1),
         "bound": bound,
+        "max_demo_rate": max_demo_rate,
         "target_requests_per_instance_per_second": max(1, target),
     }
 
@@ -171,6 +182,8 @@ def main(argv=None):
     cal.add_argument("--cpu-target", type=float, default=0.6)
     cal.add_argument("--store", choices=["dynamodb", "firestore", "cosmos", "none"])
     cal.add_argument("--max-instances", type=int, default=4)
+    cal.add_argument("--max-demo-rate", type=int, default=DEFAULT_MAX_DEMO_RATE,
+                     help="cap the target so the demo's load stays under this many req/s (0: no cap)")
     pl = sub.add_parser("plan")
     pl.add_argument("--target", type=int, required=True)
     pl.add_argument("--min", type=int, required=True)
@@ -180,7 +193,7 @@ def main(argv=None):
     try:
         if args.command == "calibrate":
             fields, report = parse_calibration(open(args.output_file).read())
-            result = calibrate(fields, report, args.cpu_target, args.store, args.max_instances)
+            result = calibrate(fields, report, args.cpu_target, args.store, args.max_instances, args.max_demo_rate)
         else:
             result = plan(args.target, args.min, args.max, args.store)
     except ValueError as e:

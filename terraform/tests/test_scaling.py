@@ -63,12 +63,16 @@ class Plan(unittest.TestCase):
     def test_calibration_caps_the_target_under_cosmos_serverless(self):
         fields = {"cpu_ticks": "100", "hz": "100", "cores": "2"}
         report = {"ok": 100000, "sent": 100000, "elapsed_s": 10.0}
-        free = scaling.calibrate(fields, report, 0.6)
+        free = scaling.calibrate(fields, report, 0.6, max_demo_rate=0)
         self.assertEqual(free["bound"], "cpu")
         # 1 s of CPU for 100,000 requests: 10 us each; 2 cores at 60 % -> 120,000 req/s.
         self.assertEqual(free["target_requests_per_instance_per_second"], 120000)
-        capped = scaling.calibrate(fields, report, 0.6, store="cosmos", max_instances=4)
+        capped = scaling.calibrate(fields, report, 0.6, store="cosmos", max_instances=4, max_demo_rate=0)
         self.assertEqual(capped["bound"], "cosmos-serverless")
+        # The default caps the demo at 3,000 req/s: 3000 / 3.5 = 857 per instance.
+        drivable = scaling.calibrate(fields, report, 0.6)
+        self.assertEqual((drivable["bound"], drivable["target_requests_per_instance_per_second"]), ("demo-rate", 857))
+        self.assertLessEqual(scaling.plan(857, 2, 4)["rate"], 3000)
         scaling.plan(capped["target_requests_per_instance_per_second"], 2, 4, store="cosmos")  # does not raise
 
     def test_calibration_refuses_a_run_without_successes(self):
@@ -115,7 +119,7 @@ class CalibrationRun(unittest.TestCase):
                 server.wait(timeout=30)
         self.assertEqual(run.returncode, 0, run.stderr)
         fields, report = scaling.parse_calibration(run.stdout)
-        result = scaling.calibrate(fields, report, 0.6)
+        result = scaling.calibrate(fields, report, 0.6, max_demo_rate=0)
         print(f"\nlocal calibration (memory store, 127.0.0.1, c=8, 3 s): {json.dumps(result)}", file=sys.stderr)
         self.assertGreater(result["requests_ok"], 100)
         self.assertEqual(result["errors"], 0)
