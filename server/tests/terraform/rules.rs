@@ -118,7 +118,11 @@ async fn azure_health_extension_mode_matches_what_gtg_returns() {
 fn azure_max_surge_is_a_variable_that_defaults_off() {
     let m = Module::load("azure");
     let policy = block(m.resource("azurerm_linux_virtual_machine_scale_set", "this"), "rolling_upgrade_policy");
-    assert_eq!(text(policy, "maximum_surge_instances_enabled"), "var.rolling_upgrade_max_surge");
+    assert_eq!(
+        text(policy, "maximum_surge_instances_enabled"),
+        "var.rolling_upgrade_max_surge",
+        "MaxSurge must be the variable (it needs a feature registration)"
+    );
     assert_eq!(m.default("rolling_upgrade_max_surge").to_string(), "false");
     assert!(read("scripts/azure/apply.sh").contains("MaxSurgeRollingUpgrade"), "apply.sh checks the registration");
     assert!(read("README.md").contains("MaxSurgeRollingUpgrade"), "README names the feature registration");
@@ -375,7 +379,7 @@ fn image_default_configuration_refuses_to_serve() {
         "provision.sh installs a default candidates.env"
     );
     let pre = unit_lines("ExecStartPre");
-    assert_eq!(pre, ["/usr/local/libexec/candidates-check-config"]);
+    assert_eq!(pre, ["/usr/local/libexec/candidates-check-config"], "the unit has no configuration check");
     assert!(provision.contains("\"$ROOT/usr/local/libexec/candidates-check-config\""));
     // The binary's own default store is the embedded one: the check is what stops it.
     assert_eq!(crate::infra::binary::default("store"), "embedded");
@@ -428,7 +432,7 @@ fn every_cloud_scales_on_the_same_per_instance_request_rate() {
         str_attr(block(policy, "predefined_metric_specification"), "predefined_metric_type").as_deref(),
         Some("ALBRequestCountPerTarget")
     );
-    assert_eq!(text(policy, "target_value"), format!("var.{var} * 60"));
+    assert_eq!(text(policy, "target_value"), format!("var.{var} * 60"), "ALBRequestCountPerTarget counts per minute");
     assert!(attr(aws.resource("aws_autoscaling_policy", "requests"), "count").is_none(), "always on");
 
     let azure = Module::load("azure");
@@ -461,7 +465,11 @@ fn packer_build_vms_accept_ssh_only_from_the_builder() {
         .filter(|b| b.identifier() == "source")
         .map(|b| (b.labels()[0].as_str().to_owned(), b.body()))
         .collect();
-    assert_eq!(bool_attr(sources["amazon-ebs"], "temporary_security_group_source_public_ip"), Some(true));
+    assert_eq!(
+        bool_attr(sources["amazon-ebs"], "temporary_security_group_source_public_ip"),
+        Some(true),
+        "amazon-ebs: SSH to the build instance from anywhere"
+    );
     assert_eq!(text(sources["azure-arm"], "allowed_inbound_ip_addresses"), "var.azure_allowed_inbound_ip_addresses");
     assert!(
         read("scripts/azure/apply.sh").contains("azure_allowed_inbound_ip_addresses="),
@@ -474,9 +482,13 @@ fn packer_build_vms_accept_ssh_only_from_the_builder() {
 
 // Stacks with different names can share an account: the table is named after the stack.
 #[test]
-fn aws_table_name_and_image_cleanup_are_per_stack() {
+fn aws_table_is_named_after_the_stack() {
     let m = Module::load("aws");
-    assert_eq!(text(m.resource("aws_dynamodb_table", "candidates"), "name"), "local.table_name");
+    assert_eq!(
+        text(m.resource("aws_dynamodb_table", "candidates"), "name"),
+        "local.table_name",
+        "the table is not named after the stack"
+    );
     assert_eq!(one_line(m.local("table_name")), "var.table_name != \"\" ? var.table_name : \"${var.name}-candidates\"");
     assert_eq!(m.default_string("table_name"), "");
 }
