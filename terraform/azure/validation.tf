@@ -34,8 +34,6 @@ resource "azurerm_linux_virtual_machine" "validation" {
   allow_extension_operations = true
   tags                       = merge(local.tags, { role = "validation" })
   #checkov:skip=CKV_AZURE_50:The VM agent is needed for `az vm run-command`, which is how validate.sh uses this host; no extension is installed.
-  #checkov:skip=CKV_AZURE_97:Encryption at host needs a per-subscription feature registration; it is the variable encryption_at_host.
-  #checkov:skip=CKV_AZURE_151:Encrypted at rest by the platform; encryption at host is the variable encryption_at_host.
 
   admin_ssh_key {
     username   = "azureuser"
