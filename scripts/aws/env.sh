@@ -30,7 +30,9 @@ ssm_run() {
     case $status in Pending | InProgress | Delayed) sleep 5 ;; *) break ;; esac
   done
   aws ssm get-command-invocation --command-id "$id" --instance-id "$instance" \
-    --query '[StandardOutputContent, StandardErrorContent]' --output text
+    --query StandardOutputContent --output text
+  aws ssm get-command-invocation --command-id "$id" --instance-id "$instance" \
+    --query StandardErrorContent --output text >&2
   [[ $status == Success ]]
 }
 

@@ -164,6 +164,7 @@ scale_demo() {
   fi
   build_client
   if [[ -n ${STRESS:-} ]]; then
+    [[ ${duration%s} =~ ^[0-9]+$ ]] || die "STRESS=1 takes DURATION in seconds (e.g. 1200s), not $duration"
     stress_instances "${duration%s}" &
   else
     log "load: $rate req/s (ramp $ramp, total $duration) against $rest; instance count every ${interval}s"
