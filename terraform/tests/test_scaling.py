@@ -80,6 +80,30 @@ class Plan(unittest.TestCase):
             scaling.calibrate({"cpu_ticks": "5", "hz": "100", "cores": "2"}, {"ok": 0, "sent": 10, "elapsed_s": 1})
 
 
+class ScaleDemoScript(unittest.TestCase):
+    """scripts/deploy/lib.sh's scale_demo prints the expected counts before any load starts (the
+    load generator is replaced by `true`, the cloud's count by a constant)."""
+
+    def test_prints_the_expected_instance_counts_before_the_load(self):
+        script = ("source scripts/deploy/lib.sh; count() { echo 2; }; build_client() { :; }; CANDIDATECTL=true; "
+                  "INTERVAL=1 WATCH_AFTER=0 scale_demo http://127.0.0.1:9 200 2 4 firestore count")
+        run = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        out = run.stdout + run.stderr
+        expected = out.find("expected instance counts: 2 now -> 4 at full load (700 req/s")
+        load = out.find("==> load: 700 req/s (ramp 390s, total 1290s)")
+        self.assertGreaterEqual(expected, 0, out)
+        self.assertGreater(load, expected, out)
+
+    def test_refuses_a_demo_over_the_cosmos_serverless_cap(self):
+        script = ("source scripts/deploy/lib.sh; count() { echo 2; }; build_client() { :; }; CANDIDATECTL=true; "
+                  "INTERVAL=1 WATCH_AFTER=0 scale_demo http://127.0.0.1:9 3000 2 4 cosmos count")
+        run = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(run.returncode, 0)
+        self.assertIn("5000 RU/s", run.stderr)
+        self.assertNotIn("==> load:", run.stdout + run.stderr)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
