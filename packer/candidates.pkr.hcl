@@ -42,6 +42,16 @@ variable "git_commit" {
   }
 }
 
+variable "stack" {
+  type        = string
+  description = "The stack (Terraform's `name`) the image is built for: its `stack` tag/label, by which destroy deletes this stack's images only."
+  default     = "candidates"
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.stack))
+    error_message = "The stack must be 2 to 21 lower-case letters, digits and dashes (Terraform's name)."
+  }
+}
+
 variable "image_name_prefix" {
   type        = string
   description = "Prefix of the image name; a timestamp is appended."
@@ -88,6 +98,12 @@ variable "azure_vm_size" {
   default     = "Standard_B2s"
 }
 
+variable "azure_allowed_inbound_ip_addresses" {
+  type        = list(string)
+  description = "Addresses or CIDR ranges that may reach the temporary Azure build VM over SSH: the builder's own address (scripts/azure/apply.sh passes it). Empty leaves the plugin's default, open to all."
+  default     = []
+}
+
 variable "gcp_project_id" {
   type        = string
   description = "GCP project that owns the image (credentials: Application Default Credentials)."
@@ -119,6 +135,7 @@ locals {
     application = "candidates"
     git_commit  = var.git_commit
     os          = "ubuntu-24-04"
+    stack       = var.stack
   }
 }
 
@@ -143,9 +160,12 @@ source "amazon-ebs" "aws" {
     http_tokens                 = "required"
     http_put_response_hop_limit = 1
   }
-  encrypt_boot = true
-  tags         = local.labels
-  run_tags     = local.labels
+  # SSH to the build instance only from the address Packer runs at (the plugin looks it up), not
+  # from anywhere.
+  temporary_security_group_source_public_ip = true
+  encrypt_boot                              = true
+  tags                                      = local.labels
+  run_tags                                  = local.labels
 }
 
 source "azure-arm" "azure" {
@@ -160,6 +180,8 @@ source "azure-arm" "azure" {
   managed_image_name                = local.image_name
   managed_image_resource_group_name = var.azure_resource_group
   azure_tags                        = local.labels
+  # An NSG on the build VM admitting SSH from these addresses only (the builder's).
+  allowed_inbound_ip_addresses = var.azure_allowed_inbound_ip_addresses
 }
 
 source "googlecompute" "gcp" {
@@ -172,6 +194,11 @@ source "googlecompute" "gcp" {
   image_family        = var.image_family
   image_labels        = local.labels
   disk_size           = 10
+  # No external address at all: SSH goes through Identity-Aware Proxy (35.235.240.0/20), so the
+  # build VM is not reachable from the internet. Provisioning downloads nothing.
+  omit_external_ip = true
+  use_internal_ip  = true
+  use_iap          = true
 }
 
 build {
@@ -186,6 +213,7 @@ build {
       var.binary_path,
       var.client_path,
       "${path.root}/files/candidates.service",
+      "${path.root}/files/candidates-check-config",
       "${path.root}/files/candidates.env.example",
     ]
     destination = "/tmp/candidates/"

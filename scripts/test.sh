@@ -81,7 +81,7 @@ install_tool packer packer && install_tool shellcheck shellcheck &&
   image_status=$?
 if [[ $image_status -eq 0 ]]; then echo "image checks: passed"; else echo "image checks: FAILED"; fi
 
-log "terraform checks (offline: fmt, checkov, provider schemas, the instance-config module, drain scripts)"
+log "terraform checks (offline: fmt, checkov, provider schemas, the instance-config module, drain scripts, scale-demo arithmetic and calibration)"
 tf_status=0
 terraform/check.sh || tf_status=$?
 if [[ $tf_status -eq 0 ]]; then echo "terraform checks: passed"; else echo "terraform checks: FAILED"; fi

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Tests the image's provisioning without a cloud: runs provision.sh against a throwaway root,
-# checks the files, modes and unit it installs, then starts the installed release binary with the
-# image's default environment file (listeners moved to 127.0.0.1 and free ports) and checks that
-# both listeners answer, with the installed candidatectl's contract check among others. Needs
-# dist/candidate-server and dist/candidatectl (scripts/build-release.sh).
+# checks the files, modes and unit it installs; checks that the image refuses to serve without the
+# deployment's configuration (no env file shipped, the unit's ExecStartPre fails with the reason);
+# then writes an env file the way cloud-init does, passes the check, starts the installed release
+# binary with it (listeners on 127.0.0.1 and free ports) and checks that both listeners answer,
+# with the installed candidatectl's contract check among others. Needs dist/candidate-server and
+# dist/candidatectl (scripts/build-release.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for bin in candidate-server candidatectl; do
@@ -20,7 +22,8 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$work/src" "$work/root"
-cp dist/candidate-server dist/candidatectl packer/files/candidates.service packer/files/candidates.env.example "$work/src/"
+cp dist/candidate-server dist/candidatectl packer/files/candidates.service packer/files/candidates-check-config \
+  packer/files/candidates.env.example "$work/src/"
 out=$(SRC="$work/src" ROOT="$work/root" packer/scripts/provision.sh)
 echo "$out"
 
@@ -35,7 +38,8 @@ check_mode /usr/local/bin/candidate-server 755
 check_mode /usr/local/bin/candidatectl 755
 check_mode /etc/systemd/system/candidates.service 644
 check_mode /etc/candidates 750
-check_mode /etc/candidates/candidates.env 640
+check_mode /usr/local/libexec/candidates-check-config 755
+check_mode /etc/candidates/candidates.env.example 644
 cmp -s packer/files/candidates.service "$work/root/etc/systemd/system/candidates.service" || fail "unit differs"
 grep -q 'would run: useradd --system' <<<"$out" || fail "no system user created"
 grep -q 'would run: systemctl enable candidates.service' <<<"$out" || fail "unit not enabled"
@@ -45,17 +49,48 @@ for key in Type=notify User=candidates StateDirectory=candidates Restart=always 
 done
 echo "ok: unit has user, state directory, readiness, restart and hardening settings"
 
-# Run it the way systemd would: the unit's Environment= defaults, then the env file.
+# Fails closed: the image ships no env file, and the unit's ExecStartPre refuses to start without
+# one, saying why (systemd puts its stderr in the journal).
+unit=$work/root/etc/systemd/system/candidates.service
+env_file=$(sed -n 's|^EnvironmentFile=-\{0,1\}||p' "$unit")
+[[ $env_file == /etc/candidates/candidates.env ]] || fail "unit reads $env_file, not cloud-init's /etc/candidates/candidates.env"
+[[ ! -e "$work/root$env_file" ]] || fail "the image ships $env_file: an instance without user-data would serve a private store"
+pre=$(sed -n 's|^ExecStartPre=||p' "$unit")
+[[ $pre == /usr/local/libexec/candidates-check-config ]] || fail "unit has no configuration check (ExecStartPre=$pre)"
+grep -q '^After=.*cloud-init\.service.*cloud-init-network\.service' "$unit" || fail "unit not ordered after both cloud-init unit names"
+# The unit's own Environment= lines, as systemd passes them to ExecStartPre.
+mapfile -t unit_env < <(sed -n 's|^Environment=||p' "$unit")
+set +e
+reason=$(env -i PATH=/usr/bin:/bin "${unit_env[@]}" CANDIDATES_ENV_FILE="$work/root$env_file" "$work/root$pre" 2>&1)
+status=$?
+set -e
+[[ $status -ne 0 ]] || fail "the configuration check passed without an env file"
+grep -q 'refusing to start' <<<"$reason" || fail "no reason given: $reason"
+echo "ok: without the deployment's env file the unit's ExecStartPre exits $status: $reason"
+
+# An env file as cloud-init writes it (modules/instance-config), with the store this test can run.
 port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 http_port=$(port)
 grpc_port=$(port)
+cat >"$work/root$env_file" <<ENV
+# Written at first boot by cloud-init (test-provision.sh's stand-in).
+CANDIDATES_STORE=embedded
+CANDIDATES_HTTP_ADDR=127.0.0.1:$http_port
+CANDIDATES_GRPC_ADDR=127.0.0.1:$grpc_port
+CANDIDATES_DRAIN_PERIOD=0s
+ENV
+mapfile -t file_env < <(grep -v '^#' "$work/root$env_file")
+ok=$(env -i PATH=/usr/bin:/bin "${unit_env[@]}" "${file_env[@]}" CANDIDATES_ENV_FILE="$work/root$env_file" "$work/root$pre" 2>&1) ||
+  fail "the configuration check refused a complete env file: $ok"
+echo "ok: with it the check passes: $ok"
+
+# Run it the way systemd would: the unit's Environment= defaults, then the env file.
 (
+  export CANDIDATES_DATA_DIR="$work/state" CANDIDATES_LOG_FORMAT=json
   set -a
-  # shellcheck disable=SC1091
-  source "$work/root/etc/candidates/candidates.env"
+  # shellcheck disable=SC1090
+  source "$work/root$env_file"
   set +a
-  export CANDIDATES_DATA_DIR="$work/state" CANDIDATES_LOG_FORMAT=json CANDIDATES_DRAIN_PERIOD=0s
-  export CANDIDATES_HTTP_ADDR="127.0.0.1:$http_port" CANDIDATES_GRPC_ADDR="127.0.0.1:$grpc_port"
   exec "$work/root/usr/local/bin/candidate-server"
 ) >"$work/server.log" 2>&1 &
 pid=$!
@@ -76,7 +111,7 @@ grep -q '"message":"listening"' "$work/server.log" || fail "no JSON log line"
 "$work/root/usr/local/bin/candidatectl" check --rest-target "http://127.0.0.1:$http_port" \
   --grpc-target "http://127.0.0.1:$grpc_port" >"$work/check.log" 2>&1 || { cat "$work/check.log"; fail "candidatectl check failed"; }
 echo "ok: the installed candidatectl's contract check passes ($(tail -n 1 "$work/check.log"))"
-echo "ok: the installed binary serves REST and gRPC with the image's environment file"
+echo "ok: the installed binary serves REST and gRPC with the deployment's environment file"
 kill -TERM "$pid"
 wait "$pid" || fail "the server did not exit 0 after SIGTERM"
 pid=""

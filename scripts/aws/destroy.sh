@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Destroys the stack, then deregisters this project's AMIs (tag application=candidates, owned by
-# this account, in AWS_REGION) and deletes their snapshots.
+# Destroys the stack, then deregisters this stack's AMIs (tags application=candidates and
+# stack=$STACK, owned by this account, in AWS_REGION) and deletes their snapshots; other stacks'
+# images stay.
 #   AUTO_APPROVE=1 scripts/aws/destroy.sh
 set -euo pipefail
 # shellcheck source=scripts/aws/env.sh
@@ -11,10 +12,11 @@ log "terraform destroy (terraform/aws, region $AWS_REGION)"
 tf "$TF_DIR" init -input=false
 tf "$TF_DIR" destroy -input=false "${TF_VARS[@]}" ${AUTO_APPROVE:+-auto-approve}
 
-log "deregistering AMIs named ${IMAGE_PREFIX:-candidates}-* tagged application=candidates"
+log "deregistering AMIs named ${IMAGE_PREFIX:-candidates}-* tagged application=candidates, stack=$STACK"
 # shellcheck disable=SC2016 # JMESPath literals in backticks, not shell
 aws ec2 describe-images --owners self \
-  --filters "Name=tag:application,Values=candidates" "Name=name,Values=${IMAGE_PREFIX:-candidates}-*" \
+  --filters "Name=tag:application,Values=candidates" "Name=tag:stack,Values=$STACK" \
+  "Name=name,Values=${IMAGE_PREFIX:-candidates}-*" \
   --query 'Images[].[ImageId, join(`,`, BlockDeviceMappings[].Ebs.SnapshotId)]' --output text |
   while read -r ami snapshots; do
     [[ -n $ami ]] || continue

@@ -9,7 +9,7 @@ IMAGE_RG=${IMAGE_RG:-candidates-images}
 # shellcheck disable=SC2034 # used by the scripts that source this file
 TF_DIR=azure
 # shellcheck disable=SC2034
-TF_VARS=(-var "location=$LOCATION")
+TF_VARS=(-var "location=$LOCATION" -var "name=$STACK")
 
 # A service principal, as the original: ARM_* for Terraform and Packer, and the az CLI logged in
 # with the same identity.
@@ -23,4 +23,11 @@ check_azure() {
   az login --service-principal --username "$ARM_CLIENT_ID" --password "$ARM_CLIENT_SECRET" \
     --tenant "$ARM_TENANT_ID" --output none || die "az login with the service principal failed"
   az account set --subscription "$ARM_SUBSCRIPTION_ID"
+}
+
+# vmss_run RG VMSS INSTANCE_ID: runs stdin as a shell script as root on one scale set instance
+# (run-command, RunShellScript) and prints its output (the last 4 KiB of each stream).
+vmss_run() {
+  az vmss run-command invoke --resource-group "$1" --name "$2" --instance-id "$3" \
+    --command-id RunShellScript --scripts "$(cat)" --query 'value[0].message' --output tsv
 }

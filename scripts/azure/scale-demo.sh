@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Scaling demo: a bounded open-loop load against the Application Gateway, printing the scale
-# set's running / target instance count every INTERVAL seconds, during the load and for
-# WATCH_AFTER seconds after it (scale-in). Env: RATE, RAMP, DURATION, INTERVAL, WATCH_AFTER
-# (scripts/deploy/lib.sh, scale_demo).
+# Scaling demo: prints the expected instance counts (from the applied per-instance target, see
+# calibrate.sh), then a bounded open-loop load against the Application Gateway at the rate that
+# must scale the set out, printing the scale set's running / target count every INTERVAL seconds,
+# during the load and for WATCH_AFTER seconds after it (scale-in). With Cosmos DB serverless the
+# plan refuses a load over 80 % of its 5,000 RU/s per container.
+# Env: RATE, RAMP, DURATION, INTERVAL, WATCH_AFTER (scripts/deploy/lib.sh, scale_demo);
+# STRESS=1 instead burns CPU on every instance through run-command (the CPU rules only).
 set -euo pipefail
 # shellcheck source=scripts/azure/env.sh
 source "$(dirname "$0")/env.sh"
@@ -17,4 +20,16 @@ count() {
   capacity=$(az vmss show --resource-group "$rg" --name "$vmss" --query sku.capacity --output tsv)
   echo "$running running, $capacity target"
 }
-scale_demo "$(tf_output "$TF_DIR" rest_url)" count
+# STRESS=1: every instance burns its CPU for SECONDS (run-command).
+stress_instances() {
+  local seconds=$1 pids=()
+  for id in $(az vmss list-instances --resource-group "$rg" --name "$vmss" --query '[].instanceId' --output tsv); do
+    stress_script "$seconds" | vmss_run "$rg" "$vmss" "$id" >/dev/null &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+}
+store=none
+[[ $(tf_output "$TF_DIR" cosmos_serverless) == true ]] && store=cosmos
+scale_demo "$(tf_output "$TF_DIR" rest_url)" "$(tf_output "$TF_DIR" target_requests_per_instance_per_second)" \
+  "$(tf_output "$TF_DIR" instances_min)" "$(tf_output "$TF_DIR" instances_max)" "$store" count

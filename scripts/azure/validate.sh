@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Waits (bounded) until every backend of the Application Gateway is healthy, then runs
 # `candidatectl check` over REST against the gateway from here, and over gRPC against the internal
-# load balancer from inside the virtual network (on one instance, through `az vmss run-command`;
-# the image ships candidatectl). Env: HEALTH_TIMEOUT (default 900 s), SKIP_GRPC=1.
+# load balancer from inside the virtual network: on the validation host (terraform/azure/
+# validation.tf), which is in no backend pool, through `az vm run-command` (the image ships
+# candidatectl). Not from a scale set instance: a backend's flow to its own internal load
+# balancer fails whenever it is mapped back to itself. Env: HEALTH_TIMEOUT (default 900 s),
+# SKIP_GRPC=1.
 set -euo pipefail
 # shellcheck source=scripts/azure/env.sh
 source "$(dirname "$0")/env.sh"
@@ -28,10 +31,12 @@ curl -sS --max-time 10 "$rest_url/gtg?details=true"
 echo
 contract_check "$rest_url"
 
-if [[ -z ${SKIP_GRPC:-} ]]; then
-  instance=$(az vmss list-instances --resource-group "$rg" --name "$vmss" --query '[0].instanceId' --output tsv)
-  log "contract check over gRPC from instance $instance of $vmss to $grpc_endpoint"
-  out=$(az vmss run-command invoke --resource-group "$rg" --name "$vmss" --instance-id "$instance" \
+validation_vm=$(tf_output "$TF_DIR" validation_vm_name)
+if [[ -z ${SKIP_GRPC:-} && -z $validation_vm ]]; then
+  echo "validation_host is off: gRPC not checked (a scale set instance cannot test its own load balancer)" >&2
+elif [[ -z ${SKIP_GRPC:-} ]]; then
+  log "contract check over gRPC from $validation_vm (in no backend pool of $vmss) to $grpc_endpoint"
+  out=$(az vm run-command invoke --resource-group "$rg" --name "$validation_vm" \
     --command-id RunShellScript --query 'value[0].message' --output tsv \
     --scripts "candidatectl check --skip-rest --grpc-target http://$grpc_endpoint; echo candidatectl-exit=\$?")
   echo "$out"

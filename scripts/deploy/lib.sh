@@ -3,7 +3,10 @@
 # shellcheck shell=bash
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-CANDIDATECTL=$ROOT/target/release/candidatectl
+CANDIDATECTL=${CARGO_TARGET_DIR:-$ROOT/target}/release/candidatectl
+SCALING=$ROOT/scripts/deploy/scaling.py
+# The stack: Terraform's `name` and the `stack` tag/label on its images (destroy deletes only those).
+STACK=${STACK:-candidates}
 
 log() { printf '\n==> %s\n' "$*" >&2; }
 die() {
@@ -35,7 +38,7 @@ build_client() {
 packer_build() {
   local only=$1
   shift
-  local args=(-only="$only" -var "git_commit=$(git -C "$ROOT" rev-parse HEAD)")
+  local args=(-only="$only" -var "git_commit=$(git -C "$ROOT" rev-parse HEAD)" -var "stack=$STACK")
   for kv in "$@"; do args+=(-var "$kv"); done
   log "packer build -only=$only"
   (cd "$ROOT/packer" && packer init . && packer build "${args[@]}" .)
@@ -101,19 +104,74 @@ wait_port() {
   return 1
 }
 
-# scale_demo REST_URL COUNT_COMMAND...: drives the load balancer with a bounded open-loop load
-# (RATE req/s ramped over RAMP, then held for DURATION; see README) and prints the instance count
-# every INTERVAL seconds until the load stops, then keeps watching for WATCH_AFTER seconds so the
-# scale-in shows too.
+# calibrate CLOUD STORE MAX_INSTANCES RUN_ON_INSTANCE...: runs scripts/deploy/calibrate-instance.sh
+# on one instance through RUN_ON_INSTANCE (a command that executes stdin there as root and prints
+# its output), turns the measurement into target_requests_per_instance_per_second
+# (scripts/deploy/scaling.py) and writes it to terraform/CLOUD/calibration.auto.tfvars.json, which
+# the next apply reads. CAL_SECONDS (default 60) and CAL_CONCURRENCY (32) bound the run;
+# CAL_MAX_DEMO_RATE (3000 req/s; 0 for none) caps the target so that the demo stays drivable.
+calibrate() {
+  local cloud=$1 store=$2 max=$3
+  shift 3
+  local out result tfvars=$ROOT/terraform/$cloud/calibration.auto.tfvars.json
+  out=$(mktemp)
+  log "calibration: ${CAL_SECONDS:-60}s of closed-loop load (c=${CAL_CONCURRENCY:-32}) on one instance, against itself"
+  {
+    echo "set -- ${CAL_SECONDS:-60} ${CAL_CONCURRENCY:-32}"
+    cat "$ROOT/scripts/deploy/calibrate-instance.sh"
+  } | "$@" | tee "$out"
+  result=$(python3 "$SCALING" calibrate "$out" --store "$store" --max-instances "$max" \
+    --max-demo-rate "${CAL_MAX_DEMO_RATE:-3000}") || die "calibration failed (output above)"
+  rm -f "$out"
+  echo "$result" | python3 -m json.tool
+  python3 - "$result" "$tfvars" <<'PY'
+import json, sys
+result, path = json.loads(sys.argv[1]), sys.argv[2]
+json.dump({"target_requests_per_instance_per_second": result["target_requests_per_instance_per_second"]},
+          open(path, "w"), indent=2)
+print(f"wrote {path}: target_requests_per_instance_per_second = "
+      f"{result['target_requests_per_instance_per_second']} ({result['bound']}-bound)")
+PY
+  log "apply it: SKIP_IMAGE=1 scripts/$cloud/apply.sh (only the scaling policies change)"
+}
+
+# scale_demo REST_URL TARGET MIN MAX STORE COUNT_COMMAND...: prints what must happen (scaling.py
+# plan: the load, the instance counts before, at the peak and after), then drives the load
+# balancer with a bounded open-loop load at that rate (ramped within the store's rules, then held)
+# and prints the instance count every INTERVAL seconds until the load stops, then for WATCH_AFTER
+# seconds more so the scale-in shows too. RATE/RAMP/DURATION override the plan.
+# STRESS=1 instead burns CPU on every instance (stress_instances, defined by the cloud's script)
+# for DURATION: it exercises only the CPU policies, not the request-rate signal the plan is about.
 scale_demo() {
-  local rest=$1
-  shift
-  local rate=${RATE:-3000} ramp=${RAMP:-5m} duration=${DURATION:-20m} interval=${INTERVAL:-30}
-  local watch_after=${WATCH_AFTER:-1200}
+  local rest=$1 target=$2 min=$3 max=$4 store=$5
+  shift 5
+  local plan
+  plan=$(python3 "$SCALING" plan --target "$target" --min "$min" --max "$max" --store "$store") ||
+    die "no demo plan for target $target req/s per instance (see above)"
+  local rate ramp duration interval=${INTERVAL:-30} watch_after=${WATCH_AFTER:-1800}
+  rate=${RATE:-$(json_field "$plan" rate)}
+  ramp=${RAMP:-$(json_field "$plan" ramp_s)s}
+  duration=${DURATION:-$(json_field "$plan" duration_s)s}
+  if [[ -n ${STRESS:-} ]]; then
+    log "STRESS=1: CPU burn on every instance for $duration (forces the CPU policies; NOT the request-rate demo)"
+    echo "expected: $min instance(s) now; more while the average CPU is above the CPU target; back to $min after"
+  else
+    log "scale demo plan (scripts/deploy/scaling.py plan)"
+    echo "$plan" | python3 -m json.tool
+    echo "expected instance counts: $min now -> $(json_field "$plan" expected_peak) at full load" \
+      "($rate req/s = $(json_field "$plan" per_instance_rps_at_min) req/s per instance at $min, target $target)" \
+      "-> $min again within ${watch_after}s after the load stops"
+  fi
   build_client
-  log "load: $rate req/s (ramp $ramp, total $duration) against $rest; instance count every ${interval}s"
-  "$CANDIDATECTL" --rest --target "$rest" load --rate "$rate" --ramp-up "$ramp" -d "$duration" \
-    --mix gtg=1,get=8,put=1 --populate --quiet --max-error-rate 0.01 &
+  if [[ -n ${STRESS:-} ]]; then
+    [[ ${duration%s} =~ ^[0-9]+$ ]] || die "STRESS=1 takes DURATION in seconds (e.g. 1200s), not $duration"
+    stress_instances "${duration%s}" &
+  else
+    log "load: $rate req/s (ramp $ramp, total $duration) against $rest; instance count every ${interval}s"
+    # Keys load-000000...: see README "Scaling" on Firestore and sequential names.
+    "$CANDIDATECTL" --rest --target "$rest" load --rate "$rate" --ramp-up "$ramp" -d "$duration" \
+      --mix "$(json_field "$plan" mix)" --populate --quiet --max-error-rate 0.01 &
+  fi
   local load_pid=$!
   # The load generator stops by itself; stop it too if this script is interrupted.
   trap 'kill "$load_pid" 2>/dev/null || true' EXIT INT TERM
@@ -133,6 +191,16 @@ scale_demo() {
   done
   return "$load_status"
 }
+
+# stress_script SECONDS: the shell script stress_instances runs on each instance: one busy loop per
+# core for SECONDS, stopping by itself (no package to install).
+stress_script() {
+  # shellcheck disable=SC2016 # expanded on the instance
+  printf 'n=$(nproc); for _ in $(seq "$n"); do timeout %d sh -c "while :; do :; done" & done; wait; echo stress-done\n' "$1"
+}
+
+# json_field JSON KEY: one top-level field of a JSON object.
+json_field() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
 # forget_images BUILDER_TYPE: drops that builder's entries from packer/packer-manifest.json after
 # their images were deleted, so the next apply does not point at a deleted image.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Destroys the stack (the Firestore database included), then deletes every image of the image
-# family Packer publishes to (IMAGE_FAMILY, default candidates).
+# Destroys the stack (the Firestore database included), then deletes this stack's images: those of
+# the image family Packer publishes to (IMAGE_FAMILY, default candidates) labelled stack=$STACK;
+# other stacks' images stay.
 #   AUTO_APPROVE=1 scripts/gcp/destroy.sh
 set -euo pipefail
 # shellcheck source=scripts/gcp/env.sh
@@ -12,9 +13,9 @@ tf "$TF_DIR" init -input=false
 tf "$TF_DIR" destroy -input=false "${TF_VARS[@]}" ${AUTO_APPROVE:+-auto-approve}
 
 family=${IMAGE_FAMILY:-candidates}
-log "deleting the images of family $family"
+log "deleting the images of family $family labelled stack=$STACK"
 for image in $(gcloud compute images list --project "$PROJECT" --no-standard-images \
-  --filter="family=$family" --format='value(name)'); do
+  --filter="family=$family AND labels.stack=$STACK" --format='value(name)'); do
   echo "delete $image"
   gcloud compute images delete "$image" --project "$PROJECT" --quiet
 done

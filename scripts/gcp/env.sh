@@ -17,5 +17,20 @@ check_gcp() {
     die "no Application Default Credentials: run gcloud auth application-default login"
   export GOOGLE_CLOUD_PROJECT=$PROJECT
   # shellcheck disable=SC2034
-  TF_VARS=(-var "project_id=$PROJECT" -var "region=$REGION")
+  TF_VARS=(-var "project_id=$PROJECT" -var "region=$REGION" -var "name=$STACK")
+}
+
+# iap_run INSTANCE_URI: runs stdin as a shell script as root on the instance (SSH through IAP with
+# OS Login) and prints its output.
+iap_run() {
+  local zone
+  zone=$(sed -E 's|.*/zones/([^/]+)/.*|\1|' <<<"$1")
+  gcloud compute ssh "${1##*/}" --zone "$zone" --project "$PROJECT" --tunnel-through-iap --quiet \
+    --command "sudo bash -s"
+}
+
+# running_instances MIG: the RUNNING instances' URIs, one per line.
+running_instances() {
+  gcloud compute instance-groups managed list-instances "$1" --region "$REGION" --project "$PROJECT" \
+    --filter='status=RUNNING' --format='value(instance)'
 }

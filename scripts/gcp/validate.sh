@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Waits (bounded) until every backend of the REST load balancer is HEALTHY and the load balancer
 # answers /gtg, then runs `candidatectl check` over REST from here, and over gRPC against the
-# internal load balancer from inside the VPC (on one instance, over IAP SSH with OS Login; the image
-# ships candidatectl). Env: HEALTH_TIMEOUT (default 900 s), SKIP_GRPC=1.
+# internal load balancer from inside the VPC: on the validation host (terraform/gcp/validation.tf,
+# in no instance group), over IAP SSH with OS Login (the image ships candidatectl). Not on an
+# instance of the group: a backend's connection to its own internal load balancer is routed to
+# itself and never tests the load balancer. Env: HEALTH_TIMEOUT (default 900 s), SKIP_GRPC=1.
 set -euo pipefail
 # shellcheck source=scripts/gcp/env.sh
 source "$(dirname "$0")/env.sh"
@@ -30,12 +32,12 @@ curl -sS --max-time 10 "$rest_url/gtg?details=true"
 echo
 contract_check "$rest_url"
 
-if [[ -z ${SKIP_GRPC:-} ]]; then
-  instance=$(gcloud compute instance-groups managed list-instances "$mig" --region "$REGION" --project "$PROJECT" \
-    --filter='status=RUNNING' --limit 1 --format='value(instance)')
-  zone=$(sed -E 's|.*/zones/([^/]+)/.*|\1|' <<<"$instance")
-  log "contract check over gRPC from ${instance##*/} ($zone) to $grpc_endpoint"
-  gcloud compute ssh "${instance##*/}" --zone "$zone" --project "$PROJECT" --tunnel-through-iap \
+read -r validation_vm zone <<<"$(tf_output "$TF_DIR" validation_instance)"
+if [[ -z ${SKIP_GRPC:-} && -z ${validation_vm:-} ]]; then
+  echo "validation_host is off: gRPC not checked (an instance of $mig cannot test its own load balancer)" >&2
+elif [[ -z ${SKIP_GRPC:-} ]]; then
+  log "contract check over gRPC from $validation_vm ($zone, in no instance group) to $grpc_endpoint"
+  gcloud compute ssh "$validation_vm" --zone "${zone##*/}" --project "$PROJECT" --tunnel-through-iap \
     --command "candidatectl check --skip-rest --grpc-target http://$grpc_endpoint" ||
-    die "the gRPC contract check failed on the instance"
+    die "the gRPC contract check failed on the validation host"
 fi

@@ -175,8 +175,10 @@ resource "aws_autoscaling_policy" "cpu" {
   }
 }
 
+# The signal that matters for this service: requests per instance through the ALB. With two
+# target-tracking policies the group scales out when either asks and in only when both agree, so
+# CPU stays as the backstop (and the signal of the `STRESS=1` demo).
 resource "aws_autoscaling_policy" "requests" {
-  count                  = var.requests_per_target > 0 ? 1 : 0
   name                   = "${var.name}-requests-target"
   autoscaling_group_name = aws_autoscaling_group.this.name
   policy_type            = "TargetTrackingScaling"
@@ -186,6 +188,7 @@ resource "aws_autoscaling_policy" "requests" {
       predefined_metric_type = "ALBRequestCountPerTarget"
       resource_label         = "${aws_lb.rest.arn_suffix}/${aws_lb_target_group.rest.arn_suffix}"
     }
-    target_value = var.requests_per_target
+    # ALBRequestCountPerTarget is a count per minute.
+    target_value = var.target_requests_per_instance_per_second * 60
   }
 }

@@ -1,5 +1,10 @@
+locals {
+  # Per stack: two stacks in one account and region get two tables.
+  table_name = var.table_name != "" ? var.table_name : "${var.name}-candidates"
+}
+
 resource "aws_dynamodb_table" "candidates" {
-  name         = var.table_name
+  name         = local.table_name
   billing_mode = "PAY_PER_REQUEST"
   hash_key     = "CandidateName"
 

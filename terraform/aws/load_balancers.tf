@@ -25,7 +25,9 @@ resource "aws_lb" "rest" {
 }
 
 resource "aws_lb_target_group" "rest" {
-  name                 = "${var.name}-rest"
+  # create_before_destroy needs a fresh name for the replacement: a fixed name would collide.
+  name_prefix          = "rest-"
+  tags                 = { Name = "${var.name}-rest" }
   port                 = var.http_port
   protocol             = "HTTP"
   vpc_id               = aws_vpc.this.id
@@ -127,12 +129,19 @@ resource "aws_lb" "grpc" {
 }
 
 resource "aws_lb_target_group" "grpc" {
-  name                 = "${var.name}-grpc"
+  name_prefix          = "grpc-"
+  tags                 = { Name = "${var.name}-grpc" }
   port                 = var.grpc_port
   protocol             = "TCP"
   vpc_id               = aws_vpc.this.id
   target_type          = "instance"
   deregistration_delay = local.deregistration_delay
+  # Off: with instance targets and client-IP preservation, a connection an instance makes to the
+  # NLB that lands on itself arrives with its own address as source and is dropped (no hairpin),
+  # e.g. validate.sh's SSM tunnel, which starts on an instance. The instances then see the NLB's
+  # addresses, so their gRPC ingress names the NLB's security group (security.tf); the NLB's own
+  # security group keeps filtering the real clients.
+  preserve_client_ip = "false"
 
   # The NLB cannot speak gRPC health; /gtg on the REST port has the same readiness and drain state.
   health_check {

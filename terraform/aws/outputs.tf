@@ -37,3 +37,18 @@ output "region" {
   description = "AWS region of the stack."
   value       = var.region
 }
+
+output "min_size" {
+  description = "Fewest instances (scale-demo prints the expected counts)."
+  value       = var.min_size
+}
+
+output "max_size" {
+  description = "Most instances (scale-demo prints the expected counts)."
+  value       = var.max_size
+}
+
+output "target_requests_per_instance_per_second" {
+  description = "Requests per second per instance that the ALBRequestCountPerTarget policy holds."
+  value       = var.target_requests_per_instance_per_second
+}

@@ -1,9 +1,11 @@
 # Who may talk to whom:
 #   internet (var.alb_ingress_cidrs) -> ALB :80/:443 -> instances :8000 (REST and its health check)
-#   VPC (var.grpc_client_cidrs)      -> internal NLB :50051 -> instances :50051 (gRPC)
+#   VPC (var.grpc_client_cidrs)      -> internal NLB :50051 -> instances :50051 (gRPC; the NLB does
+#                                       not preserve client addresses, so instances admit the NLB)
 #   NLB health checks                -> instances :8000 /gtg
 #   VPC (var.metrics_scrape_cidrs)   -> instances :9090 /metrics (no load balancer forwards it)
-#   instances -> 443 out (DynamoDB via the gateway endpoint, SSM via NAT); nothing else.
+#   instances -> 443 out (DynamoDB via the gateway endpoint, SSM via NAT), and 50051 to the NLB
+#   (validate.sh's SSM port-forward starts on an instance); nothing else.
 
 locals {
   grpc_client_cidrs    = length(var.grpc_client_cidrs) > 0 ? var.grpc_client_cidrs : [var.vpc_cidr]
@@ -99,15 +101,35 @@ resource "aws_vpc_security_group_ingress_rule" "instances_health_from_nlb" {
   referenced_security_group_id = aws_security_group.nlb.id
 }
 
-# The NLB preserves client addresses, so the instances see the VPC clients' own IPs.
-resource "aws_vpc_security_group_ingress_rule" "instances_grpc_from_vpc" {
-  for_each          = toset(local.grpc_client_cidrs)
-  security_group_id = aws_security_group.instances.id
-  description       = "gRPC from internal clients through the NLB"
-  ip_protocol       = "tcp"
-  from_port         = var.grpc_port
-  to_port           = var.grpc_port
-  cidr_ipv4         = each.value
+# Client-IP preservation is off on the gRPC target group (load_balancers.tf): connections arrive
+# from the NLB, whose security group admits the clients.
+resource "aws_vpc_security_group_ingress_rule" "instances_grpc_from_nlb" {
+  security_group_id            = aws_security_group.instances.id
+  description                  = "gRPC from the internal NLB"
+  ip_protocol                  = "tcp"
+  from_port                    = var.grpc_port
+  to_port                      = var.grpc_port
+  referenced_security_group_id = aws_security_group.nlb.id
+}
+
+# validate.sh's gRPC check: an SSM port-forwarding session to the NLB runs on an instance, so the
+# instance connects to the NLB on the gRPC port.
+resource "aws_vpc_security_group_egress_rule" "instances_grpc_to_nlb" {
+  security_group_id            = aws_security_group.instances.id
+  description                  = "gRPC to the internal NLB (validate.sh's SSM tunnel starts on an instance)"
+  ip_protocol                  = "tcp"
+  from_port                    = var.grpc_port
+  to_port                      = var.grpc_port
+  referenced_security_group_id = aws_security_group.nlb.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "nlb_grpc_from_instances" {
+  security_group_id            = aws_security_group.nlb.id
+  description                  = "gRPC from the instances (validate.sh's SSM tunnel), whatever grpc_client_cidrs says"
+  ip_protocol                  = "tcp"
+  from_port                    = var.grpc_port
+  to_port                      = var.grpc_port
+  referenced_security_group_id = aws_security_group.instances.id
 }
 
 resource "aws_vpc_security_group_ingress_rule" "instances_metrics" {

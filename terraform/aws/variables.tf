@@ -140,8 +140,8 @@ variable "shutdown_grace_seconds" {
 
 variable "table_name" {
   type        = string
-  description = "DynamoDB table of candidates (the original's name)."
-  default     = "Candidates"
+  description = "DynamoDB table of candidates; empty means \"<name>-candidates\", so stacks with different names can share an account (the original's fixed name was Candidates)."
+  default     = ""
 }
 
 variable "table_kms_key_arn" {
@@ -208,14 +208,18 @@ variable "max_size" {
 
 variable "cpu_target" {
   type        = number
-  description = "Target average CPU utilisation (%) of the group (target tracking)."
+  description = "Target average CPU utilisation (%) of the group (target tracking): the backstop signal, and the one the `STRESS=1` scale demo drives."
   default     = 60
 }
 
-variable "requests_per_target" {
+variable "target_requests_per_instance_per_second" {
   type        = number
-  description = "Optional second target-tracking policy on ALB requests per target per minute; 0 turns it off."
-  default     = 0
+  description = "Requests per second per instance through the ALB that target tracking holds (ALBRequestCountPerTarget, which counts per minute: the policy's target is this x 60). Same meaning in every cloud's root. Set by scripts/aws/calibrate.sh (calibration.auto.tfvars.json); the default is the uncalibrated starting point of README \"Scaling\"."
+  default     = 200
+  validation {
+    condition     = var.target_requests_per_instance_per_second >= 1
+    error_message = "target_requests_per_instance_per_second must be at least 1."
+  }
 }
 
 variable "instance_warmup_seconds" {

@@ -11,6 +11,9 @@ locals {
   manifest_images = [for build in local.manifest.builds : build.artifact_id if build.builder_type == "azure-arm"]
   image_id        = var.image_id != "" ? var.image_id : try(local.manifest_images[length(local.manifest_images) - 1], "")
 
+  # The gateway's metric counts per minute; the variable is per second like every cloud's.
+  requests_per_host_per_minute = var.target_requests_per_instance_per_second * 60
+
   gateway_pool_ids = [for pool in azurerm_application_gateway.rest.backend_address_pool : pool.id if pool.name == local.gateway_pool]
 }
 
@@ -94,10 +97,13 @@ resource "azurerm_linux_virtual_machine_scale_set" "this" {
 
   # The platform's own view of instance health, for repairs and rolling upgrades.
   extension {
-    name                       = "HealthExtension"
-    publisher                  = "Microsoft.ManagedServices"
-    type                       = "ApplicationHealthLinux"
-    type_handler_version       = "2.0"
+    name      = "HealthExtension"
+    publisher = "Microsoft.ManagedServices"
+    type      = "ApplicationHealthLinux"
+    # 1.0: binary health states (any 200 is Healthy). 2.0 is the rich-states mode, where a 200 must
+    # carry {"ApplicationHealthState": "Healthy"} or the instance is Unknown; /gtg answers 200 with
+    # an empty body (the contract), so 2.0 would leave every instance Unknown.
+    type_handler_version       = "1.0"
     auto_upgrade_minor_version = true
     settings = jsonencode({
       protocol          = "http"
@@ -128,7 +134,7 @@ resource "azurerm_linux_virtual_machine_scale_set" "this" {
     max_unhealthy_instance_percent          = 50
     max_unhealthy_upgraded_instance_percent = 20
     pause_time_between_batches              = "PT30S"
-    maximum_surge_instances_enabled         = true
+    maximum_surge_instances_enabled         = var.rolling_upgrade_max_surge
     prioritize_unhealthy_instances_enabled  = true
   }
 
@@ -159,7 +165,7 @@ resource "azurerm_monitor_autoscale_setting" "this" {
   tags                = local.tags
 
   profile {
-    name = "cpu"
+    name = "requests-and-cpu"
 
     capacity {
       default = var.instances_default
@@ -167,6 +173,50 @@ resource "azurerm_monitor_autoscale_setting" "this" {
       maximum = var.instances_max
     }
 
+    # The signal that matters: requests per minute per healthy backend through the Application
+    # Gateway (AvgRequestCountPerHealthyHost), the counterpart of AWS's ALBRequestCountPerTarget.
+    # Scale-out rules act when any one fires; scale-in only when all scale-in rules agree.
+    rule {
+      metric_trigger {
+        metric_name        = "AvgRequestCountPerHealthyHost"
+        metric_resource_id = azurerm_application_gateway.rest.id
+        metric_namespace   = "microsoft.network/applicationgateways"
+        time_grain         = "PT1M"
+        statistic          = "Average"
+        time_window        = "PT5M"
+        time_aggregation   = "Average"
+        operator           = "GreaterThan"
+        threshold          = local.requests_per_host_per_minute
+      }
+      scale_action {
+        direction = "Increase"
+        type      = "ChangeCount"
+        value     = "1"
+        cooldown  = "PT5M"
+      }
+    }
+
+    rule {
+      metric_trigger {
+        metric_name        = "AvgRequestCountPerHealthyHost"
+        metric_resource_id = azurerm_application_gateway.rest.id
+        metric_namespace   = "microsoft.network/applicationgateways"
+        time_grain         = "PT1M"
+        statistic          = "Average"
+        time_window        = "PT10M"
+        time_aggregation   = "Average"
+        operator           = "LessThan"
+        threshold          = local.requests_per_host_per_minute / 2
+      }
+      scale_action {
+        direction = "Decrease"
+        type      = "ChangeCount"
+        value     = "1"
+        cooldown  = "PT10M"
+      }
+    }
+
+    # CPU: the backstop, and what the `STRESS=1` scale demo drives.
     rule {
       metric_trigger {
         metric_name        = "Percentage CPU"

@@ -168,15 +168,18 @@ resource "azurerm_network_security_group" "gateway" {
 }
 
 resource "azurerm_network_security_rule" "gateway_http" {
-  name                        = "AllowHttpFromClients"
-  description                 = "HTTP to the Application Gateway's listener"
-  priority                    = 100
-  direction                   = "Inbound"
-  access                      = "Allow"
-  protocol                    = "Tcp"
-  source_port_range           = "*"
-  destination_port_range      = "80"
-  source_address_prefixes     = var.lb_ingress_cidrs
+  name                   = "AllowHttpFromClients"
+  description            = "HTTP to the Application Gateway's listener"
+  priority               = 100
+  direction              = "Inbound"
+  access                 = "Allow"
+  protocol               = "Tcp"
+  source_port_range      = "*"
+  destination_port_range = "80"
+  # Everyone is the service tag Internet, which only the singular prefix takes: the plural list
+  # accepts addresses and ranges only (SecurityRuleParameterContainsUnsupportedValue otherwise).
+  source_address_prefix       = length(var.lb_ingress_cidrs) == 0 ? "Internet" : null
+  source_address_prefixes     = length(var.lb_ingress_cidrs) > 0 ? var.lb_ingress_cidrs : null
   destination_address_prefix  = var.gateway_subnet_cidr
   resource_group_name         = azurerm_resource_group.this.name
   network_security_group_name = azurerm_network_security_group.gateway.name

@@ -37,3 +37,23 @@ output "instances_min" {
   description = "Fewest instances (validate waits for this many healthy backends)."
   value       = var.instances_min
 }
+
+output "validation_vm_name" {
+  description = "The validation host outside every backend pool (empty when validation_host is off); validate.sh checks gRPC from it."
+  value       = var.validation_host ? azurerm_linux_virtual_machine.validation[0].name : ""
+}
+
+output "instances_max" {
+  description = "Most instances (scale-demo prints the expected counts)."
+  value       = var.instances_max
+}
+
+output "target_requests_per_instance_per_second" {
+  description = "Requests per second per instance above which the scale set scales out."
+  value       = var.target_requests_per_instance_per_second
+}
+
+output "cosmos_serverless" {
+  description = "Whether Cosmos DB is serverless (5,000 RU/s per container: scale-demo keeps its load under it)."
+  value       = var.cosmos_serverless
+}

@@ -48,20 +48,33 @@ variable "gateway_subnet_cidr" {
 
 variable "lb_ingress_cidrs" {
   type        = list(string)
-  description = "Who may reach the Application Gateway on 80/443 (\"Internet\" is the service tag for everyone)."
-  default     = ["Internet"]
+  description = "Address ranges that may reach the Application Gateway on 80; empty means everyone (the service tag Internet)."
+  default     = []
+  validation {
+    # NSG rules take service tags only in the singular prefix; this list goes to the plural one.
+    condition     = alltrue([for c in var.lb_ingress_cidrs : can(cidrhost(c, 0))])
+    error_message = "lb_ingress_cidrs holds CIDR ranges only (no service tags such as Internet: leave the list empty for everyone)."
+  }
 }
 
 variable "grpc_client_cidrs" {
   type        = list(string)
-  description = "Who may reach gRPC on 50051; empty means the virtual network."
+  description = "Address ranges that may reach gRPC on 50051; empty means the virtual network."
   default     = []
+  validation {
+    condition     = alltrue([for c in var.grpc_client_cidrs : can(cidrhost(c, 0))])
+    error_message = "grpc_client_cidrs holds CIDR ranges only (an NSG's plural prefix list takes no service tags)."
+  }
 }
 
 variable "metrics_scrape_cidrs" {
   type        = list(string)
-  description = "Who may scrape /metrics on the instances; empty means the virtual network."
+  description = "Address ranges that may scrape /metrics on the instances; empty means the virtual network."
   default     = []
+  validation {
+    condition     = alltrue([for c in var.metrics_scrape_cidrs : can(cidrhost(c, 0))])
+    error_message = "metrics_scrape_cidrs holds CIDR ranges only (an NSG's plural prefix list takes no service tags)."
+  }
 }
 
 # --- image and instances ----------------------------------------------------------------------
@@ -88,6 +101,24 @@ variable "admin_ssh_public_key" {
   type        = string
   description = "SSH public key for the admin user; empty generates one that is never output (no port 22 is open anyway: use `az vmss run-command`)."
   default     = ""
+}
+
+variable "rolling_upgrade_max_surge" {
+  type        = bool
+  description = "Rolling upgrades create the new instances before deleting old ones (MaxSurge). Off by default: it needs the MaxSurgeRollingUpgrade feature registered on the subscription (README \"Deploy to Azure\", prerequisites); apply.sh checks the registration when it is on."
+  default     = false
+}
+
+variable "validation_host" {
+  type        = bool
+  description = "A small VM outside every backend pool from which validate.sh checks gRPC through the internal load balancer (a backend cannot reach its own load balancer's frontend). About 8 USD a month; destroy removes it."
+  default     = true
+}
+
+variable "validation_host_size" {
+  type        = string
+  description = "Size of the validation host."
+  default     = "Standard_B1s"
 }
 
 variable "encryption_at_host" {
@@ -190,6 +221,16 @@ variable "instances_max" {
   type        = number
   description = "Most instances."
   default     = 4
+}
+
+variable "target_requests_per_instance_per_second" {
+  type        = number
+  description = "Requests per second per healthy instance through the Application Gateway above which the scale set adds an instance (same meaning in every cloud's root). Set by scripts/azure/calibrate.sh (calibration.auto.tfvars.json); the default is the uncalibrated starting point of README \"Scaling\"."
+  default     = 200
+  validation {
+    condition     = var.target_requests_per_instance_per_second >= 1
+    error_message = "target_requests_per_instance_per_second must be at least 1."
+  }
 }
 
 variable "scale_out_cpu" {

@@ -1,6 +1,6 @@
 # The instances: a shielded, address-less instance template from the Packer image and a regional
 # managed instance group over three zones, autohealed on /gtg, replaced rolling (surge first) when
-# the template changes, and autoscaled on CPU.
+# the template changes, and autoscaled on the REST load balancer's request rate (CPU as a backstop).
 
 data "google_compute_zones" "available" {
   region     = var.region
@@ -17,6 +17,10 @@ locals {
     length(local.manifest_images) > 0 ? "projects/${var.project_id}/global/images/${local.manifest_images[length(local.manifest_images) - 1]}" :
   "projects/${var.project_id}/global/images/family/${var.image_family}")
   zones = length(var.zones) > 0 ? var.zones : slice(sort(data.google_compute_zones.available.names), 0, 3)
+  # The autoscaler keeps each instance at lb_utilization_target of its RATE capacity, so the
+  # capacity is the per-instance target divided by it: scaling starts at exactly
+  # target_requests_per_instance_per_second (README "Scaling").
+  max_rate_per_instance = var.target_requests_per_instance_per_second / var.lb_utilization_target
 }
 
 # The env file (store Firestore; the VM's service account authenticates). No drain watcher: the
@@ -88,6 +92,7 @@ resource "google_compute_instance_template" "this" {
 
 # Autohealing: more patient than the load balancer's check, so a brief blip does not recreate VMs.
 resource "google_compute_health_check" "autohealing" {
+  depends_on          = [google_project_service.apis]
   name                = "${var.name}-autohealing"
   check_interval_sec  = 10
   timeout_sec         = 5
@@ -161,6 +166,13 @@ resource "google_compute_region_autoscaler" "this" {
     max_replicas    = var.max_replicas
     cooldown_period = var.cooldown_seconds
     mode            = "ON"
+
+    # The demo's and production's signal: requests per second per instance through the REST load
+    # balancer (RATE balancing mode, load_balancers.tf). The autoscaler follows whichever signal
+    # asks for more instances, so CPU stays as the backstop (and the `stress` demo's signal).
+    load_balancing_utilization {
+      target = var.lb_utilization_target
+    }
 
     cpu_utilization {
       target = var.cpu_target

@@ -26,6 +26,7 @@ resource "google_project_iam_custom_role" "firestore" {
   title       = "candidates: Firestore documents"
   description = "Exactly what candidate-server's Firestore backend calls (get, upsert, delete, list documents)"
   permissions = local.firestore_permissions
+  depends_on  = [google_project_service.apis]
 }
 
 resource "google_project_iam_member" "firestore" {

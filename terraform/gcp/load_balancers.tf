@@ -9,6 +9,7 @@ locals {
 }
 
 resource "google_compute_health_check" "gtg" {
+  depends_on          = [google_project_service.apis]
   name                = "${var.name}-gtg"
   check_interval_sec  = var.health_check_interval
   timeout_sec         = 5
@@ -48,27 +49,34 @@ resource "google_compute_backend_service" "rest" {
   health_checks                   = [google_compute_health_check.gtg.id]
   connection_draining_timeout_sec = local.connection_draining
 
+  # RATE, not UTILIZATION: the same group is a backend of the internal passthrough load balancer,
+  # which must use CONNECTION, and UTILIZATION cannot share an instance group with it. The rate is
+  # also the autoscaler's signal (compute.tf): an instance is "full" at max_rate_per_instance.
   backend {
-    group           = google_compute_region_instance_group_manager.this.instance_group
-    balancing_mode  = "UTILIZATION"
-    max_utilization = 0.8
-    capacity_scaler = 1
+    group                 = google_compute_region_instance_group_manager.this.instance_group
+    balancing_mode        = "RATE"
+    max_rate_per_instance = local.max_rate_per_instance
+    capacity_scaler       = 1
   }
 
   log_config {
     enable      = true
     sample_rate = 0.1
   }
+
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_compute_url_map" "rest" {
   name            = "${var.name}-rest"
   default_service = google_compute_backend_service.rest.id
+  depends_on      = [google_project_service.apis]
 }
 
 resource "google_compute_target_http_proxy" "rest" {
-  name    = "${var.name}-rest"
-  url_map = google_compute_url_map.rest.id
+  name       = "${var.name}-rest"
+  url_map    = google_compute_url_map.rest.id
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_compute_global_forwarding_rule" "rest" {

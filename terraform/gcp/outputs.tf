@@ -37,3 +37,18 @@ output "image" {
   description = "Image the instance template boots."
   value       = local.image
 }
+
+output "max_replicas" {
+  description = "Most instances (scale-demo prints the expected counts)."
+  value       = var.max_replicas
+}
+
+output "target_requests_per_instance_per_second" {
+  description = "Requests per second per instance at which the autoscaler scales out (RATE capacity x utilisation target)."
+  value       = var.target_requests_per_instance_per_second
+}
+
+output "validation_instance" {
+  description = "name and zone of the validation host outside the instance group (empty when validation_host is off); validate.sh checks gRPC from it."
+  value       = var.validation_host ? "${google_compute_instance.validation[0].name} ${google_compute_instance.validation[0].zone}" : ""
+}

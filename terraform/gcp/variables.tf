@@ -57,6 +57,18 @@ variable "iap_ssh" {
   default     = true
 }
 
+variable "validation_host" {
+  type        = bool
+  description = "A small VM outside the instance group from which validate.sh checks gRPC through the internal load balancer (a backend reaching it is answered by itself). About 7 USD a month (e2-micro); destroy removes it."
+  default     = true
+}
+
+variable "validation_host_machine_type" {
+  type        = string
+  description = "Machine type of the validation host."
+  default     = "e2-micro"
+}
+
 # --- image and instances ----------------------------------------------------------------------
 
 variable "image" {
@@ -181,8 +193,28 @@ variable "max_replicas" {
 
 variable "cpu_target" {
   type        = number
-  description = "Target average CPU utilisation of the group (0-1)."
+  description = "Target average CPU utilisation of the group (0-1): the backstop signal (and the one `STRESS=1` scale-demo drives)."
   default     = 0.6
+}
+
+variable "target_requests_per_instance_per_second" {
+  type        = number
+  description = "Requests per second per instance through the REST load balancer at which the group scales out (same meaning in every cloud's root). Set by scripts/gcp/calibrate.sh (calibration.auto.tfvars.json); the default is the uncalibrated starting point of README \"Scaling\"."
+  default     = 200
+  validation {
+    condition     = var.target_requests_per_instance_per_second >= 1
+    error_message = "target_requests_per_instance_per_second must be at least 1."
+  }
+}
+
+variable "lb_utilization_target" {
+  type        = number
+  description = "Fraction of each instance's RATE capacity the autoscaler keeps (Google's default 0.8); max_rate_per_instance is the target divided by it."
+  default     = 0.8
+  validation {
+    condition     = var.lb_utilization_target > 0 && var.lb_utilization_target <= 1
+    error_message = "lb_utilization_target must be in (0, 1]."
+  }
 }
 
 variable "cooldown_seconds" {

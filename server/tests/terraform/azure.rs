@@ -235,9 +235,13 @@ fn scale_set_rolls_repairs_and_autoscales_without_flapping() {
             )
         })
         .collect();
+    // Requests per healthy host first (the demo's signal, rules.rs checks its thresholds), CPU as
+    // the backstop.
     assert_eq!(
         rules,
         [
+            ("GreaterThan".into(), "local.requests_per_host_per_minute".into(), "Increase".into()),
+            ("LessThan".into(), "local.requests_per_host_per_minute / 2".into(), "Decrease".into()),
             ("GreaterThan".into(), "var.scale_out_cpu".into(), "Increase".into()),
             ("LessThan".into(), "var.scale_in_cpu".into(), "Decrease".into())
         ]

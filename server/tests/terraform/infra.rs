@@ -47,6 +47,11 @@ impl Module {
             .map(|b| (b.labels().iter().map(|l| l.as_str()).collect(), b.body()))
     }
 
+    /// `variable "NAME"` blocks, as (name, body).
+    pub fn variables(&self) -> Vec<(&str, &Body)> {
+        self.labelled("variable").map(|(l, b)| (l[0], b)).collect()
+    }
+
     /// `resource "TYPE" "NAME"` blocks of one type, as (name, body).
     pub fn resources(&self, ty: &str) -> Vec<(&str, &Body)> {
         self.labelled("resource").filter(|(l, _)| l[0] == ty).map(|(l, b)| (l[1], b)).collect()

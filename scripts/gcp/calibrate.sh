@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Calibration: measures one instance's CPU cost per request under the scale demo's operation mix
+# (candidatectl load on the instance against itself, over IAP SSH) and writes the per-instance
+# target that follows from it to terraform/gcp/calibration.auto.tfvars.json (README "Scaling").
+# Env: CAL_SECONDS (60), CAL_CONCURRENCY (32).
+set -euo pipefail
+# shellcheck source=scripts/gcp/env.sh
+source "$(dirname "$0")/env.sh"
+
+check_gcp
+mig=$(tf_output "$TF_DIR" mig_name)
+instance=$(running_instances "$mig" | head -n 1)
+[[ -n $instance ]] || die "no RUNNING instance in $mig"
+echo "calibrating on ${instance##*/}"
+calibrate gcp firestore "$(tf_output "$TF_DIR" max_replicas)" iap_run "$instance"
