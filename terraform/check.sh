@@ -5,14 +5,14 @@
 #     where unshare works, inside a network namespace with no network at all: every failed check
 #     must be fixed or skipped in code with a one-line reason;
 #   - terraform init + validate of modules/instance-config (no providers, so it works offline);
-#   - that terraform/tests/provider-schemas.json, which server/tests/terraform/schema.rs checks
+#   - that terraform/tests/provider-schemas.json, which terraform/invariants/tests/invariants/schema.rs checks
 #     every block and reference against (attribute and block names, required settings), is what
 #     the pinned provider packages on PyPI say;
 #   - terraform/tests: that module applied for real in a throwaway root and its cloud-init
 #     document parsed as YAML, and the instance drain scripts against a fake metadata server on
 #     127.0.0.1.
 # The HCL invariants (ports, health paths, permissions, open ingress) are a cargo test:
-# server/tests/terraform/. Not run here: `terraform init/validate/plan` (they download providers
+# terraform/invariants/tests/invariants/. Not run here: `terraform init/validate/plan` (they download providers
 # and plan needs credentials), except for modules/instance-config, which has no providers.
 set -euo pipefail
 cd "$(dirname "$0")"

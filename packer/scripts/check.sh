@@ -48,7 +48,7 @@ text = strip_block(text, r"^\s*validation \{")
 # amazon-ebs gained metadata_options (IMDSv2 on the build instance) after 1.6.6.
 text = strip_block(text, r"^\s*metadata_options \{")
 # Builder options newer than 1.6.6's built-in builders (checked by the HCL test instead,
-# server/tests/terraform/rules.rs): one line each.
+# terraform/invariants/tests/invariants/rules.rs): one line each.
 for attr in NEWER_ATTRS:
     text = re.sub(r"^\s*" + attr + r"\s*=.*\n", "", text, flags=re.M)
 open(dst, "w").write(text)

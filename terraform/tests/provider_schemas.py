@@ -6,7 +6,7 @@ The schemas come from the prebuilt CDK for Terraform provider packages on PyPI, 
 generated from the providers' own schemas: one pinned wheel per provider. From each, this reads the
 jsii assembly and keeps, for every type the modules use, its attributes (and whether required) and
 its nested blocks, recursively. The result is committed as provider-schemas.json, and
-server/tests/terraform/schema.rs checks every block of every module against it.
+terraform/invariants/tests/invariants/schema.rs checks every block of every module against it.
 
     python3 terraform/tests/provider_schemas.py            # regenerate provider-schemas.json
     python3 terraform/tests/provider_schemas.py --check    # fail if it is stale (terraform/check.sh)

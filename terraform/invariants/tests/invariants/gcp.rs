@@ -1,41 +1,23 @@
-use std::{collections::BTreeSet, fs};
+use std::collections::BTreeSet;
 
 use crate::infra::{
-    Module, attr, binary, block, blocks, integers, num_attr, one_line, readme_list, repo_root, str_attr, strings, text,
-    world_open,
+    Module, attr, binary, block, blocks, integers, num_attr, one_line, str_attr, strings, text, world_open,
 };
 
 fn gcp() -> Module {
     Module::load("gcp")
 }
 
-/// The Firestore RPCs `server/src/store/firestore.rs` makes (it names each in its error mapping,
-/// `self.error("GetDocument", e)`), as IAM permissions.
+/// The IAM permissions the Firestore backend says it needs.
 fn backend_permissions() -> BTreeSet<String> {
-    let src = fs::read_to_string(repo_root().join("server/src/store/firestore.rs")).unwrap();
-    let mut permissions = BTreeSet::new();
-    for piece in src.split("self.error(\"").skip(1) {
-        let rpc = piece.split('"').next().unwrap();
-        let needs: &[&str] = match rpc {
-            "GetDocument" | "ping" => &["get"],
-            // An upsert: creates a missing document, updates an existing one.
-            "UpdateDocument" => &["create", "update"],
-            "DeleteDocument" => &["delete"],
-            "ListDocuments" => &["list"],
-            other => panic!("firestore.rs calls {other}: map it to its permissions here and grant them in Terraform"),
-        };
-        permissions.extend(needs.iter().map(|p| format!("datastore.entities.{p}")));
-    }
-    assert!(permissions.len() >= 4, "{permissions:?}");
-    permissions
+    candidates_server::store::firestore::REQUIRED_PERMISSIONS.iter().map(|p| p.to_string()).collect()
 }
 
 #[test]
 fn service_account_holds_exactly_the_backends_firestore_permissions_on_its_database() {
     let m = gcp();
     let granted: BTreeSet<String> = strings(m.local("firestore_permissions")).into_iter().collect();
-    assert_eq!(granted, backend_permissions(), "local.firestore_permissions vs the calls in firestore.rs");
-    assert_eq!(readme_list("### Firestore", "datastore.entities."), granted, "README's list vs Terraform's");
+    assert_eq!(granted, backend_permissions(), "local.firestore_permissions vs firestore::REQUIRED_PERMISSIONS");
     let role = m.resource("google_project_iam_custom_role", "firestore");
     assert_eq!(text(role, "permissions"), "local.firestore_permissions");
 

@@ -12,7 +12,7 @@ use std::{
 use hcl::{Block, Body, Expression};
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
 pub struct Module {
@@ -190,35 +190,6 @@ impl Module {
         }
         text
     }
-}
-
-/// The SDK methods a store backend calls on one receiver (`self.client.`, `self.container.`):
-/// every `RECEIVER<method>(` or `RECEIVER<method>::<` in `server/src/store/<file>`, whitespace
-/// ignored.
-pub fn sdk_calls(file: &str, receiver: &str) -> BTreeSet<String> {
-    let src = fs::read_to_string(repo_root().join("server/src/store").join(file)).unwrap();
-    let compact: String = src.split_whitespace().collect();
-    let mut calls = BTreeSet::new();
-    for piece in compact.split(receiver).skip(1) {
-        let method: String = piece.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
-        let rest = &piece[method.len()..];
-        assert!(rest.starts_with('(') || rest.starts_with("::<"), "{file}: unexpected use {receiver}{method}");
-        calls.insert(method);
-    }
-    assert!(!calls.is_empty(), "{file}: no calls on {receiver}");
-    calls
-}
-
-/// The words starting with `prefix` in README's section `heading` (up to the next heading).
-pub fn readme_list(heading: &str, prefix: &str) -> BTreeSet<String> {
-    let readme = fs::read_to_string(repo_root().join("README.md")).unwrap();
-    let section = readme.split(heading).nth(1).unwrap_or_else(|| panic!("README has no section {heading}"));
-    let section = section.split("\n#").next().unwrap();
-    section
-        .split(|c: char| c.is_whitespace() || c == '`' || c == ',')
-        .filter(|w| w.starts_with(prefix))
-        .map(str::to_owned)
-        .collect()
 }
 
 /// `var.x` / `local.y` references in an expression's text.

@@ -1,8 +1,7 @@
 use std::collections::BTreeSet;
 
 use crate::infra::{
-    Module, attr, binary, block, blocks, bool_attr, integers, num_attr, one_line, readme_list, sdk_calls, str_attr,
-    strings, text, world_open,
+    Module, attr, binary, block, blocks, bool_attr, integers, num_attr, one_line, str_attr, strings, text, world_open,
 };
 
 fn azure() -> Module {
@@ -11,32 +10,23 @@ fn azure() -> Module {
 
 const DOCUMENTDB: &str = "Microsoft.DocumentDB/databaseAccounts/";
 
-/// The Cosmos DB data actions `server/src/store/cosmos.rs` needs: one per container call it makes.
-fn backend_data_actions() -> BTreeSet<String> {
-    sdk_calls("cosmos.rs", "self.container.")
-        .iter()
-        .map(|call| {
-            let action = match call.as_str() {
-                "read_item" => "sqlDatabases/containers/items/read",
-                "upsert_item" => "sqlDatabases/containers/items/upsert",
-                "delete_item" => "sqlDatabases/containers/items/delete",
-                "query_items" => "sqlDatabases/containers/executeQuery",
-                other => panic!("cosmos.rs calls {other}: map it to its data action here and grant it in Terraform"),
-            };
-            format!("{DOCUMENTDB}{action}")
-        })
-        .collect()
+/// The Cosmos DB actions the backend says it needs, split into data-plane actions on the
+/// container and the account-level metadata read.
+fn backend_actions() -> (BTreeSet<String>, BTreeSet<String>) {
+    let (metadata, data): (Vec<&str>, Vec<&str>) =
+        candidates_server::store::cosmos::REQUIRED_PERMISSIONS.iter().partition(|p| **p == "readMetadata");
+    let full = |v: Vec<&str>| v.into_iter().map(|a| format!("{DOCUMENTDB}{a}")).collect();
+    (full(data), full(metadata))
 }
 
 #[test]
 fn cosmos_roles_grant_exactly_the_backends_calls_at_container_scope() {
     let m = azure();
+    let (want_data, want_metadata) = backend_actions();
     let data: BTreeSet<String> = strings(m.local("cosmos_data_actions")).into_iter().collect();
-    assert_eq!(data, backend_data_actions(), "local.cosmos_data_actions vs the calls in cosmos.rs");
+    assert_eq!(data, want_data, "local.cosmos_data_actions vs cosmos::REQUIRED_PERMISSIONS");
     let metadata: BTreeSet<String> = strings(m.local("cosmos_metadata_actions")).into_iter().collect();
-    assert_eq!(metadata, BTreeSet::from([format!("{DOCUMENTDB}readMetadata")]));
-    let readme = readme_list("### Cosmos DB", DOCUMENTDB);
-    assert_eq!(readme, data.union(&metadata).cloned().collect(), "README's list vs Terraform's");
+    assert_eq!(metadata, want_metadata, "local.cosmos_metadata_actions vs cosmos::REQUIRED_PERMISSIONS");
 
     assert_eq!(
         one_line(m.local("container_scope")),

@@ -84,13 +84,11 @@ fn azure_nsg_plural_prefix_lists_hold_addresses_only_never_service_tags() {
 // Azure Application Health extension: typeHandlerVersion 1.0 is Binary Health States (a 200 is
 // Healthy); 2.0 is Rich Health States, where a 2xx must carry {"ApplicationHealthState":"Healthy"}
 // or the instance is Unknown (and automatic repair replaces it). The mode must match what /gtg
-// answers, so this asks the real binary.
+// answers, so this asks the gateway itself (in process, as the binary wires it).
 #[tokio::test]
 async fn azure_health_extension_mode_matches_what_gtg_returns() {
-    let server = crate::common::TestServer::spawn(&["--store", "memory"]);
-    let response = reqwest::get(server.url("/gtg")).await.unwrap();
-    assert_eq!(response.status(), 200);
-    let body = response.text().await.unwrap();
+    let (status, body) = gtg().await;
+    assert_eq!(status, 200);
     let rich = body.contains("\"ApplicationHealthState\"");
 
     let m = Module::load("azure");
@@ -510,4 +508,26 @@ fn destroy_deletes_only_this_stacks_images() {
             "{cloud}: Terraform's name is the stack"
         );
     }
+}
+
+/// What `GET /gtg` answers from a ready instance: the gateway over the in-process service.
+async fn gtg() -> (u16, String) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let store = std::sync::Arc::new(candidates_server::store::memory::MemoryStore::new());
+    let api = candidates_server::service::CandidateApi::new(store, "test".into(), std::time::Duration::from_secs(1));
+    let (_, health) = tonic_health::server::health_reporter();
+    let core = candidates_server::grpc::router(api, health, std::time::Duration::from_secs(10));
+    let (_ready, readiness) = tokio::sync::watch::channel(true);
+    let options = candidates_gateway::Options {
+        body_limit: 1024,
+        body_timeout: std::time::Duration::from_secs(1),
+        max_concurrency: 8,
+        send_timeout: std::time::Duration::from_secs(1),
+    };
+    let gateway = candidates_gateway::router(candidates_gateway::transport(core), readiness, options);
+    let response = gateway.oneshot(http::Request::get("/gtg").body(axum::body::Body::empty()).unwrap()).await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
 }

@@ -1,0 +1,14 @@
+//! Cross-file invariants of the Terraform in `terraform/<cloud>/`, checked offline (no providers,
+//! no credentials): the load balancers' health checks and ports agree with the binary's defaults
+//! (`Config`), the permissions granted equal each store backend's `REQUIRED_PERMISSIONS`, and only
+//! the public load balancer is reachable from the internet; and (rules.rs) the clouds' API rules
+//! that a real apply, validation or scale demo would otherwise trip over.
+
+mod infra;
+
+mod aws;
+mod azure;
+mod gcp;
+mod instance_config;
+mod rules;
+mod schema;
