@@ -153,6 +153,7 @@ impl Application {
         if let Some(listener) = self.metrics {
             servers.spawn(serve(listener, metrics_router(), self.http_limits, stopped()));
         }
+        let upkeep = tokio::spawn(crate::metrics::upkeep(stopped()));
         self.lifecycle.set_ready().await;
         let metrics_at = metrics_addr.map_or_else(|| "the REST listener".to_owned(), |a| a.to_string());
         tracing::info!(%http_addr, %grpc_addr, metrics = %metrics_at, store = self.store_kind, "listening");
@@ -180,6 +181,7 @@ impl Application {
             io::Result::Ok(())
         })
         .await;
+        upkeep.abort();
         match finished {
             Ok(result) => {
                 tracing::info!("stopped");
