@@ -343,7 +343,17 @@ fn an_empty_store_file_is_an_error_not_an_empty_store() {
     let temp = tempfile::tempdir().unwrap();
     let file = temp.path().join("candidates.redb");
     std::fs::write(&file, b"").unwrap();
-    let output = common::server_command(temp.path(), &[]).output().unwrap();
+    let mut child = common::server_command(temp.path(), &[]).spawn().unwrap();
+    // It must refuse at once; a server that starts would serve an empty store.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server started on an empty store file instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(&file.display().to_string()) && stderr.contains("empty"), "{stderr}");
