@@ -24,7 +24,8 @@ pub fn draw(path: &Path, title: &str, rows: &[Row], phases: &[Phase], events: &[
     root.fill(&WHITE).map_err(|x| e(&x))?;
     let root = root.titled(title, ("sans-serif", 20)).map_err(|x| e(&x))?;
     let panels = root.split_evenly((3, 1));
-    let x_max = rows.len().max(1) as f64;
+    // 12 % more room on the right for the legends, clear of the lines and the event labels.
+    let x_max = rows.len().max(1) as f64 * 1.12;
     let marks: Vec<(f64, String)> = events.iter().filter_map(|ev| marked(ev).map(|m| (ev.t, m))).collect();
 
     // 1. Requests per second.
