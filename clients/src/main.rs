@@ -84,6 +84,18 @@ enum Command {
     /// loopback, a shared store emulator, an autoscaler, and REST + gRPC load through it all
     /// (see scripts/fleet.sh, which starts the store).
     Fleet(Box<fleet::FleetArgs>),
+    /// Draw a timeline (`candidatectl fleet`'s timeline.json, or `load --timeline FILE`) as an SVG
+    /// chart: req/s, latency, and instances when the timeline has them.
+    Chart {
+        /// The timeline JSON.
+        timeline: std::path::PathBuf,
+        /// Where the SVG goes.
+        #[arg(short, long, default_value = "chart.svg")]
+        out: std::path::PathBuf,
+        /// Title (default: the timeline's path).
+        #[arg(long)]
+        title: Option<String>,
+    },
 }
 
 /// Flags that were typed on the command line (not from the environment or defaults).
@@ -158,6 +170,18 @@ async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
         Command::Check(args) => {
             let report = check::run(conn.timeout, &args).await;
             return Ok(if report.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
+        Command::Chart { timeline, out, title } => {
+            return Ok(match fleet::redraw(&timeline, &out, title) {
+                Ok(()) => {
+                    eprintln!("chart: {}", out.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("candidatectl chart: {e}");
+                    ExitCode::from(2)
+                }
+            });
         }
         Command::Fleet(args) => {
             let filter = tracing_subscriber::EnvFilter::try_from_env("CANDIDATECTL_LOG")

@@ -249,7 +249,8 @@ async fn open_loop_honours_the_rate_and_counts_errors() {
 async fn default_load_measures_hits_and_says_so() {
     let s = server(|_| {}).await;
     for (target, rest) in [(s.grpc(), false), (s.rest(), true)] {
-        let mut args = vec!["--target", target.as_str(), "--json", "load", "-d", "1s", "-c", "4", "--keys", "50", "--quiet"];
+        let mut args =
+            vec!["--target", target.as_str(), "--json", "load", "-d", "1s", "-c", "4", "--keys", "50", "--quiet"];
         if rest {
             args.insert(0, "--rest");
         }

@@ -19,7 +19,7 @@ use super::{
 };
 
 /// Something that happened, for the timeline and the chart.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     /// Seconds from the start of the run.
     pub t: f64,
@@ -55,9 +55,9 @@ pub struct Kill {
     /// gRPC connections HAProxy sent to it in that time.
     pub grpc_connections_before_ejection: Option<u64>,
     #[serde(skip)]
-    rest_stot: u64,
+    pub(super) rest_stot: u64,
     #[serde(skip)]
-    grpc_stot: u64,
+    pub(super) grpc_stot: u64,
 }
 
 /// An instance that was drained (scale-in or refresh) and how it exited.
@@ -169,7 +169,13 @@ impl Group {
         let instance = Instance::launch(name.clone(), ip, &self.template, &self.settings)?;
         for backend in [REST, GRPC] {
             let port = if backend == REST { self.settings.http_port } else { self.settings.grpc_port };
-            let line = haproxy::add_server_line(backend, &name, SocketAddr::new(ip, port), self.settings.http_port, &self.timing);
+            let line = haproxy::add_server_line(
+                backend,
+                &name,
+                SocketAddr::new(ip, port),
+                self.settings.http_port,
+                &self.timing,
+            );
             self.lb.run(&line).await?;
         }
         self.event(format!("launch {name} ({}) on {ip}: {why}", instance.version));
@@ -335,7 +341,8 @@ impl Group {
                     if let Some(kill) = self.kills.iter_mut().find(|k| k.name == name && k.ejected_after.is_none()) {
                         kill.ejected_after = Some(now.saturating_duration_since(started).as_secs_f64() - kill.at);
                         kill.rest_sent_before_ejection = stats_now.0.map(|s| s.stot.saturating_sub(kill.rest_stot));
-                        kill.grpc_connections_before_ejection = stats_now.1.map(|s| s.stot.saturating_sub(kill.grpc_stot));
+                        kill.grpc_connections_before_ejection =
+                            stats_now.1.map(|s| s.stot.saturating_sub(kill.grpc_stot));
                     }
                     // Autohealing: out of the load balancer, terminated, replaced below.
                     self.instances[index].state = State::Unhealthy;
@@ -367,7 +374,10 @@ impl Group {
             match decision {
                 Decision::ScaleOut(n) if n > self.desired => {
                     let target = self.autoscaler.policy.target;
-                    self.event(format!("scale out {}→{n} (LB {rate:.0} req/s, target {target}/instance)", self.desired));
+                    self.event(format!(
+                        "scale out {}→{n} (LB {rate:.0} req/s, target {target}/instance)",
+                        self.desired
+                    ));
                     self.desired = n;
                 }
                 Decision::ScaleIn(n) if n < self.desired => {
@@ -431,7 +441,8 @@ impl Group {
                     // The new instance failed: launch another for this step.
                     self.refresh.as_mut().expect("refreshing").surge = None;
                 } else if ready {
-                    if let Some(index) = self.instances.iter().position(|i| outdated(i) && i.state == State::InService) {
+                    if let Some(index) = self.instances.iter().position(|i| outdated(i) && i.state == State::InService)
+                    {
                         self.drain(index, "instance refresh").await?;
                         let r = self.refresh.as_mut().expect("refreshing");
                         r.replaced += 1;
@@ -455,14 +466,17 @@ impl Group {
 
     /// Drains everything, waits (bounded) for the exits, stops HAProxy.
     pub async fn shutdown(mut self) -> Self {
-        let indexes: Vec<usize> =
-            (0..self.instances.len()).filter(|&i| matches!(self.instances[i].state, State::Starting | State::InService)).collect();
+        let indexes: Vec<usize> = (0..self.instances.len())
+            .filter(|&i| matches!(self.instances[i].state, State::Starting | State::InService))
+            .collect();
         for index in indexes {
             let _ = self.instances[index].signal(Signal::SIGTERM);
             self.instances[index].state = State::Draining;
         }
         let deadline = Instant::now() + self.timing.drain_period + self.timing.shutdown_grace + Duration::from_secs(5);
-        while Instant::now() < deadline && self.instances.iter_mut().any(|i| i.state != State::Gone && i.poll_exit().is_none()) {
+        while Instant::now() < deadline
+            && self.instances.iter_mut().any(|i| i.state != State::Gone && i.poll_exit().is_none())
+        {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         for i in &mut self.instances {
@@ -476,7 +490,13 @@ impl Group {
     /// Stops HAProxy and hands over what was recorded.
     pub async fn finish(self) -> Record {
         self.lb.stop().await;
-        Record { events: self.events, snapshots: self.snapshots, kills: self.kills, drained: self.drained, crashed: self.crashed }
+        Record {
+            events: self.events,
+            snapshots: self.snapshots,
+            kills: self.kills,
+            drained: self.drained,
+            crashed: self.crashed,
+        }
     }
 
     /// Makes `started` time zero (the start of the load): what happened before has negative times.

@@ -122,7 +122,11 @@ fn add_server_commands(backend: &str, name: &str, addr: SocketAddr, check_port: 
 /// The lines that take a server out of a backend for good (after its process is gone).
 pub fn remove_server_commands(backend: &str, name: &str) -> Vec<String> {
     let server = format!("{backend}/{name}");
-    vec![format!("set server {server} state maint"), format!("shutdown sessions server {server}"), format!("del server {server}")]
+    vec![
+        format!("set server {server} state maint"),
+        format!("shutdown sessions server {server}"),
+        format!("del server {server}"),
+    ]
 }
 
 /// Whether an answer of the runtime API reports a failure (it answers 200-style text either way).

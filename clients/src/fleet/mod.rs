@@ -24,6 +24,7 @@ use std::{
 };
 
 pub use autoscaler::{Autoscaler, Decision, Observation, Policy};
+pub use chart::redraw;
 use clap::Args;
 use nix::sys::signal::Signal;
 pub use plan::Scenario;
@@ -191,7 +192,8 @@ pub async fn run(args: &FleetArgs) -> Result<Outcome, FleetError> {
     let _ = std::fs::remove_file(&socket);
     let rest_lb = SocketAddr::new(IpAddr::V4(args.lb_ip), args.http_port);
     let grpc_lb = SocketAddr::new(IpAddr::V4(args.lb_ip), args.grpc_port);
-    let lb_config = haproxy::LbConfig { rest: rest_lb, grpc: grpc_lb, socket: socket.clone(), timing, retries: args.retries };
+    let lb_config =
+        haproxy::LbConfig { rest: rest_lb, grpc: grpc_lb, socket: socket.clone(), timing, retries: args.retries };
     let lb = haproxy::Haproxy::start(&args.haproxy, &lb_config, out).await?;
 
     let v1 = instance::LaunchTemplate { binary: args.server_bin.clone(), version: "v1".into() };
@@ -277,12 +279,14 @@ pub async fn run(args: &FleetArgs) -> Result<Outcome, FleetError> {
     let give_up = Some(rest_timeout);
     let rest_counters = Arc::new(Progress::default());
     let grpc_counters = Arc::new(Progress::default());
-    let rest_pool: Vec<Arc<dyn Api>> =
-        (0..4).map(|_| RestApi::new(&rest_target, rest_timeout, 64).map(|a| Arc::new(a) as Arc<dyn Api>)).collect::<Result<_, _>>()?;
+    let rest_pool: Vec<Arc<dyn Api>> = (0..4)
+        .map(|_| RestApi::new(&rest_target, rest_timeout, 64).map(|a| Arc::new(a) as Arc<dyn Api>))
+        .collect::<Result<_, _>>()?;
     // Eight HTTP/2 connections: each lands on one instance until the server's max connection
     // age closes it, which is how new instances get gRPC clients behind an L4 balancer.
-    let grpc_pool: Vec<Arc<dyn Api>> =
-        (0..8).map(|_| GrpcApi::new(&grpc_target, args.deadline).map(|a| Arc::new(a) as Arc<dyn Api>)).collect::<Result<_, _>>()?;
+    let grpc_pool: Vec<Arc<dyn Api>> = (0..8)
+        .map(|_| GrpcApi::new(&grpc_target, args.deadline).map(|a| Arc::new(a) as Arc<dyn Api>))
+        .collect::<Result<_, _>>()?;
     let loads = [
         (rest_pool, 1.0 - args.grpc_share, Arc::clone(&rest_counters), rest_mix),
         (grpc_pool, args.grpc_share, Arc::clone(&grpc_counters), grpc_mix),
@@ -382,7 +386,13 @@ pub async fn run(args: &FleetArgs) -> Result<Outcome, FleetError> {
             .iter()
             .filter(|(name, pid)| !after.iter().any(|(n, p)| n == name && p == pid))
             .map(|(name, _)| format!("{name} gone"))
-            .chain(group.crashed.iter().filter(|(_, t, _)| *t >= stall.stopped_at).map(|(n, _, c)| format!("{n} exited {c}")))
+            .chain(
+                group
+                    .crashed
+                    .iter()
+                    .filter(|(_, t, _)| *t >= stall.stopped_at)
+                    .map(|(n, _, c)| format!("{n} exited {c}")),
+            )
             .collect();
     }
     let group = group.shutdown().await;

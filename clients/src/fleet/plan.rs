@@ -5,7 +5,7 @@ use std::{fmt, str::FromStr, time::Duration};
 
 use crate::load::{Profile, Segment};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scenario {
     /// Load rises above the target (scale-out), then falls (scale-in).

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{
     group::{Drained, Event, Kill, Snapshot},
@@ -12,8 +12,10 @@ use super::{
 };
 use crate::{load::Timeline, output};
 
-/// One second of the run.
-#[derive(Debug, Clone, Serialize)]
+/// One second of the run. Read back by `candidatectl chart`, also from a load generator's
+/// timeline, which has only the load's fields (the rest default to zero).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Row {
     pub t: u64,
     pub offered: u64,
@@ -29,6 +31,26 @@ pub struct Row {
     /// The scaling metric: REST req/s through the load balancer.
     pub lb_rest_rps: f64,
     pub events: Vec<String>,
+}
+
+impl Default for Row {
+    fn default() -> Self {
+        Self {
+            t: 0,
+            offered: 0,
+            achieved: 0,
+            errors: BTreeMap::new(),
+            p50_ms: 0.0,
+            p99_ms: 0.0,
+            max_ms: 0.0,
+            starting: 0,
+            in_service: 0,
+            draining: 0,
+            desired: 0,
+            lb_rest_rps: 0.0,
+            events: Vec::new(),
+        }
+    }
 }
 
 /// A bar and whether the run met it.
@@ -135,7 +157,10 @@ pub fn bars(m: &Measured, rows: &[Row]) -> Vec<Bar> {
                             Scenario::Scale,
                             "scale-out within warm-up + cooldown (+ the metric period) of the load passing the target",
                             delay <= allowed,
-                            format!("{delay:.1} s after the LB rate passed {:.0}/instance (allowed {allowed:.1} s)", m.target),
+                            format!(
+                                "{delay:.1} s after the LB rate passed {:.0}/instance (allowed {allowed:.1} s)",
+                                m.target
+                            ),
                         );
                     }
                     (over, out_t) => bar(
@@ -148,7 +173,8 @@ pub fn bars(m: &Measured, rows: &[Row]) -> Vec<Bar> {
                 if let Some((from, to)) = phase.hold {
                     // The second half of the hold: after the scale-out had time to act.
                     let from = (from + to) / 2.0;
-                    let held: Vec<&Row> = rows.iter().filter(|r| (r.t as f64) >= from && ((r.t + 1) as f64) <= to).collect();
+                    let held: Vec<&Row> =
+                        rows.iter().filter(|r| (r.t as f64) >= from && ((r.t + 1) as f64) <= to).collect();
                     let offered: u64 = held.iter().map(|r| r.offered).sum();
                     let achieved: u64 = held.iter().map(|r| r.achieved).sum();
                     let ratio = if offered == 0 { 0.0 } else { achieved as f64 / offered as f64 };
@@ -156,11 +182,19 @@ pub fn bars(m: &Measured, rows: &[Row]) -> Vec<Bar> {
                         Scenario::Scale,
                         "achieved req/s follows the offered load at the peak (≥ 95 %)",
                         ratio >= 0.95,
-                        format!("{achieved} of {offered} answered ok in the second half of the hold ({:.1} %)", ratio * 100.0),
+                        format!(
+                            "{achieved} of {offered} answered ok in the second half of the hold ({:.1} %)",
+                            ratio * 100.0
+                        ),
                     );
                 }
                 let scale_ins = events_in("scale in");
-                let peak = rows.iter().filter(|r| (r.t as f64) >= phase.start && (r.t as f64) < phase.end).map(|r| r.in_service).max().unwrap_or(0);
+                let peak = rows
+                    .iter()
+                    .filter(|r| (r.t as f64) >= phase.start && (r.t as f64) < phase.end)
+                    .map(|r| r.in_service)
+                    .max()
+                    .unwrap_or(0);
                 let end = rows.iter().rfind(|r| ((r.t + 1) as f64) <= phase.end).map_or(0, |r| r.in_service);
                 bar(
                     Scenario::Scale,
@@ -184,8 +218,10 @@ pub fn bars(m: &Measured, rows: &[Row]) -> Vec<Bar> {
                     !complete.is_empty() && refreshed.len() >= 3,
                     format!("{} replaced; refresh complete: {}", refreshed.len(), !complete.is_empty()),
                 );
-                let codes: Vec<String> =
-                    refreshed.iter().map(|d| format!("{}={}", d.name, d.exit_code.map_or("running".into(), |c| c.to_string()))).collect();
+                let codes: Vec<String> = refreshed
+                    .iter()
+                    .map(|d| format!("{}={}", d.name, d.exit_code.map_or("running".into(), |c| c.to_string())))
+                    .collect();
                 bar(
                     Scenario::Rolling,
                     "every old instance exits 0",
@@ -202,14 +238,20 @@ pub fn bars(m: &Measured, rows: &[Row]) -> Vec<Bar> {
             Scenario::Kill => {
                 for kill in m.kills.iter().filter(|k| k.at >= phase.start && k.at < phase.end) {
                     let (_, errors, _) = window(m, kill.at, phase.end);
-                    let sum = |prefix: &str| errors.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).sum::<u64>();
+                    let sum = |prefix: &str| {
+                        errors.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).sum::<u64>()
+                    };
                     let (rest_failed, grpc_failed) = (sum("rest "), sum("grpc "));
                     let ejected = kill.ejected_after;
                     bar(
                         Scenario::Kill,
                         "the load balancer ejects the dead instance",
                         ejected.is_some(),
-                        format!("{} ejected {} after SIGKILL", kill.name, ejected.map_or("never".into(), |s| format!("{s:.2} s"))),
+                        format!(
+                            "{} ejected {} after SIGKILL",
+                            kill.name,
+                            ejected.map_or("never".into(), |s| format!("{s:.2} s"))
+                        ),
                     );
                     let rest_bound = kill.rest_in_flight + kill.rest_sent_before_ejection.unwrap_or(0);
                     bar(
@@ -280,14 +322,19 @@ pub fn bars(m: &Measured, rows: &[Row]) -> Vec<Bar> {
                     Scenario::Stall,
                     "/gtg?details turns 503 during the stall",
                     saw,
-                    format!("answers during the stall: {:?}", stall.probes.details_statuses(stall.stopped_at, stall.resumed_at)),
+                    format!(
+                        "answers during the stall: {:?}",
+                        stall.probes.details_statuses(stall.stopped_at, stall.resumed_at)
+                    ),
                 );
                 // Two views: the 100 ms probes through the load balancer, and (to the second) the
                 // last second of the phase in which a load request sent after SIGCONT failed.
                 let probes = stall.probes.recovery(stall.resumed_at);
                 let last_failure = rows
                     .iter()
-                    .filter(|r| (r.t as f64) + 1.0 > stall.resumed_at && (r.t as f64) < phase.end && !r.errors.is_empty())
+                    .filter(|r| {
+                        (r.t as f64) + 1.0 > stall.resumed_at && (r.t as f64) < phase.end && !r.errors.is_empty()
+                    })
                     .map(|r| r.t)
                     .max();
                 let load = last_failure.map_or(0.0, |t| (t as f64 + 1.0 - stall.resumed_at).max(0.0));
@@ -301,7 +348,9 @@ pub fn bars(m: &Measured, rows: &[Row]) -> Vec<Bar> {
                         Some(p) => format!(
                             "{:.2} s (probes every 100 ms: {p:.2} s; load: {})",
                             recovery.unwrap_or(p),
-                            last_failure.map_or("no failure after SIGCONT".into(), |t| format!("last failures in second {t}, ≤ {load:.2} s"))
+                            last_failure.map_or("no failure after SIGCONT".into(), |t| format!(
+                                "last failures in second {t}, ≤ {load:.2} s"
+                            ))
                         ),
                     },
                 );
@@ -319,12 +368,14 @@ pub fn bars(m: &Measured, rows: &[Row]) -> Vec<Bar> {
 
 /// The per-phase table for the terminal.
 pub fn phase_table(m: &Measured, rows: &[Row]) -> String {
-    let header = ["phase", "seconds", "sent", "failed", "ok req/s", "p50 ms", "p99 ms", "max ms", "in service", "errors"];
+    let header =
+        ["phase", "seconds", "sent", "failed", "ok req/s", "p50 ms", "p99 ms", "max ms", "in service", "errors"];
     let lines = m.phases.iter().map(|p| {
         let (latency, errors, offered) = window(m, p.start, p.end);
         let in_phase: Vec<&Row> = rows.iter().filter(|r| (r.t as f64) >= p.start && (r.t as f64) < p.end).collect();
         let achieved: u64 = in_phase.iter().map(|r| r.achieved).sum();
-        let (lo, hi) = in_phase.iter().fold((usize::MAX, 0), |(lo, hi), r| (lo.min(r.in_service), hi.max(r.in_service)));
+        let (lo, hi) =
+            in_phase.iter().fold((usize::MAX, 0), |(lo, hi), r| (lo.min(r.in_service), hi.max(r.in_service)));
         let q = |q: f64| if latency.is_empty() { 0.0 } else { latency.value_at_quantile(q) as f64 / 1e3 };
         [
             p.scenario.to_string(),
@@ -347,4 +398,148 @@ pub fn bar_table(bars: &[Bar]) -> String {
         [if b.pass { "PASS" } else { "FAIL" }.to_owned(), b.scenario.to_string(), b.bar.clone(), b.measured.clone()]
     });
     output::table(&["", "scenario", "bar", "measured"], lines).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::fleet::probe::Probe;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn phase(scenario: Scenario, start: f64, end: f64) -> Phase {
+        Phase { scenario, start, end, hold: None }
+    }
+
+    fn measured<'a>(
+        phases: &'a [Phase],
+        timeline: &'a Timeline,
+        kills: &'a [Kill],
+        drained: &'a [Drained],
+        stall: Option<&'a Stall>,
+        events: &'a [Event],
+    ) -> Measured<'a> {
+        Measured {
+            phases,
+            timeline,
+            snapshots: &[],
+            events,
+            kills,
+            drained,
+            stall,
+            target: 30.0,
+            warmup: 3.0,
+            cooldown: 3.0,
+            metric_period: 3.0,
+            deadline_ms: 2000.0,
+            retries: false,
+            rest_share: 0.6,
+        }
+    }
+
+    fn bar<'a>(bars: &'a [Bar], text: &str) -> &'a Bar {
+        bars.iter().find(|b| b.bar.contains(text)).unwrap_or_else(|| panic!("no bar {text:?} in {bars:?}"))
+    }
+
+    fn drained(name: &str, exit_code: i32) -> Drained {
+        Drained {
+            name: name.into(),
+            version: "v1".into(),
+            why: "instance refresh".into(),
+            exit_code: Some(exit_code),
+            took: Some(1.0),
+        }
+    }
+
+    #[test]
+    fn rolling_fails_on_one_failed_request_or_one_bad_exit() {
+        let phases = [phase(Scenario::Rolling, 0.0, 10.0)];
+        let events = [Event { t: 9.0, what: "instance refresh complete: 3 replaced".into() }];
+        let ok = [drained("i1", 0), drained("i2", 0), drained("i3", 0)];
+        let mut clean = Timeline::default();
+        for i in 0..100 {
+            clean.record(ms(i * 90), ms(5), None);
+        }
+        let bars_ok = bars(&measured(&phases, &clean, &[], &ok, None, &events), &[]);
+        assert!(bars_ok.iter().all(|b| b.pass), "{bars_ok:?}");
+
+        let mut one_error = clean.clone();
+        one_error.record(ms(5000), ms(5), Some("grpc get Unavailable"));
+        let b = bars(&measured(&phases, &one_error, &[], &ok, None, &events), &[]);
+        assert!(!bar(&b, "0 failed requests").pass);
+
+        let killed = [drained("i1", 0), drained("i2", 1), drained("i3", 0)];
+        let b = bars(&measured(&phases, &clean, &[], &killed, None, &events), &[]);
+        assert!(!bar(&b, "exits 0").pass, "{b:?}");
+    }
+
+    #[test]
+    fn kill_fails_when_failures_exceed_what_was_on_the_instance() {
+        let phases = [phase(Scenario::Kill, 0.0, 10.0)];
+        let kill = |rest_sent| Kill {
+            name: "i1".into(),
+            at: 1.0,
+            rest_in_flight: 2,
+            grpc_connections: 1,
+            grpc_client_in_flight: 0,
+            ejected_after: Some(1.0),
+            rest_sent_before_ejection: Some(rest_sent),
+            grpc_connections_before_ejection: Some(0),
+            rest_stot: 0,
+            grpc_stot: 0,
+        };
+        let mut t = Timeline::default();
+        for i in 0..5 {
+            t.record(ms(1500 + i), ms(1), Some("rest get 503"));
+        }
+        // 5 failures: within 2 in flight + 3 sent, not within 2 + 2.
+        let b = bars(&measured(&phases, &t, &[kill(3)], &[], None, &[]), &[]);
+        assert!(bar(&b, "REST failures").pass, "{b:?}");
+        let b = bars(&measured(&phases, &t, &[kill(2)], &[], None, &[]), &[]);
+        assert!(!bar(&b, "REST failures").pass, "{b:?}");
+        // Never ejected: fails whatever the count.
+        let mut never = kill(100);
+        never.ejected_after = None;
+        let b = bars(&measured(&phases, &t, &[never], &[], None, &[]), &[]);
+        assert!(!bar(&b, "ejects").pass && !bar(&b, "REST failures").pass);
+    }
+
+    #[test]
+    fn stall_fails_past_the_deadline_without_503_or_without_recovery() {
+        let phases = [phase(Scenario::Stall, 0.0, 12.0)];
+        let probe = |t: f64, ok: bool, status: &str| Probe { t, ok, status: status.into(), ms: 1.0 };
+        let mut stall = Stall {
+            stopped_at: 2.0,
+            resumed_at: 5.0,
+            probes: StallProbes {
+                lb_get: vec![
+                    probe(4.0, false, "503"),
+                    probe(5.5, false, "503"),
+                    probe(6.0, true, "200"),
+                    probe(7.0, true, "200"),
+                ],
+                details: [("i1".to_owned(), vec![probe(3.0, false, "503")])].into(),
+            },
+            restarts: vec![],
+        };
+        let mut t = Timeline::default();
+        t.record(ms(2500), ms(2100), Some("rest get 504"));
+        let b = bars(&measured(&phases, &t, &[], &[], Some(&stall), &[]), &[]);
+        assert!(b.iter().all(|b| b.pass), "{b:?}");
+
+        let mut late = t.clone();
+        late.record(ms(2600), ms(4000), Some("rest get 504"));
+        let b = bars(&measured(&phases, &late, &[], &[], Some(&stall), &[]), &[]);
+        assert!(!bar(&b, "deadline").pass);
+
+        stall.probes.details.insert("i1".into(), vec![probe(3.0, false, "timeout")]);
+        stall.probes.lb_get.push(probe(11.0, false, "503"));
+        stall.restarts.push("i1 gone".into());
+        let b = bars(&measured(&phases, &t, &[], &[], Some(&stall), &[]), &[]);
+        assert!(!bar(&b, "turns 503").pass && !bar(&b, "recovery").pass && !bar(&b, "no restart").pass, "{b:?}");
+    }
 }

@@ -133,9 +133,10 @@ impl Tally {
         self.latency.saturating_record(latency.as_micros().max(1) as u64);
         *self.by_op.entry(op.name()).or_default() += 1;
         progress.done.fetch_add(1, Ordering::Relaxed);
-        let status = result.as_ref().err().map(|e| {
-            if self.label_ops { format!("{} {}", op.name(), e.status) } else { e.status.clone() }
-        });
+        let status = result
+            .as_ref()
+            .err()
+            .map(|e| if self.label_ops { format!("{} {}", op.name(), e.status) } else { e.status.clone() });
         self.timeline.record(sent, latency, status.as_deref());
         match result {
             Ok(()) => self.ok += 1,

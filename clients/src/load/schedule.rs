@@ -144,7 +144,12 @@ mod tests {
 
     #[test]
     fn ramp_down_mirrors_ramp_up() {
-        let p = Profile::ramp_hold_ramp(100.0, Duration::from_secs(10), Some(Duration::from_secs(30)), Duration::from_secs(10));
+        let p = Profile::ramp_hold_ramp(
+            100.0,
+            Duration::from_secs(10),
+            Some(Duration::from_secs(30)),
+            Duration::from_secs(10),
+        );
         // 500 up + 1000 held + 500 down.
         assert!((secs(p.offset(1500)) - 20.0).abs() < 1e-9);
         // Three quarters of the ramp-down's requests go out in its first half.
