@@ -143,11 +143,12 @@ pub fn bars(m: &Measured, rows: &[Row]) -> Vec<Bar> {
         };
         match phase.scenario {
             Scenario::Scale => {
-                // When the load first asked for more than the group had.
+                // When the offered load first asked for more than the group had: the REST share
+                // of the requests sent in a second above target × instances in service.
                 let over = rows
                     .iter()
                     .filter(|r| (r.t as f64) >= phase.start && (r.t as f64) < phase.end)
-                    .find(|r| r.in_service > 0 && r.lb_rest_rps > m.target * r.in_service as f64);
+                    .find(|r| r.in_service > 0 && r.offered as f64 * m.rest_share > m.target * r.in_service as f64);
                 let first_out = events_in("scale out").first().map(|e| e.t);
                 let allowed = m.warmup + m.cooldown + m.metric_period + 1.0;
                 match (over, first_out) {
@@ -475,6 +476,32 @@ mod tests {
         let killed = [drained("i1", 0), drained("i2", 1), drained("i3", 0)];
         let b = bars(&measured(&phases, &clean, &[], &killed, None, &events), &[]);
         assert!(!bar(&b, "exits 0").pass, "{b:?}");
+    }
+
+    #[test]
+    fn scale_out_fails_when_it_comes_later_than_warmup_plus_cooldown() {
+        let phases = [Phase { scenario: Scenario::Scale, start: 0.0, end: 40.0, hold: None }];
+        // 2 instances; from second 5 the REST share (0.6 × 150 = 90) is over 2 × 30.
+        let rows: Vec<Row> = (0..40)
+            .map(|t| Row {
+                t,
+                offered: if t < 5 { 50 } else { 150 },
+                in_service: if t < 30 { 2 } else { 3 },
+                ..Row::default()
+            })
+            .collect();
+        let t = Timeline::default();
+        let check = |out_at: f64| {
+            let events = [
+                Event { t: out_at, what: "scale out 2→3 (LB 90 req/s, target 30/instance)".into() },
+                Event { t: 35.0, what: "scale in 3→2".into() },
+            ];
+            let b = bars(&measured(&phases, &t, &[], &[], None, &events), &rows);
+            bar(&b, "scale-out within").pass
+        };
+        // Allowed: warm-up 3 + cooldown 3 + metric period 3 + 1 s.
+        assert!(check(9.0));
+        assert!(!check(16.0));
     }
 
     #[test]
