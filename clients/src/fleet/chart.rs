@@ -9,6 +9,9 @@ use plotters::prelude::*;
 
 use super::{group::Event, plan::Phase, report::Row};
 
+/// A line: its legend, colour and value per row.
+type Series = (&'static str, RGBColor, fn(&Row) -> f64);
+
 /// The events worth a mark on the chart (launches and exits would crowd it).
 fn marked(event: &Event) -> Option<String> {
     let w = &event.what;
@@ -33,7 +36,7 @@ pub fn draw(path: &Path, title: &str, rows: &[Row], phases: &[Phase], events: &[
     let marks: Vec<(f64, String)> = events.iter().filter_map(|ev| marked(ev).map(|m| (ev.t, m))).collect();
 
     // 1. Requests per second.
-    let errors = |r: &Row| r.errors.values().sum::<u64>() as f64;
+    let errors: fn(&Row) -> f64 = |r| r.errors.values().sum::<u64>() as f64;
     let y_max = rows.iter().map(|r| (r.offered as f64).max(r.achieved as f64)).fold(10.0, f64::max) * 1.25;
     let mut chart = ChartBuilder::on(&panels[0])
         .margin(8)
@@ -55,10 +58,10 @@ pub fn draw(path: &Path, title: &str, rows: &[Row], phases: &[Phase], events: &[
             )])
             .map_err(|x| e(&x))?;
     }
-    let series: [(&str, RGBColor, Box<dyn Fn(&Row) -> f64>); 3] = [
-        ("offered", RGBColor(120, 120, 120), Box::new(|r: &Row| r.offered as f64)),
-        ("answered ok", BLUE, Box::new(|r: &Row| r.achieved as f64)),
-        ("failed", RED, Box::new(errors)),
+    let series: [Series; 3] = [
+        ("offered", RGBColor(120, 120, 120), |r| r.offered as f64),
+        ("answered ok", BLUE, |r| r.achieved as f64),
+        ("failed", RED, errors),
     ];
     for (label, color, value) in series {
         chart
@@ -142,7 +145,7 @@ pub fn draw(path: &Path, title: &str, rows: &[Row], phases: &[Phase], events: &[
         .draw()
         .map_err(|x| e(&x))?;
     // Desired first, a little above, so that the in-service line on top stays visible.
-    let steps: [(&str, RGBColor, fn(&Row) -> f64); 4] = [
+    let steps: [Series; 4] = [
         ("desired", RGBColor(150, 150, 150), |r| r.desired as f64 + 0.06),
         ("in service", BLUE, |r| r.in_service as f64),
         ("starting", GREEN, |r| r.starting as f64),
