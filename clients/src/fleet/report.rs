@@ -159,7 +159,7 @@ pub fn bars(m: &Measured, rows: &[Row]) -> Vec<Bar> {
                             "scale-out within warm-up + cooldown (+ the metric period) of the load passing the target",
                             delay <= allowed,
                             format!(
-                                "{delay:.1} s after the LB rate passed {:.0}/instance (allowed {allowed:.1} s)",
+                                "{delay:.1} s after the offered REST load passed {:.0}/instance (allowed {allowed:.1} s)",
                                 m.target
                             ),
                         );
