@@ -239,6 +239,7 @@ mod tests {
             draining: 0,
             desired: in_service,
             lb_rest_rps: 60.0,
+            grpc_instances: in_service,
             events: vec![],
         };
         let rows: Vec<Row> = (0..20).map(|t| row(t, if t < 10 { 2 } else { 3 })).collect();

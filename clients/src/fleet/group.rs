@@ -35,6 +35,9 @@ pub struct Snapshot {
     pub desired: usize,
     /// REST requests per second through the load balancer (the scaling metric, averaged).
     pub lb_rate: f64,
+    /// In-service instances holding at least one gRPC connection: behind the L4 balancer, new
+    /// instances get gRPC clients only as the max connection age recycles connections.
+    pub grpc_instances: usize,
 }
 
 /// What an instance killed with SIGKILL cost, as the load balancer saw it.
@@ -419,6 +422,10 @@ impl Group {
             draining: count(State::Draining) + count(State::Unhealthy),
             desired: self.desired,
             lb_rate: rate,
+            grpc_instances: self
+                .in_service()
+                .filter(|i| stats.server(GRPC, &i.name).is_some_and(|s| s.scur > 0))
+                .count(),
         };
         Ok(())
     }

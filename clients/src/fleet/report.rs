@@ -30,6 +30,8 @@ pub struct Row {
     pub desired: usize,
     /// The scaling metric: REST req/s through the load balancer.
     pub lb_rest_rps: f64,
+    /// In-service instances with gRPC connections (the L4 balancer spreads connections, not calls).
+    pub grpc_instances: usize,
     pub events: Vec<String>,
 }
 
@@ -48,6 +50,7 @@ impl Default for Row {
             draining: 0,
             desired: 0,
             lb_rest_rps: 0.0,
+            grpc_instances: 0,
             events: Vec::new(),
         }
     }
@@ -110,6 +113,7 @@ pub fn rows(m: &Measured) -> Vec<Row> {
                 draining: s.draining,
                 desired: s.desired,
                 lb_rest_rps: (s.lb_rate * 10.0).round() / 10.0,
+                grpc_instances: s.grpc_instances,
                 events: m.events.iter().filter(|e| e.t.max(0.0) as u64 == t as u64).map(|e| e.what.clone()).collect(),
             }
         })
@@ -369,8 +373,19 @@ pub fn bars(m: &Measured, rows: &[Row]) -> Vec<Bar> {
 
 /// The per-phase table for the terminal.
 pub fn phase_table(m: &Measured, rows: &[Row]) -> String {
-    let header =
-        ["phase", "seconds", "sent", "failed", "ok req/s", "p50 ms", "p99 ms", "max ms", "in service", "errors"];
+    let header = [
+        "phase",
+        "seconds",
+        "sent",
+        "failed",
+        "ok req/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "in service",
+        "with gRPC",
+        "errors",
+    ];
     let lines = m.phases.iter().map(|p| {
         let (latency, errors, offered) = window(m, p.start, p.end);
         let in_phase: Vec<&Row> = rows.iter().filter(|r| (r.t as f64) >= p.start && (r.t as f64) < p.end).collect();
@@ -388,6 +403,7 @@ pub fn phase_table(m: &Measured, rows: &[Row]) -> String {
             format!("{:.1}", q(0.99)),
             format!("{:.0}", latency.max() as f64 / 1e3),
             if lo == usize::MAX { "-".into() } else { format!("{lo}–{hi}") },
+            in_phase.iter().map(|r| r.grpc_instances).max().unwrap_or(0).to_string(),
             errors_text(&errors),
         ]
     });
