@@ -232,8 +232,15 @@ async fn open_loop_honours_the_rate_and_counts_errors() {
     assert_counts_add_up(&report);
     let sent = report["sent"].as_u64().unwrap();
     assert!((570..=600).contains(&sent), "sent {sent} at 300/s for 2 s");
-    let throughput = report["throughput_rps"].as_f64().unwrap();
-    assert!((255.0..=330.0).contains(&throughput), "throughput {throughput}");
+    // The schedule, second by second (a wall-clock throughput bound failed under CI-like load:
+    // speed is for benchmarks, not for tests).
+    let rows = report["timeline"].as_array().unwrap();
+    for row in &rows[..2] {
+        let offered = row["offered"].as_u64().unwrap();
+        assert!((295..=300).contains(&offered), "{offered} sent in second {}: {report}", row["t"]);
+    }
+    let achieved: u64 = rows.iter().map(|r| r["achieved"].as_u64().unwrap()).sum();
+    assert_eq!(achieved, report["ok"].as_u64().unwrap(), "every ok answer is counted once: {report}");
 
     // Unpopulated keys: every get is a 404, counted by status; the error-rate gate fails the run.
     let out =

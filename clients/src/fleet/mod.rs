@@ -80,7 +80,8 @@ pub struct FleetArgs {
     #[arg(long, default_value_t = 0.1)]
     pub time_factor: f64,
     /// Target tracking: REST requests per second per in-service instance, through the load
-    /// balancer (the deployments' request-rate target; small so that a modest load scales).
+    /// balancer (the meaning of the deployments' target_requests_per_instance_per_second; small
+    /// so that a modest load scales).
     #[arg(long, default_value_t = 30.0)]
     pub target_rps: f64,
     #[arg(long, default_value_t = 2)]
