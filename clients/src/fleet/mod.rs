@@ -425,8 +425,10 @@ pub async fn run(args: &FleetArgs) -> Result<Outcome, FleetError> {
     println!("{}", report::phase_table(&measured, &rows));
     println!("{}", report::bar_table(&bars));
     let totals = json!({
-        "rest": { "sent": rest.sent(), "ok": rest.ok, "errors": rest.errors, "failed_by_op": rest.failed_by_op },
-        "grpc": { "sent": grpc.sent(), "ok": grpc.ok, "errors": grpc.errors, "failed_by_op": grpc.failed_by_op },
+        "rest": { "sent": rest.sent(), "ok": rest.ok, "errors": rest.errors, "failed_by_op": rest.failed_by_op,
+                  "first_messages": rest.first_messages },
+        "grpc": { "sent": grpc.sent(), "ok": grpc.ok, "errors": grpc.errors, "failed_by_op": grpc.failed_by_op,
+                  "first_messages": grpc.first_messages },
     });
     let document = json!({
         "settings": {

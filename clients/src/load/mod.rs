@@ -106,6 +106,9 @@ pub struct Tally {
     pub timeline: Timeline,
     /// Key the timeline's errors by operation too (`get 503`), for bars on one operation.
     pub label_ops: bool,
+    /// The first message seen for each error status (at most 32 statuses), to tell what a rare
+    /// failure was.
+    pub first_messages: BTreeMap<String, String>,
 }
 
 impl Default for Tally {
@@ -124,6 +127,7 @@ impl Tally {
             failed_by_op: BTreeMap::new(),
             timeline: Timeline::default(),
             label_ops: false,
+            first_messages: BTreeMap::new(),
         }
     }
 
@@ -142,6 +146,10 @@ impl Tally {
             Ok(()) => self.ok += 1,
             Err(e) => {
                 progress.failed.fetch_add(1, Ordering::Relaxed);
+                if self.first_messages.len() < 32 {
+                    let key = format!("{} {}", op.name(), e.status);
+                    self.first_messages.entry(key).or_insert_with(|| e.message.chars().take(300).collect());
+                }
                 *self.errors.entry(e.status).or_default() += 1;
                 *self.failed_by_op.entry(op.name()).or_default() += 1;
             }
@@ -154,6 +162,11 @@ impl Tally {
 
     fn merge(&mut self, other: Tally) {
         self.timeline.merge(&other.timeline, "");
+        for (k, v) in other.first_messages {
+            if self.first_messages.len() < 32 {
+                self.first_messages.entry(k).or_insert(v);
+            }
+        }
         for (k, v) in other.failed_by_op {
             *self.failed_by_op.entry(k).or_default() += v;
         }
