@@ -81,6 +81,11 @@ install_tool packer packer && install_tool shellcheck shellcheck &&
   image_status=$?
 if [[ $image_status -eq 0 ]]; then echo "image checks: passed"; else echo "image checks: FAILED"; fi
 
+log "fleet rehearsal, short (HAProxy, candidate-server instances on loopback, DynamoDB Local; a failed bar fails the run)"
+fleet_status=0
+FLEET_OUT=.ci-cache/fleet scripts/fleet.sh --short || fleet_status=$?
+if [[ $fleet_status -eq 0 ]]; then echo "fleet rehearsal: passed"; else echo "fleet rehearsal: FAILED (.ci-cache/fleet/)"; fi
+
 log "terraform checks (offline: fmt, checkov, provider schemas, the instance-config module, drain scripts, scale-demo arithmetic and calibration)"
 tf_status=0
 terraform/check.sh || tf_status=$?
@@ -95,4 +100,5 @@ awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += 
 [[ $deny_status -eq 0 ]] || exit "$deny_status"
 [[ $fuzz_status -eq 0 ]] || exit "$fuzz_status"
 [[ $image_status -eq 0 ]] || exit "$image_status"
+[[ $fleet_status -eq 0 ]] || exit "$fleet_status"
 exit "$tf_status"

@@ -232,13 +232,97 @@ async fn open_loop_honours_the_rate_and_counts_errors() {
     assert_counts_add_up(&report);
     let sent = report["sent"].as_u64().unwrap();
     assert!((570..=600).contains(&sent), "sent {sent} at 300/s for 2 s");
-    let throughput = report["throughput_rps"].as_f64().unwrap();
-    assert!((255.0..=330.0).contains(&throughput), "throughput {throughput}");
+    // The schedule, second by second (a wall-clock throughput bound failed under CI-like load:
+    // speed is for benchmarks, not for tests).
+    let rows = report["timeline"].as_array().unwrap();
+    for row in &rows[..2] {
+        let offered = row["offered"].as_u64().unwrap();
+        assert!((295..=300).contains(&offered), "{offered} sent in second {}: {report}", row["t"]);
+    }
+    let achieved: u64 = rows.iter().map(|r| r["achieved"].as_u64().unwrap()).sum();
+    assert_eq!(achieved, report["ok"].as_u64().unwrap(), "every ok answer is counted once: {report}");
 
     // Unpopulated keys: every get is a 404, counted by status; the error-rate gate fails the run.
-    let out = ctl(&["--target", &s.grpc(), "--json", "load", "--rate", "200", "-n", "100", "--quiet"]).await;
+    let out =
+        ctl(&["--target", &s.grpc(), "--json", "load", "--rate", "200", "-n", "100", "--no-populate", "--quiet"]).await;
     assert_eq!(code(&out), 1, "errors above --max-error-rate 0 must fail the run");
     let report = stdout_json(&out);
     assert_counts_add_up(&report);
     assert_eq!(report["errors"]["NotFound"], 100, "{report}");
+    assert!(report["setup"].as_str().unwrap().contains("--no-populate"), "the report says what it did: {report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_load_measures_hits_and_says_so() {
+    let s = server(|_| {}).await;
+    for (target, rest) in [(s.grpc(), false), (s.rest(), true)] {
+        let mut args =
+            vec!["--target", target.as_str(), "--json", "load", "-d", "1s", "-c", "4", "--keys", "50", "--quiet"];
+        if rest {
+            args.insert(0, "--rest");
+        }
+        // Default flags: the names are put first, so every get finds its name.
+        let out = ctl(&args).await;
+        assert_eq!(code(&out), 0, "{out:?}");
+        let report = stdout_json(&out);
+        assert_counts_add_up(&report);
+        assert_eq!(report["errors"], serde_json::json!({}), "rest={rest}: {report}");
+        assert!(report["setup"].as_str().unwrap().starts_with("put 50 names"), "{report}");
+        // The per-second timeline accounts for every request.
+        let rows = report["timeline"].as_array().unwrap();
+        let offered: u64 = rows.iter().map(|r| r["offered"].as_u64().unwrap()).sum();
+        assert_eq!(offered, report["sent"].as_u64().unwrap(), "{report}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_ramps_down_and_writes_the_timeline() {
+    let s = server(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("timeline.json");
+    // 200/s held for 2 s, then down to 0 over 2 s: about 400 + 200 requests.
+    let out = ctl(&[
+        "--rest",
+        "--target",
+        &s.rest(),
+        "--json",
+        "load",
+        "--rate",
+        "200",
+        "-d",
+        "4s",
+        "--ramp-down",
+        "2s",
+        "--mix",
+        "gtg=1",
+        "--timeline",
+        file.to_str().unwrap(),
+        "--quiet",
+    ])
+    .await;
+    assert_eq!(code(&out), 0, "{out:?}");
+    let report = stdout_json(&out);
+    let sent = report["sent"].as_u64().unwrap();
+    assert!((590..=600).contains(&sent), "sent {sent}");
+    let rows: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(Value::from(rows.clone()), report["timeline"]);
+    let offered: Vec<u64> = rows.iter().map(|r| r["offered"].as_u64().unwrap()).collect();
+    assert!(offered.len() >= 4, "{offered:?}");
+    // Held, then the ramp: ~150/s in its first second, ~50/s in its last.
+    assert!((195..=205).contains(&offered[1]), "{offered:?}");
+    assert!((140..=160).contains(&offered[2]) && (40..=60).contains(&offered[3]), "{offered:?}");
+    assert!(rows.iter().all(|r| r["p99_ms"].as_f64().unwrap() >= r["p50_ms"].as_f64().unwrap()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_rejects_flags_that_do_not_apply() {
+    for extra in [["--target", "http://127.0.0.1:1"].as_slice(), ["--rest"].as_slice()] {
+        let mut args = vec!["check"];
+        args.extend_from_slice(extra);
+        let out = ctl(&args).await;
+        assert_eq!(code(&out), 2, "{extra:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("does not apply to `check`") && stderr.contains("--rest-target"), "{stderr}");
+        assert!(out.stdout.is_empty(), "nothing was checked: {out:?}");
+    }
 }

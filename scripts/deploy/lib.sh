@@ -163,14 +163,18 @@ scale_demo() {
       "-> $min again within ${watch_after}s after the load stops"
   fi
   build_client
+  local timeline=""
   if [[ -n ${STRESS:-} ]]; then
     [[ ${duration%s} =~ ^[0-9]+$ ]] || die "STRESS=1 takes DURATION in seconds (e.g. 1200s), not $duration"
     stress_instances "${duration%s}" &
   else
     log "load: $rate req/s (ramp $ramp, total $duration) against $rest; instance count every ${interval}s"
+    # The per-second timeline (offered / answered req/s, errors, p50/p99) goes to TIMELINE;
+    # `candidatectl chart` draws it.
+    timeline=${TIMELINE:-$ROOT/scale-demo-timeline.json}
     # Keys load-000000...: see README "Scaling" on Firestore and sequential names.
     "$CANDIDATECTL" --rest --target "$rest" load --rate "$rate" --ramp-up "$ramp" -d "$duration" \
-      --mix "$(json_field "$plan" mix)" --populate --quiet --max-error-rate 0.01 &
+      --mix "$(json_field "$plan" mix)" --populate --quiet --max-error-rate 0.01 --timeline "$timeline" &
   fi
   local load_pid=$!
   # The load generator stops by itself; stop it too if this script is interrupted.
@@ -183,7 +187,7 @@ scale_demo() {
   done
   local load_status=0
   wait "$load_pid" || load_status=$?
-  log "load finished (exit $load_status); watching scale-in for ${watch_after}s"
+  log "load finished (exit $load_status${timeline:+; per-second timeline in $timeline}); watching scale-in for ${watch_after}s"
   local stop=$((SECONDS + watch_after))
   while ((SECONDS < stop)); do
     report "$@"

@@ -5,6 +5,7 @@ use std::{collections::BTreeMap, time::Duration};
 use hdrhistogram::Histogram;
 use serde_json::json;
 
+use super::Timeline;
 use crate::output;
 
 /// Latency is recorded in microseconds, 1 µs to 5 minutes, 3 significant digits.
@@ -15,8 +16,10 @@ pub fn new_histogram() -> Histogram<u64> {
 #[derive(Debug)]
 pub struct Report {
     pub protocol: &'static str,
-    /// `closed (c=16)`, `open (rate=500/s)` ...
+    /// `closed (c=16)`, `open (500/s, ramp up 1m)` ...
     pub mode: String,
+    /// What was done before the run (names put first, or why not).
+    pub setup: String,
     pub elapsed: Duration,
     /// Requests sent; every one is either ok or an error when the run ends.
     pub sent: u64,
@@ -29,6 +32,8 @@ pub struct Report {
     pub by_op: BTreeMap<&'static str, u64>,
     /// Open loop: the rate asked for (after the ramp).
     pub target_rate: Option<f64>,
+    /// One row per second.
+    pub timeline: Timeline,
 }
 
 impl Report {
@@ -53,6 +58,7 @@ impl Report {
         json!({
             "protocol": self.protocol,
             "mode": self.mode,
+            "setup": self.setup,
             "elapsed_s": self.elapsed.as_secs_f64(),
             "sent": self.sent,
             "ok": self.ok,
@@ -70,6 +76,7 @@ impl Report {
                 "max": self.latency.max() as f64 / 1e3,
                 "mean": self.latency.mean() / 1e3,
             },
+            "timeline": self.timeline.rows(),
         })
     }
 
@@ -77,6 +84,7 @@ impl Report {
         let mut rows = vec![
             ["protocol".to_owned(), self.protocol.to_owned()],
             ["mode".to_owned(), self.mode.clone()],
+            ["setup".to_owned(), self.setup.clone()],
             ["elapsed".to_owned(), format!("{:.2} s", self.elapsed.as_secs_f64())],
             ["sent".to_owned(), self.sent.to_string()],
             ["ok".to_owned(), self.ok.to_string()],
