@@ -165,16 +165,38 @@ impl GrpcApi {
     }
 }
 
+/// gRPC's transparent retry, for idempotent calls: hyper cancels a call still queued on a
+/// connection that is closing (GOAWAY at the server's maximum connection age, or a drain) before
+/// it is written, and tonic reports that as CANCELLED "operation was canceled". Such a call never
+/// reached a server, so it is sent once more (on a new connection), as gRPC clients do.
+async fn unsent_retried<T, F, Fut>(call: F) -> Result<T, tonic::Status>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    match call().await {
+        Err(s) if s.code() == Code::Cancelled && s.message().contains("operation was canceled") => call().await,
+        other => other,
+    }
+}
+
 #[async_trait]
 impl Api for GrpcApi {
     async fn get(&self, name: &str) -> Result<String, ClientError> {
-        let req = self.request(GetCandidateRequest { name: name.to_owned() });
-        Ok(self.client.clone().get_candidate(req).await?.into_inner().name)
+        let call = || {
+            let (mut client, req) = (self.client.clone(), self.request(GetCandidateRequest { name: name.to_owned() }));
+            async move { client.get_candidate(req).await }
+        };
+        Ok(unsent_retried(call).await?.into_inner().name)
     }
 
+    /// An upsert: sending it twice is the same as once.
     async fn put(&self, name: &str) -> Result<String, ClientError> {
-        let req = self.request(PutCandidateRequest { name: name.to_owned() });
-        Ok(self.client.clone().put_candidate(req).await?.into_inner().name)
+        let call = || {
+            let (mut client, req) = (self.client.clone(), self.request(PutCandidateRequest { name: name.to_owned() }));
+            async move { client.put_candidate(req).await }
+        };
+        Ok(unsent_retried(call).await?.into_inner().name)
     }
 
     async fn delete(&self, name: &str) -> Result<String, ClientError> {
@@ -183,8 +205,12 @@ impl Api for GrpcApi {
     }
 
     async fn list_page(&self, page_size: i32, page_token: &str) -> Result<ListCandidatesResponse, ClientError> {
-        let req = self.request(ListCandidatesRequest { page_size, page_token: page_token.to_owned() });
-        Ok(self.client.clone().list_candidates(req).await?.into_inner())
+        let call = || {
+            let mut client = self.client.clone();
+            let req = self.request(ListCandidatesRequest { page_size, page_token: page_token.to_owned() });
+            async move { client.list_candidates(req).await }
+        };
+        Ok(unsent_retried(call).await?.into_inner())
     }
 
     async fn status(&self) -> Result<Status, ClientError> {
