@@ -2,7 +2,7 @@
 # Calibration: measures one instance's CPU cost per request under the scale demo's operation mix
 # (candidatectl load on the instance against itself, through SSM Run Command) and writes the
 # per-instance target that follows from it to terraform/aws/calibration.auto.tfvars.json
-# (README "Scaling"). Env: CAL_SECONDS (60), CAL_CONCURRENCY (32).
+# (docs/scaling.md). Env: CAL_SECONDS (60), CAL_CONCURRENCY (32).
 set -euo pipefail
 # shellcheck source=scripts/aws/env.sh
 source "$(dirname "$0")/env.sh"

@@ -2,7 +2,7 @@
 # Calibration: measures one instance's CPU cost per request under the scale demo's operation mix
 # (candidatectl load on the instance against itself, through run-command) and writes the
 # per-instance target that follows from it to terraform/azure/calibration.auto.tfvars.json
-# (README "Scaling"); with Cosmos DB serverless the target is capped so that the demo stays under
+# (docs/scaling.md); with Cosmos DB serverless the target is capped so that the demo stays under
 # 80 % of its 5,000 RU/s. Env: CAL_SECONDS (60), CAL_CONCURRENCY (32).
 set -euo pipefail
 # shellcheck source=scripts/azure/env.sh

@@ -19,7 +19,7 @@ check_azure() {
   for v in ARM_CLIENT_ID ARM_CLIENT_SECRET ARM_TENANT_ID ARM_SUBSCRIPTION_ID; do
     [[ -n ${!v:-} ]] || missing+=("$v")
   done
-  ((${#missing[@]} == 0)) || die "set ${missing[*]} (a service principal; see README, Deploy to Azure)"
+  ((${#missing[@]} == 0)) || die "set ${missing[*]} (a service principal; see docs/deploy-azure.md)"
   az login --service-principal --username "$ARM_CLIENT_ID" --password "$ARM_CLIENT_SECRET" \
     --tenant "$ARM_TENANT_ID" --output none || die "az login with the service principal failed"
   az account set --subscription "$ARM_SUBSCRIPTION_ID"

@@ -18,7 +18,7 @@ die() {
 require_tools() {
   local missing=()
   for tool in "$@"; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-  ((${#missing[@]} == 0)) || die "missing tools: ${missing[*]} (see README, Deploy prerequisites)"
+  ((${#missing[@]} == 0)) || die "missing tools: ${missing[*]} (see docs/deploy-<cloud>.md, Prerequisites)"
 }
 
 # build_server: the stripped release binary Packer installs (dist/candidate-server).
@@ -172,7 +172,7 @@ scale_demo() {
     # The per-second timeline (offered / answered req/s, errors, p50/p99) goes to TIMELINE;
     # `candidatectl chart` draws it.
     timeline=${TIMELINE:-$ROOT/scale-demo-timeline.json}
-    # Keys load-000000...: see README "Scaling" on Firestore and sequential names.
+    # Keys load-000000...: see docs/scaling.md on Firestore and sequential names.
     "$CANDIDATECTL" --rest --target "$rest" load --rate "$rate" --ramp-up "$ramp" -d "$duration" \
       --mix "$(json_field "$plan" mix)" --populate --quiet --max-error-rate 0.01 --timeline "$timeline" &
   fi

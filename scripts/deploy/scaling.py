@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The scale demo's arithmetic, shared by scripts/{aws,azure,gcp}/calibrate.sh and scale-demo.sh
-(README "Scaling"). No cloud calls: it turns what the calibration measured into the per-instance
+(docs/scaling.md). No cloud calls: it turns what the calibration measured into the per-instance
 target, and a target into the demo's load and the instance counts it must produce.
 
     scaling.py calibrate OUTPUT_FILE [--cpu-target 0.6] [--store cosmos] [--max-instances 4]
@@ -10,7 +10,7 @@ target, and a target into the demo's load and the instance counts it must produc
     scaling.py plan --target T --min N --max M [--store firestore|cosmos|dynamodb]
         Prints JSON: the demo's rate, ramp and duration, and the expected instance counts.
 
-Signals (README "Scaling"): AWS target tracking on ALBRequestCountPerTarget (per minute: target x
+Signals (docs/scaling.md): AWS target tracking on ALBRequestCountPerTarget (per minute: target x
 60), GCP's autoscaler on the REST backend's RATE utilisation (max_rate_per_instance = target /
 lb_utilization_target), Azure autoscale on the Application Gateway's AvgRequestCountPerHealthyHost
 (per minute). All three hold an instance at `target` requests per second, so a steady load of R

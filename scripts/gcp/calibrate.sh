@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Calibration: measures one instance's CPU cost per request under the scale demo's operation mix
 # (candidatectl load on the instance against itself, over IAP SSH) and writes the per-instance
-# target that follows from it to terraform/gcp/calibration.auto.tfvars.json (README "Scaling").
+# target that follows from it to terraform/gcp/calibration.auto.tfvars.json (docs/scaling.md).
 # Env: CAL_SECONDS (60), CAL_CONCURRENCY (32).
 set -euo pipefail
 # shellcheck source=scripts/gcp/env.sh

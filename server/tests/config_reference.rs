@@ -1,4 +1,4 @@
-//! The configuration reference (README's Configuration table) lists exactly the flags and
+//! The configuration reference (docs/configuration.md's table) lists exactly the flags and
 //! environment variables `candidate-server --help` has, with the same defaults.
 
 use std::collections::BTreeMap;
@@ -8,8 +8,7 @@ use clap::CommandFactory;
 
 /// (flag or "(env only)", env) -> default column, from the reference table.
 fn documented() -> BTreeMap<(String, String), String> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let section = readme.split("## Configuration").nth(1).expect("a Configuration section");
+    let section = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md")).unwrap();
     let mut rows = BTreeMap::new();
     for line in section.lines().skip_while(|l| !l.starts_with("| flag")).skip(2) {
         if !line.starts_with('|') {
@@ -40,10 +39,10 @@ fn every_flag_is_documented_with_its_env_and_default() {
     }
     let doc_keys: Vec<_> = documented.keys().cloned().collect();
     let served_keys: Vec<_> = served.keys().cloned().collect();
-    assert_eq!(doc_keys, served_keys, "README's table (left) vs --help (right)");
+    assert_eq!(doc_keys, served_keys, "docs/configuration.md (left) vs --help (right)");
     for (key, default) in &served {
         if !default.is_empty() {
-            assert_eq!(&documented[key], default, "default of {} in README", key.0);
+            assert_eq!(&documented[key], default, "default of {} in docs/configuration.md", key.0);
         }
     }
 }

@@ -6,7 +6,7 @@
 //!   dropped, with whatever it held;
 //! - an idle timeout: a connection with no request in flight for this long is closed gracefully.
 //!   It must be longer than the load balancers' own idle timeouts, or they reuse a connection
-//!   we are closing and get a reset (see README, Operations);
+//!   we are closing and get a reset (see docs/operations.md);
 //! - HTTP/2 keep-alive pings, so dead peers (and the L4 load balancers' flow state) are noticed;
 //! - optionally a maximum connection age (gRPC): clients behind a layer-4 load balancer keep one
 //!   HTTP/2 connection as long as it lives, so without it instances added by a scale-out never get
