@@ -123,7 +123,10 @@ fn azure_max_surge_is_a_variable_that_defaults_off() {
     );
     assert_eq!(m.default("rolling_upgrade_max_surge").to_string(), "false");
     assert!(read("scripts/azure/apply.sh").contains("MaxSurgeRollingUpgrade"), "apply.sh checks the registration");
-    assert!(read("docs/deploy-azure.md").contains("MaxSurgeRollingUpgrade"), "docs/deploy-azure.md names the feature registration");
+    assert!(
+        read("docs/deploy-azure.md").contains("MaxSurgeRollingUpgrade"),
+        "docs/deploy-azure.md names the feature registration"
+    );
 }
 
 /// (instance group expression, balancing mode, load-balancing scheme, backend body) of every backend
