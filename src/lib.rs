@@ -24,3 +24,15 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 
 /// Encoded `google.protobuf.FileDescriptorSet` of the API and its imports.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("candidates_descriptor");
+
+/// An error and its sources, joined by `: ` (repeats dropped): one line for logs and messages.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut current = e.source();
+    while let Some(inner) = current {
+        parts.push(inner.to_string());
+        current = inner.source();
+    }
+    parts.dedup();
+    parts.join(": ")
+}

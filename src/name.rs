@@ -75,6 +75,20 @@ impl AsRef<str> for CandidateName {
     }
 }
 
+/// Percent-encodes a name (or any bytes) for a URL path segment or query value: everything but
+/// RFC 3986 unreserved characters. What clients and tests put in `/candidate/{name}`.
+pub fn encode_path_segment(name: impl AsRef<[u8]>) -> String {
+    let mut out = String::with_capacity(name.as_ref().len());
+    for &b in name.as_ref() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,7 +75,7 @@ impl From<tonic::Status> for ClientError {
 }
 
 fn is_connect_error(s: &tonic::Status) -> bool {
-    let chain = source_chain(s);
+    let chain = candidates_api::error_chain(s);
     chain.contains("Connection refused") || chain.contains("tcp connect") || chain.contains("transport error")
 }
 
@@ -86,17 +86,6 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         current = inner;
     }
     current.to_string()
-}
-
-fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut current = e.source();
-    while let Some(inner) = current {
-        parts.push(inner.to_string());
-        current = inner.source();
-    }
-    parts.dedup();
-    parts.join(": ")
 }
 
 impl From<reqwest::Error> for ClientError {
@@ -113,7 +102,7 @@ impl From<reqwest::Error> for ClientError {
             ErrorKind::Connect => "cannot connect",
             _ => "request failed",
         };
-        let detail = if kind == ErrorKind::Server { source_chain(&e) } else { root_cause(&e) };
+        let detail = if kind == ErrorKind::Server { candidates_api::error_chain(&e) } else { root_cause(&e) };
         Self { kind, status: what.replace(' ', "_"), message: format!("{what}: {detail}") }
     }
 }
@@ -302,17 +291,9 @@ impl RestApi {
     }
 }
 
-/// Percent-encodes a path segment: everything but RFC 3986 unreserved characters.
+/// Percent-encodes a path segment (the API crate's rule).
 pub fn encode_segment(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    candidates_api::name::encode_path_segment(name)
 }
 
 #[async_trait]

@@ -68,10 +68,7 @@ proptest! {
 }
 
 fn encode(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| if b.is_ascii_alphanumeric() { (*b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
+    candidates_api::name::encode_path_segment(bytes)
 }
 
 async fn call(gateway: &axum::Router, method: &str, uri: &str) -> (u16, serde_json::Value) {

@@ -124,7 +124,7 @@ impl DynamoStore {
                 return Err(match code.as_str() {
                     "ResourceNotFoundException" => OpenError::NoTable { table, region: region.to_owned() },
                     "AccessDeniedException" | "UnrecognizedClientException" => OpenError::AccessDenied { table, code },
-                    _ => OpenError::Unreachable { table, reason: describe(&e) },
+                    _ => OpenError::Unreachable { table, reason: candidates_api::error_chain(&e) },
                 });
             }
         };
@@ -199,17 +199,6 @@ fn classify(failure: Failure, code: &str, table: &str, op: &str) -> StoreError {
     }
 }
 
-/// The error with its sources, for start-up messages (no secrets: the SDK never prints keys).
-fn describe(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut current = e.source();
-    while let Some(inner) = current {
-        parts.push(inner.to_string());
-        current = inner.source();
-    }
-    parts.dedup();
-    parts.join(": ")
-}
 
 #[async_trait]
 impl CandidateStore for DynamoStore {

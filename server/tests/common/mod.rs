@@ -239,17 +239,9 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap()
 }
 
-/// Percent-encodes a name for a URL path segment (everything but unreserved characters).
+/// Percent-encodes a name for a URL path segment (the API crate's rule).
 pub fn encode(name: &str) -> String {
-    let mut out = String::new();
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    candidates_api::name::encode_path_segment(name)
 }
 
 /// The gateway over the in-process service on a memory store, as the binary wires them.
