@@ -119,7 +119,9 @@ pub async fn serve(
             tokio::pin!(hard_stop);
             let mut closing = false;
             loop {
-                let reason = tokio::select! {
+                // Why the connection is to close, and whether it gets only CLOSE_GRACE to do so (at
+                // shutdown the server's own grace period bounds in-flight requests instead).
+                let (reason, bounded) = tokio::select! {
                     result = conn.as_mut() => {
                         if let Err(error) = result {
                             tracing::debug!(%error, "connection ended with an error");
@@ -130,8 +132,8 @@ pub async fn serve(
                         tracing::debug!("connection still open after the close grace: dropped");
                         return;
                     }
-                    () = &mut aged, if !closing => "maximum age",
-                    _ = stopping.wait_for(|s| *s), if !closing => "server stopping",
+                    () = &mut aged, if !closing => ("maximum age", true),
+                    _ = stopping.wait_for(|s| *s), if !closing => ("server stopping", false),
                     () = activity.changed.notified(), if !closing => {
                         if let Due::At(at) = activity.due(timeouts) {
                             timer.as_mut().reset(at.into());
@@ -151,14 +153,13 @@ pub async fn serve(
                             tracing::debug!("peer took none of our bytes within the send timeout: dropped");
                             return;
                         }
-                        Due::Idle => "idle timeout",
+                        Due::Idle => ("idle timeout", true),
                     },
                 };
                 tracing::debug!(reason, "closing connection gracefully");
                 conn.as_mut().graceful_shutdown();
                 closing = true;
-                // At shutdown the server's own grace period bounds in-flight requests instead.
-                if reason != "server stopping" {
+                if bounded {
                     hard_stop.as_mut().reset((Instant::now() + CLOSE_GRACE).into());
                 }
             }
