@@ -6,13 +6,17 @@ compare like with like on a shared, noisy machine. Prints a table of medians and
     server, nginx:  taskset -c 1     load:  taskset -c 0 wrk -t1 -c64 (gRPC: candidatectl load -c 64)
 
 Rows: GET /gtg and GET /candidate/{name} (embedded store) with the default log level and with
---log warn, gRPC GetCandidate; each the median of --reps runs of --duration, the targets
+--log warn, gRPC GetCandidate (h2load, and candidatectl: a tonic client as heavy as the server); each the median of --reps runs of --duration, the targets
 alternating within each rep. Then memory: idle RSS, peak RSS during --soak seconds at 256
 connections, and RSS every 5 s for 30 s after the load stops.
 
-    python3 bench/pinned.py [--duration 10] [--reps 3] [--soak 60] [--no-build] [--json FILE]
+Last, the same memory figures around a store stall: the server on DynamoDB (a private moto_server),
+the emulator SIGSTOPped while 1,000 connections ask for --stall seconds, then resumed.
 
-Needs wrk, nginx and taskset (installed with apt-get when missing) and two CPUs.
+    python3 bench/pinned.py [--duration 10] [--reps 3] [--soak 60] [--stall 20] [--no-stall]
+                            [--no-build] [--json FILE]
+
+Needs wrk, nginx, h2load (nghttp2-client) and taskset (installed with apt-get when missing) and two CPUs.
 """
 import argparse
 import json
@@ -62,6 +66,34 @@ def grpc_load(port, duration):
         raise SystemExit(f"candidatectl printed no throughput:\n{out}")
 
 
+# A gRPC GetCandidate request as h2load sends it: one uncompressed length-prefixed message,
+# GetCandidateRequest{name: "bench"} (field 1, length 5).
+GET_BENCH_FRAME = bytes([0, 0, 0, 0, 7, 0x0A, 5]) + b"bench"
+
+
+def h2load_grpc(port, duration, tmp, connections=64):
+    """gRPC GetCandidate with h2load (one stream at a time per connection, like wrk's requests):
+    the load generator costs as little as wrk does, so this row compares the protocols rather than
+    the clients. Counts a reply only if it is 200 (the gRPC status is in trailers h2load does not
+    read; the server's log of such a run shows grpc_status=0)."""
+    body = os.path.join(tmp, "get-bench.grpc")
+    with open(body, "wb") as f:
+        f.write(GET_BENCH_FRAME)
+    out = subprocess.run(["taskset", "-c", LOAD_CPU, "h2load", "-c", str(connections), "-m", "1", "-D", str(duration),
+                          "-d", body, "-H", "content-type: application/grpc", "-H", "te: trailers",
+                          f"http://127.0.0.1:{port}/candidates.v1.CandidateService/GetCandidate"],
+                         capture_output=True, text=True).stdout
+    rate = status = None
+    for line in out.splitlines():
+        if line.startswith("finished in"):
+            rate = float(line.split(",")[1].split()[0])
+        if line.startswith("status codes:"):
+            status = line
+    if rate is None or status is None or "0 4xx, 0 5xx" not in status:
+        raise SystemExit(f"h2load failed:\n{out}")
+    return rate
+
+
 class Nginx:
     def __init__(self, port, tmp):
         conf = os.path.join(tmp, "nginx.conf")
@@ -79,13 +111,14 @@ http {{ access_log off; server {{ listen 127.0.0.1:{port}; location / {{ return 
 
 
 class Server:
-    def __init__(self, tmp, log):
+    def __init__(self, tmp, log, store_args=()):
         self.http, self.grpc = free_port(), free_port()
         data = tempfile.mkdtemp(dir=tmp)
         self.logfile = open(os.path.join(tmp, f"server-{log}.log"), "w")
         self.proc = subprocess.Popen(
             ["taskset", "-c", SERVER_CPU, SERVER, "--http-addr", f"127.0.0.1:{self.http}",
-             "--grpc-addr", f"127.0.0.1:{self.grpc}", "--data-dir", data, "--log", log, "--drain-period", "0s"],
+             "--grpc-addr", f"127.0.0.1:{self.grpc}", "--data-dir", data, "--log", log, "--drain-period", "0s",
+             *store_args],
             stdout=self.logfile, stderr=subprocess.STDOUT)
         wait_ready(self.http)
         subprocess.run(["curl", "-s", "-o", "/dev/null", "-X", "POST", f"http://127.0.0.1:{self.http}/candidate/bench"],
@@ -104,6 +137,8 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--soak", type=int, default=60)
+    ap.add_argument("--stall", type=int, default=20, help="seconds the store is stalled under load")
+    ap.add_argument("--no-stall", action="store_true", help="skip the store-stall memory run (needs moto)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--json")
     args = ap.parse_args()
@@ -111,6 +146,7 @@ def main():
         raise SystemExit("the pinned protocol needs two CPUs")
     need("wrk", "wrk")
     need("nginx", "nginx")
+    need("h2load", "nghttp2-client")
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "candidate-server", "--bin", "candidatectl"],
                        cwd=ROOT, check=True)
@@ -121,7 +157,8 @@ def main():
     wait_ready_plain(nginx_port)
     info = Server(tmp, "info")
     warn = Server(tmp, "warn")
-    runs = {k: [] for k in ("nginx", "gtg info", "get info", "gtg warn", "get warn", "grpc get info")}
+    runs = {k: [] for k in ("nginx", "gtg info", "get info", "gtg warn", "get warn", "grpc get info",
+                            "grpc get (candidatectl)")}
     try:
         for rep in range(args.reps):
             targets = [
@@ -130,13 +167,14 @@ def main():
                 ("get info", lambda: wrk(f"http://127.0.0.1:{info.http}/candidate/bench", args.duration)),
                 ("gtg warn", lambda: wrk(f"http://127.0.0.1:{warn.http}/gtg", args.duration)),
                 ("get warn", lambda: wrk(f"http://127.0.0.1:{warn.http}/candidate/bench", args.duration)),
-                ("grpc get info", lambda: grpc_load(info.grpc, args.duration)),
+                ("grpc get info", lambda: h2load_grpc(info.grpc, args.duration, tmp)),
+                ("grpc get (candidatectl)", lambda: grpc_load(info.grpc, args.duration)),
             ]
             if rep % 2:
                 targets.reverse()
             for name, run in targets:
                 runs[name].append(run())
-                print(f"rep {rep + 1}: {name:<14} {runs[name][-1]:>9.0f} req/s", flush=True)
+                print(f"rep {rep + 1}: {name:<24} {runs[name][-1]:>9.0f} req/s", flush=True)
         med = {k: statistics.median(v) for k, v in runs.items()}
         print()
         print(f"| {'(medians of ' + str(args.reps) + ', req/s)':<26} | {'req/s':>9} | {'vs nginx':>8} |")
@@ -148,6 +186,8 @@ def main():
         info.stop()
         warn.stop()
         memory = soak_memory(tmp, args.soak)
+        if not args.no_stall:
+            memory["store_stall"] = stall_memory(tmp, args.stall)
         print(json.dumps(memory, indent=2))
         if args.json:
             with open(args.json, "w") as f:
@@ -192,14 +232,76 @@ def soak_memory(tmp, seconds):
         subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c256", f"-d{seconds}s",
                         f"http://127.0.0.1:{server.http}/candidate/bench"], capture_output=True, check=True)
         stop.set()
-        after = []
-        for _ in range(6):
-            time.sleep(5)
-            after.append(round(rss_kib(server.proc.pid) / 1024, 1))
+        after = rss_after(server.proc.pid)
         return {"idle_rss_mib": round(idle, 1), "peak_rss_mib": round(peak[0], 1),
                 "rss_after_load_every_5s_mib": after, "after_30s_vs_idle": round(after[-1] / idle, 2)}
     finally:
         server.stop()
+
+
+def rss_after(pid):
+    """RSS every 5 s for 30 s."""
+    after = []
+    for _ in range(6):
+        time.sleep(5)
+        after.append(round(rss_kib(pid) / 1024, 1))
+    return after
+
+
+def stall_memory(tmp, seconds):
+    """The store stalls under load: a private moto_server (DynamoDB) is SIGSTOPped while wrk keeps
+    1,000 connections asking for a candidate for `seconds`; then it is resumed. Idle RSS, peak RSS,
+    and RSS every 5 s for 30 s after the load. Needs moto_server (scripts/emulators.sh installs it)."""
+    if shutil.which("moto_server") is None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "moto[server]>=5,<6"], check=True)
+    import signal
+    port = free_port()
+    moto = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1",
+               AWS_EC2_METADATA_DISABLED="true", NO_PROXY="127.0.0.1")
+    server = None
+    try:
+        wait_ready_plain(port, 30)
+        subprocess.run([sys.executable, "-c", f"""
+import boto3
+boto3.client("dynamodb", endpoint_url="http://127.0.0.1:{port}", region_name="us-east-1",
+             aws_access_key_id="bench", aws_secret_access_key="bench").create_table(
+    TableName="Candidates", BillingMode="PAY_PER_REQUEST",
+    AttributeDefinitions=[{{"AttributeName": "CandidateName", "AttributeType": "S"}}],
+    KeySchema=[{{"AttributeName": "CandidateName", "KeyType": "HASH"}}])
+"""], check=True, env=env)
+        os.environ.update({k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
+                                               "AWS_EC2_METADATA_DISABLED", "NO_PROXY")})
+        server = Server(tmp, "info", ["--store", "dynamodb", "--dynamodb-endpoint", f"http://127.0.0.1:{port}"])
+        time.sleep(1)
+        idle = rss_kib(server.proc.pid) / 1024
+        peak = [idle]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                peak[0] = max(peak[0], (rss_kib(server.proc.pid) or 0) / 1024)
+                time.sleep(0.1)
+
+        t = threading.Thread(target=sample, daemon=True)
+        t.start()
+        os.kill(moto.pid, signal.SIGSTOP)
+        load = subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c1000", f"-d{seconds}s", "--timeout", "5s",
+                               f"http://127.0.0.1:{server.http}/candidate/bench"], capture_output=True, text=True)
+        os.kill(moto.pid, signal.SIGCONT)
+        stop.set()
+        after = rss_after(server.proc.pid)
+        rate = next((l.split()[1] for l in load.stdout.splitlines() if l.startswith("Requests/sec")), "?")
+        non2xx = next((l.split()[-1] for l in load.stdout.splitlines() if "Non-2xx" in l), "0")
+        return {"idle_rss_mib": round(idle, 1), "peak_rss_mib": round(peak[0], 1),
+                "answers_per_s_while_stalled": rate, "non_2xx": non2xx,
+                "rss_after_load_every_5s_mib": after, "after_30s_vs_idle": round(after[-1] / idle, 2)}
+    finally:
+        if server is not None:
+            server.stop()
+        moto.kill()
+        moto.wait()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,17 @@
-//! The REST listener's tower stack: request id (generated or propagated, bounded), one log line
-//! per request, admission (body limit and timeout, concurrency limit, health exempt: `limit`),
-//! `Connection: close` while draining, and JSON bodies on every error response.
+//! What both listeners do around every request ([`observe`]: a request id, a span, one log line),
+//! and the REST listener's edge: metrics, `Connection: close` while draining, a 413 for bodies
+//! declared too large, admission (`limit`) and JSON bodies on every error response.
+//!
+//! Each listener's edge is one middleware function calling these steps in order, not a layer per
+//! step: axum's `from_fn` clones everything beneath it and boxes a future on every request, and
+//! with ten layers that was a tenth of `/gtg`'s cost (docs/performance.md).
 
-use std::time::Duration;
+use std::{
+    borrow::Cow,
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     Router,
@@ -10,13 +19,9 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
-use http::StatusCode;
+use http::{HeaderValue, StatusCode};
 use tokio::sync::watch;
-use tower_http::{
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    trace::TraceLayer,
-};
-use tracing::Span;
+use tracing::{Instrument, Span};
 
 use crate::{Options, error::ApiError, limit};
 
@@ -25,6 +30,13 @@ use crate::{Options, error::ApiError, limit};
 const DRAIN_CAP: u64 = 16 << 20;
 /// How long reading such a body may take.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The REST listener's edge, shared by every request.
+struct RestEdge {
+    admit: limit::Admit,
+    ready: watch::Receiver<bool>,
+    body_limit: usize,
+}
 
 pub(crate) fn apply(router: Router, options: &Options, ready: watch::Receiver<bool>) -> Router {
     let limits = limit::Limits {
@@ -46,14 +58,44 @@ pub(crate) fn apply(router: Router, options: &Options, ready: watch::Receiver<bo
         },
         unreadable: || ApiError::from_http(StatusCode::BAD_REQUEST, "could not read the request body").into_response(),
     };
-    let router = limit::admit(router, limits, classify, rejections)
-        .layer(middleware::from_fn_with_state(options.body_limit, refuse_declared_oversize))
-        .layer(middleware::from_fn_with_state(ready, close_while_draining))
-        .layer(middleware::map_response(crate::error::json_errors))
-        .layer(middleware::from_fn(track_http));
-    observe(router, rest_span, |res: &Response, latency: Duration, _span: &Span| {
-        tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1e3, "request");
+    let edge =
+        RestEdge { admit: limit::Admit::new(limits, classify, rejections), ready, body_limit: options.body_limit };
+    router.layer(middleware::from_fn_with_state(Arc::new(edge), rest_edge))
+}
+
+/// Every REST request, in order: request id, span and log line; in-flight gauge; 413 for a body
+/// declared too large; admission; the route; JSON error bodies; `Connection: close` while
+/// draining; the request counter and latency histogram.
+async fn rest_edge(State(edge): State<Arc<RestEdge>>, request: Request, next: Next) -> Response {
+    observe(request, rest_span, log_request, |request| async move {
+        // `/candidate/:name`: no braces in label values, which simple exposition-format parsers
+        // (e.g. the prometheus-parse crate) cannot read.
+        let route = metric_route(crate::routes::route_template(request.uri().path()));
+        let method = method_label(request.method());
+        let http1 = request.version() <= http::Version::HTTP_11;
+        let _in_flight = InFlight::new("http_requests_in_flight");
+        let started = Instant::now();
+        let response = match refuse_declared_oversize(edge.body_limit, request).await {
+            Ok(request) => edge.admit.run(request, next).await,
+            Err(refused) => refused,
+        };
+        let mut response = crate::error::json_errors(response).await;
+        // While draining, HTTP/1.1 responses say `Connection: close`, so keep-alive clients
+        // reconnect (through the load balancer, to another instance) instead of finding the socket
+        // closed under them at the end of the drain. HTTP/2 has no such header: GOAWAY does it.
+        if http1 && !*edge.ready.borrow() {
+            response.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        let labels = [
+            ("route", Cow::Borrowed(route)),
+            ("method", Cow::Borrowed(method)),
+            ("status", status_label(response.status())),
+        ];
+        metrics::counter!("http_requests_total", &labels).increment(1);
+        metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+        response
     })
+    .await
 }
 
 fn rest_span(req: &Request) -> Span {
@@ -65,19 +107,39 @@ fn rest_span(req: &Request) -> Span {
     )
 }
 
-/// The request's id, as the id layers left it (bounded and sane, see `sanitize_request_id`).
+fn log_request(response: &Response, latency: Duration) {
+    tracing::info!(status = response.status().as_u16(), latency_ms = latency.as_secs_f64() * 1e3, "request");
+}
+
+/// The request's id, as [`observe`] left it (bounded and sane, see `sanitize_request_id`).
 pub fn request_id(req: &Request) -> &str {
     req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
-/// What both listeners put around their routes to observe requests: a sane request id (the
-/// client's, or a new UUID) on the request and the response, and one span and log line per request.
-pub fn observe(router: Router, span: fn(&Request) -> Span, on_response: fn(&Response, Duration, &Span)) -> Router {
-    router
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http().make_span_with(span).on_request(()).on_response(on_response).on_failure(()))
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(middleware::from_fn(sanitize_request_id))
+/// What both listeners put around every request: a sane request id (the client's, or a new random
+/// UUID) on the request and the response, and one span and one log line (`on_response`, emitted in
+/// the span when the response head is ready).
+pub async fn observe<F, Fut>(
+    mut request: Request,
+    span: fn(&Request) -> Span,
+    on_response: fn(&Response, Duration),
+    inner: F,
+) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    let id = sanitize_request_id(&mut request);
+    let span = span(&request);
+    let started = Instant::now();
+    async move {
+        let mut response = inner(request).await;
+        on_response(&response, started.elapsed());
+        response.headers_mut().entry("x-request-id").or_insert(id);
+        response
+    }
+    .instrument(span)
+    .await
 }
 
 /// `/gtg` (with or without `?details`) is the load balancer's: never shed, never queued.
@@ -85,37 +147,58 @@ fn classify(request: &Request) -> limit::Admission {
     if request.uri().path() == "/gtg" { limit::Admission::Exempt } else { limit::Admission::Buffered }
 }
 
-/// While draining, HTTP/1.1 responses say `Connection: close`, so keep-alive clients reconnect
-/// (through the load balancer, to another instance) instead of finding the socket closed under
-/// them at the end of the drain. HTTP/2 has no such header: GOAWAY does it at shutdown.
-async fn close_while_draining(State(ready): State<watch::Receiver<bool>>, request: Request, next: Next) -> Response {
-    let http1 = request.version() <= http::Version::HTTP_11;
-    let mut response = next.run(request).await;
-    if http1 && !*ready.borrow() {
-        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+/// The label of a route template: `/candidate/{name}` is `/candidate/:name`.
+fn metric_route(template: &'static str) -> &'static str {
+    match template {
+        "/candidate/{name}" => "/candidate/:name",
+        other => {
+            debug_assert!(!other.contains('{'), "a new path parameter needs its label here: {other}");
+            other
+        }
     }
-    response
+}
+
+/// A status code as a label, without allocating for the codes this service sends.
+fn status_label(status: StatusCode) -> Cow<'static, str> {
+    const SENT: [&str; 14] =
+        ["200", "400", "404", "405", "408", "409", "413", "415", "429", "499", "500", "501", "503", "504"];
+    match SENT.iter().find(|label| label.as_bytes() == status.as_str().as_bytes()) {
+        Some(label) => Cow::Borrowed(label),
+        None => Cow::Owned(status.as_str().to_owned()),
+    }
 }
 
 /// Longest request id kept; longer ones (and ones with other characters than these) are replaced
 /// by a fresh one, so that a client cannot make us echo or log arbitrary bytes.
 pub const MAX_REQUEST_ID: usize = 128;
 
-/// Drops an `x-request-id` that is too long or not made of `[A-Za-z0-9._:-]`; the id layer then
-/// generates one. Used by both listeners.
-pub async fn sanitize_request_id(mut request: Request, next: Next) -> Response {
-    let valid = |v: &http::HeaderValue| {
+/// Keeps a client's `x-request-id` if it is one value of at most [`MAX_REQUEST_ID`] characters of
+/// `[A-Za-z0-9._:-]`, else sets a new random UUID, so that a client cannot make us echo or log
+/// arbitrary bytes. Returns the id, for the response.
+pub fn sanitize_request_id(request: &mut Request) -> HeaderValue {
+    let valid = |v: &HeaderValue| {
         let bytes = v.as_bytes();
         !bytes.is_empty()
             && bytes.len() <= MAX_REQUEST_ID
             && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
     };
-    if request.headers().get_all("x-request-id").iter().any(|v| !valid(v))
-        || request.headers().get_all("x-request-id").iter().count() > 1
+    let mut ids = request.headers().get_all("x-request-id").iter();
+    if let (Some(id), None) = (ids.next(), ids.next())
+        && valid(id)
     {
-        request.headers_mut().remove("x-request-id");
+        return id.clone();
     }
-    next.run(request).await
+    let id = new_request_id();
+    request.headers_mut().insert("x-request-id", id.clone());
+    id
+}
+
+/// A random (version 4) UUID. From a fast thread-local generator: request ids need to be unique,
+/// not unpredictable, and the system's random source costs a syscall per request.
+fn new_request_id() -> HeaderValue {
+    let uuid = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    HeaderValue::from_str(uuid.hyphenated().encode_lower(&mut text)).expect("a UUID is a valid header value")
 }
 
 /// A path cut to a length fit for a log line (whole request lines can be 64 KiB).
@@ -154,7 +237,7 @@ pub fn method_label(method: &http::Method) -> &'static str {
 /// and closes with unread data in the socket makes the kernel send RST, and the client sees
 /// "connection reset" or "broken pipe" instead of the 413. Reading it also keeps the connection
 /// usable. Chunked bodies are limited while read (`RequestBodyLimitLayer`).
-async fn refuse_declared_oversize(State(limit): State<usize>, request: Request, next: Next) -> Response {
+async fn refuse_declared_oversize(limit: usize, request: Request) -> Result<Request, Response> {
     let declared = request
         .headers()
         .get(http::header::CONTENT_LENGTH)
@@ -175,25 +258,10 @@ async fn refuse_declared_oversize(State(limit): State<usize>, request: Request, 
                 })
                 .await;
             }
-            ApiError::body_too_large(limit).into_response()
+            Err(ApiError::body_too_large(limit).into_response())
         }
-        _ => next.run(request).await,
+        _ => Ok(request),
     }
-}
-
-/// Counts and times every REST request by route template, method and status.
-async fn track_http(request: Request, next: Next) -> Response {
-    // `/candidate/:name`: no braces in label values, which simple exposition-format parsers
-    // (e.g. the prometheus-parse crate) cannot read.
-    let route = crate::routes::route_template(request.uri().path()).replace('{', ":").replace('}', "");
-    let method = method_label(request.method());
-    let _in_flight = InFlight::new("http_requests_in_flight");
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    let labels = [("route", route), ("method", method.to_owned()), ("status", response.status().as_str().to_owned())];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
-    response
 }
 
 /// Counts one request in an in-flight gauge for as long as it lives: the decrement happens on drop,

@@ -1,11 +1,16 @@
 //! The HTTP/JSON gateway: maps the REST routes of `candidates.v1` (its `google.api.http`
-//! annotations) onto `CandidateService` gRPC calls. It is a real gRPC client, generic over the
-//! transport: the server process hands it its own gRPC router (no network hop), or a tonic
-//! `Channel` to another instance. It knows HTTP and the generated client, nothing about stores.
+//! annotations) onto `CandidateService` calls. It calls an [`Upstream`]: the generated service
+//! trait, implemented by the server's own service in process (a direct call: no protobuf encoding,
+//! no HTTP in between) or by [`remote`], a tonic client over a `Channel` to another instance. It
+//! knows HTTP and the generated API, nothing about stores.
+
+use std::sync::Arc;
 
 use axum::Router;
 use bytes::Bytes;
-use candidates_api::v1::candidate_service_client::CandidateServiceClient;
+use candidates_api::v1::{
+    self as pb, candidate_service_client::CandidateServiceClient, candidate_service_server::CandidateService,
+};
 use tokio::sync::watch;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
 
@@ -17,8 +22,13 @@ mod routes;
 
 pub use routes::{ROUTES, RouteSpec, Rpc, route_template};
 
-/// The gRPC transport the gateway calls through, type-erased so one router type serves both the
-/// in-process and the remote case.
+/// What the gateway calls: `CandidateService` behind its generated trait. In process it is the
+/// server's service itself (with the same deadline as on the gRPC listener); [`remote`] makes one
+/// from any gRPC transport.
+pub type Upstream = Arc<dyn CandidateService>;
+
+/// A gRPC transport for [`remote`], type-erased: a `Channel` to another instance, or any tower
+/// service that speaks gRPC over HTTP (tests use the server's gRPC router).
 pub type GrpcTransport =
     BoxCloneSyncService<http::Request<tonic::body::Body>, http::Response<tonic::body::Body>, TransportError>;
 
@@ -45,6 +55,41 @@ where
     )
 }
 
+/// A `CandidateService` reached over gRPC: each call goes through the tonic client and `transport`.
+pub fn remote(transport: GrpcTransport) -> Upstream {
+    Arc::new(Remote(CandidateServiceClient::new(transport)))
+}
+
+struct Remote(CandidateServiceClient<GrpcTransport>);
+
+type Reply<T> = Result<tonic::Response<T>, tonic::Status>;
+
+#[tonic::async_trait]
+impl CandidateService for Remote {
+    async fn get_candidate(&self, request: tonic::Request<pb::GetCandidateRequest>) -> Reply<pb::Candidate> {
+        self.0.clone().get_candidate(request).await
+    }
+
+    async fn put_candidate(&self, request: tonic::Request<pb::PutCandidateRequest>) -> Reply<pb::Candidate> {
+        self.0.clone().put_candidate(request).await
+    }
+
+    async fn delete_candidate(&self, request: tonic::Request<pb::DeleteCandidateRequest>) -> Reply<pb::Candidate> {
+        self.0.clone().delete_candidate(request).await
+    }
+
+    async fn list_candidates(
+        &self,
+        request: tonic::Request<pb::ListCandidatesRequest>,
+    ) -> Reply<pb::ListCandidatesResponse> {
+        self.0.clone().list_candidates(request).await
+    }
+
+    async fn get_status(&self, request: tonic::Request<pb::GetStatusRequest>) -> Reply<pb::Status> {
+        self.0.clone().get_status(request).await
+    }
+}
+
 /// Limits applied to the REST listener.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -62,7 +107,7 @@ pub struct Options {
 /// Shared by every handler.
 #[derive(Clone)]
 pub(crate) struct Gateway {
-    pub(crate) client: CandidateServiceClient<GrpcTransport>,
+    pub(crate) upstream: Upstream,
     /// `true` while this instance should receive traffic (false while starting or draining).
     pub(crate) ready: watch::Receiver<bool>,
     pub(crate) send_timeout: std::time::Duration,
@@ -70,11 +115,7 @@ pub(crate) struct Gateway {
 
 /// The REST router with every layer: request ids, one log line per request, limits and JSON
 /// error bodies.
-pub fn router(transport: GrpcTransport, ready: watch::Receiver<bool>, options: Options) -> Router {
-    let gateway = Gateway {
-        client: CandidateServiceClient::new(transport),
-        ready: ready.clone(),
-        send_timeout: options.send_timeout,
-    };
+pub fn router(upstream: Upstream, ready: watch::Receiver<bool>, options: Options) -> Router {
+    let gateway = Gateway { upstream, ready: ready.clone(), send_timeout: options.send_timeout };
     layers::apply(routes::routes(gateway), &options, ready)
 }

@@ -65,8 +65,8 @@ pub struct Limits {
 /// Bodies being read per work permit.
 const READERS_PER_PERMIT: usize = 16;
 
-#[derive(Clone)]
-struct Admit {
+/// One listener's admission state (see the module's rules); [`Admit::run`] admits one request.
+pub struct Admit {
     work: Arc<Semaphore>,
     /// Requests whose bodies are being read: many more than the work limit (a stalled upload
     /// costs a task, not a permit), but not unbounded.
@@ -79,40 +79,50 @@ struct Admit {
     reject: Rejections,
 }
 
-/// Wraps every route of `router` with the admission rules above.
-pub fn admit(router: Router, limits: Limits, classify: fn(&Request) -> Admission, reject: Rejections) -> Router {
-    let state = Admit {
-        work: Arc::new(Semaphore::new(limits.max_concurrency)),
-        reading: Arc::new(Semaphore::new(
-            limits.max_concurrency.saturating_mul(READERS_PER_PERMIT).min(Semaphore::MAX_PERMITS),
-        )),
-        buffered: Arc::new(Semaphore::new(
-            (limits.max_concurrency.max(8).saturating_mul(limits.body_limit) / 2).min(Semaphore::MAX_PERMITS),
-        )),
-        limits,
-        classify,
-        reject,
-    };
-    router.layer(middleware::from_fn_with_state(state, admit_request))
+impl Admit {
+    pub fn new(limits: Limits, classify: fn(&Request) -> Admission, reject: Rejections) -> Self {
+        Self {
+            work: Arc::new(Semaphore::new(limits.max_concurrency)),
+            reading: Arc::new(Semaphore::new(
+                limits.max_concurrency.saturating_mul(READERS_PER_PERMIT).min(Semaphore::MAX_PERMITS),
+            )),
+            buffered: Arc::new(Semaphore::new(
+                (limits.max_concurrency.max(8).saturating_mul(limits.body_limit) / 2).min(Semaphore::MAX_PERMITS),
+            )),
+            limits,
+            classify,
+            reject,
+        }
+    }
+
+    /// Admits `request` (or answers for it) and runs it with `next`.
+    pub async fn run(&self, request: Request, next: Next) -> Response {
+        let request = match (self.classify)(&request) {
+            Admission::Exempt => return next.run(request).await,
+            Admission::Streaming => request,
+            Admission::Buffered => match read_body(self, request).await {
+                Ok(request) => request,
+                Err(response) => return response,
+            },
+        };
+        let Ok(permit) = Arc::clone(&self.work).try_acquire_owned() else {
+            return (self.reject.overloaded)();
+        };
+        let lease = Lease(Arc::new(std::sync::Mutex::new(Some(permit))));
+        let mut request = request;
+        request.extensions_mut().insert(lease.clone());
+        let response = next.run(request).await;
+        response.map(|body| GuardedBody::wrap(body, LeaseGuard(lease)))
+    }
 }
 
-async fn admit_request(State(admit): State<Admit>, request: Request, next: Next) -> Response {
-    let request = match (admit.classify)(&request) {
-        Admission::Exempt => return next.run(request).await,
-        Admission::Streaming => request,
-        Admission::Buffered => match read_body(&admit, request).await {
-            Ok(request) => request,
-            Err(response) => return response,
-        },
-    };
-    let Ok(permit) = Arc::clone(&admit.work).try_acquire_owned() else {
-        return (admit.reject.overloaded)();
-    };
-    let lease = Lease(Arc::new(std::sync::Mutex::new(Some(permit))));
-    let mut request = request;
-    request.extensions_mut().insert(lease.clone());
-    let response = next.run(request).await;
-    response.map(|body| GuardedBody::wrap(body, LeaseGuard(lease)))
+/// Wraps every route of `router` with the admission rules above (the listeners call
+/// [`Admit::run`] from their own edge instead).
+pub fn admit(router: Router, limits: Limits, classify: fn(&Request) -> Admission, reject: Rejections) -> Router {
+    let admit = Arc::new(Admit::new(limits, classify, reject));
+    router.layer(middleware::from_fn_with_state(admit, |State(admit): State<Arc<Admit>>, request, next| async move {
+        admit.run(request, next).await
+    }))
 }
 
 /// The concurrency permit of one request. It is given back when the response body ends or is

@@ -1,13 +1,11 @@
 //! REST handlers: path and query → gRPC request → JSON. [`ROUTES`] is the table the router is
 //! built from; a test checks it against the `google.api.http` annotations in the descriptor.
 
-use std::collections::HashMap;
-
 use axum::{
     Json, Router,
     body::{Body, Bytes},
-    extract::{Path, Query, State},
-    http::{HeaderMap, Method, StatusCode, header},
+    extract::{FromRequestParts, Path, Query, RawQuery, State},
+    http::{HeaderValue, Method, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
     routing::{MethodFilter, MethodRouter, on},
 };
@@ -17,9 +15,8 @@ use candidates_api::v1::{
 };
 use futures::stream;
 
-use crate::{Gateway, GrpcTransport, error::ApiError, limit::Lease};
+use crate::{Gateway, Upstream, error::ApiError, limit::Lease};
 use axum::Extension;
-use candidates_api::v1::candidate_service_client::CandidateServiceClient;
 use std::sync::{
     Arc,
     atomic::{AtomicBool, Ordering},
@@ -82,16 +79,20 @@ pub const ROUTES: &[RouteSpec] = &[
 /// The route template a request path matches (`/candidate/{name}`), or `unmatched`: a bounded
 /// label for metrics.
 pub fn route_template(path: &str) -> &'static str {
-    let segments: Vec<&str> = path.split('/').collect();
-    ROUTES
-        .iter()
-        .map(|r| r.path)
-        .find(|template| {
-            let parts: Vec<&str> = template.split('/').collect();
-            parts.len() == segments.len()
-                && parts.iter().zip(&segments).all(|(t, s)| if t.starts_with('{') { !s.is_empty() } else { t == s })
-        })
-        .unwrap_or("unmatched")
+    ROUTES.iter().map(|r| r.path).find(|template| matches_template(template, path)).unwrap_or("unmatched")
+}
+
+/// Whether `path` has the template's segments: literal ones equal, `{...}` ones non-empty.
+fn matches_template(template: &str, path: &str) -> bool {
+    let (mut template, mut path) = (template.split('/'), path.split('/'));
+    loop {
+        match (template.next(), path.next()) {
+            (None, None) => return true,
+            (Some(t), Some(s)) if t.starts_with('{') && !s.is_empty() => {}
+            (Some(t), Some(s)) if !t.starts_with('{') && t == s => {}
+            _ => return false,
+        }
+    }
 }
 
 fn handler(rpc: Rpc, method: &Method) -> MethodRouter<Gateway> {
@@ -125,30 +126,47 @@ async fn not_found() -> ApiError {
     ApiError::from_http(StatusCode::NOT_FOUND, "Not Found")
 }
 
-/// Builds a gRPC request carrying what the REST request brought along: its request id and any
-/// `grpc-timeout` (the service bounds the call by it and by its own default).
-fn grpc_request<T>(message: T, headers: &HeaderMap) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    for name in ["x-request-id", "grpc-timeout"] {
-        if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok())
-            && let Ok(value) = value.parse()
-        {
-            request.metadata_mut().insert(name, value);
-        }
+/// What a REST request passes on to its RPC: its request id and any `grpc-timeout` (the service
+/// bounds the call by it and by its own default). Only these two headers are copied.
+#[derive(Clone, Default)]
+struct Forwarded {
+    request_id: Option<HeaderValue>,
+    grpc_timeout: Option<HeaderValue>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Forwarded {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self {
+            request_id: parts.headers.get("x-request-id").cloned(),
+            grpc_timeout: parts.headers.get("grpc-timeout").cloned(),
+        })
     }
-    request
+}
+
+impl Forwarded {
+    /// The RPC's request: `message` with the forwarded headers as metadata.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        for (name, value) in [("x-request-id", &self.request_id), ("grpc-timeout", &self.grpc_timeout)] {
+            if let Some(value) = value.as_ref().and_then(|v| v.to_str().ok())
+                && let Ok(value) = value.parse()
+            {
+                request.metadata_mut().insert(name, value);
+            }
+        }
+        request
+    }
 }
 
 /// `GET /gtg`: 200 with no body when ready, 503 while starting or draining. With `?details`
 /// (its presence is enough), the GetStatus RPC's `{"connected", "instance-id"}`, and 503 when
-/// the store did not answer.
-async fn gtg(
-    State(gw): State<Gateway>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
+/// the store did not answer. The plain check touches neither the query parser nor the upstream:
+/// it is what load balancers call, several times a second.
+async fn gtg(State(gw): State<Gateway>, RawQuery(query): RawQuery, forwarded: Forwarded) -> Result<Response, ApiError> {
     let ready = *gw.ready.borrow();
-    if !query.contains_key("details") {
+    if !query.is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(key, _)| key == "details")) {
         return Ok(if ready {
             // An empty body, typed so that clients and spec checkers need not guess.
             (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")]).into_response()
@@ -156,7 +174,7 @@ async fn gtg(
             ApiError::from_http(StatusCode::SERVICE_UNAVAILABLE, "not ready: starting or draining").into_response()
         });
     }
-    let status = gw.client.clone().get_status(grpc_request(GetStatusRequest {}, &headers)).await?.into_inner();
+    let status = gw.upstream.get_status(forwarded.request(GetStatusRequest {})).await?.into_inner();
     let code = if ready && status.connected == "true" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     Ok((code, Json(status)).into_response())
 }
@@ -164,9 +182,9 @@ async fn gtg(
 async fn get_candidate(
     State(gw): State<Gateway>,
     Path(name): Path<String>,
-    headers: HeaderMap,
+    forwarded: Forwarded,
 ) -> Result<Response, ApiError> {
-    let candidate = gw.client.clone().get_candidate(grpc_request(GetCandidateRequest { name }, &headers)).await?;
+    let candidate = gw.upstream.get_candidate(forwarded.request(GetCandidateRequest { name })).await?;
     Ok(Json(candidate.into_inner()).into_response())
 }
 
@@ -175,9 +193,9 @@ async fn get_candidate(
 async fn put_candidate(
     State(gw): State<Gateway>,
     Path(name): Path<String>,
-    headers: HeaderMap,
+    forwarded: Forwarded,
 ) -> Result<Response, ApiError> {
-    let candidate = gw.client.clone().put_candidate(grpc_request(PutCandidateRequest { name }, &headers)).await;
+    let candidate = gw.upstream.put_candidate(forwarded.request(PutCandidateRequest { name })).await;
     match candidate {
         Ok(c) => Ok(Json(c.into_inner()).into_response()),
         // The original service's message, kept for clients that match on it.
@@ -193,18 +211,18 @@ async fn put_candidate(
 async fn delete_candidate(
     State(gw): State<Gateway>,
     Path(name): Path<String>,
-    headers: HeaderMap,
+    forwarded: Forwarded,
 ) -> Result<Response, ApiError> {
-    let candidate = gw.client.clone().delete_candidate(grpc_request(DeleteCandidateRequest { name }, &headers)).await?;
+    let candidate = gw.upstream.delete_candidate(forwarded.request(DeleteCandidateRequest { name })).await?;
     Ok(Json(candidate.into_inner()).into_response())
 }
 
 /// One ListCandidates call.
 async fn fetch_page(
-    mut client: CandidateServiceClient<GrpcTransport>,
+    upstream: &Upstream,
     request: tonic::Request<ListCandidatesRequest>,
 ) -> Result<ListCandidatesResponse, tonic::Status> {
-    client.list_candidates(request).await.map(tonic::Response::into_inner)
+    upstream.list_candidates(request).await.map(tonic::Response::into_inner)
 }
 
 /// Page size while streaming the whole list: the service's maximum, for the fewest store calls;
@@ -224,7 +242,7 @@ async fn list_candidates(
     State(gw): State<Gateway>,
     Query(query): Query<ListQuery>,
     lease: Option<Extension<Lease>>,
-    headers: HeaderMap,
+    forwarded: Forwarded,
 ) -> Result<Response, ApiError> {
     let page_size = match query.page_size.as_deref() {
         None => 0,
@@ -234,13 +252,13 @@ async fn list_candidates(
     };
     if query.page_size.is_some() || query.page_token.is_some() {
         let request = ListCandidatesRequest { page_size, page_token: query.page_token.unwrap_or_default() };
-        let page = gw.client.clone().list_candidates(grpc_request(request, &headers)).await?;
+        let page = gw.upstream.list_candidates(forwarded.request(request)).await?;
         return Ok(Json(page.into_inner()).into_response());
     }
 
     // The service never returns an empty page that is not the last.
     let request = ListCandidatesRequest { page_size: STREAM_PAGE_SIZE, page_token: String::new() };
-    let first = gw.client.clone().list_candidates(grpc_request(request, &headers)).await?.into_inner();
+    let first = fetch_page(&gw.upstream, forwarded.request(request)).await?;
     if first.candidates.is_empty() {
         return Err(ApiError::from(tonic::Status::not_found("no candidates")));
     }
@@ -252,7 +270,7 @@ async fn list_candidates(
     // the client sees a truncated body, never a complete-looking partial list.
     let (chunks, received) = tokio::sync::mpsc::channel::<Bytes>(1);
     let completed = Arc::new(AtomicBool::new(false));
-    tokio::spawn(produce_pages(gw, headers, first, chunks, Arc::clone(&completed), lease));
+    tokio::spawn(produce_pages(gw, forwarded, first, chunks, Arc::clone(&completed), lease));
     let body = stream::unfold(Some(received), move |received| {
         let completed = Arc::clone(&completed);
         async move {
@@ -271,7 +289,7 @@ async fn list_candidates(
 /// the closing `]` has been handed over.
 async fn produce_pages(
     gw: Gateway,
-    headers: HeaderMap,
+    forwarded: Forwarded,
     first: ListCandidatesResponse,
     chunks: tokio::sync::mpsc::Sender<Bytes>,
     completed: Arc<AtomicBool>,
@@ -311,7 +329,7 @@ async fn produce_pages(
             break;
         }
         let request = ListCandidatesRequest { page_size: STREAM_PAGE_SIZE, page_token: page.next_page_token };
-        page = match fetch_page(gw.client.clone(), grpc_request(request, &headers)).await {
+        page = match fetch_page(&gw.upstream, forwarded.request(request)).await {
             Ok(page) => page,
             Err(status) => {
                 tracing::error!(code = ?status.code(), message = status.message(), "listing failed mid-stream; aborting the response");

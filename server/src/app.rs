@@ -84,25 +84,24 @@ impl Application {
         let (health_reporter, health_server) = tonic_health::server::health_reporter();
         let lifecycle = Lifecycle::new(health_reporter).await;
         let api = CandidateApi::new(store, instance_id, config.status_cache);
-        let grpc_core = grpc::router(api, health_server, config.request_timeout);
-
-        let transport = match &config.grpc_upstream {
-            None => gateway::transport(grpc_core.clone()),
+        let upstream = match &config.grpc_upstream {
+            None => grpc::in_process(api.clone(), config.request_timeout),
             Some(uri) => {
                 let channel = tonic::transport::Endpoint::from(uri.clone())
                     .connect_timeout(Duration::from_secs(2))
                     .timeout(config.request_timeout)
                     .connect_lazy();
-                gateway::transport(channel)
+                gateway::remote(gateway::transport(channel))
             }
         };
+        let grpc_core = grpc::router(api, health_server, config.request_timeout);
         let options = gateway::Options {
             body_limit: config.body_limit,
             body_timeout: config.body_timeout,
             max_concurrency: config.max_concurrency as usize,
             send_timeout: config.send_timeout,
         };
-        let mut http_router = gateway::router(transport, lifecycle.readiness(), options);
+        let mut http_router = gateway::router(upstream, lifecycle.readiness(), options);
         if metrics.is_none() {
             http_router = http_router.merge(metrics_router());
         }

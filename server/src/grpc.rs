@@ -1,22 +1,26 @@
 //! The gRPC side: CandidateService + grpc.health.v1 + reflection (v1 and v1alpha) as one router,
 //! with the deadline every call gets. The network listener adds shedding, request ids and a log
-//! line per RPC; the in-process gateway calls the same router without them (the REST listener
-//! already did that work).
+//! line per RPC. The in-process gateway calls the service directly ([`in_process`]) with the same
+//! deadline and without the rest (the REST listener already did that work).
 //!
 //! We serve the tonic routes with our own stack instead of `tonic::transport::Server` because its
 //! built-in `grpc-timeout` handling answers CANCELLED, while gRPC clients expect DEADLINE_EXCEEDED.
 
-use std::time::Duration;
+use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{
     extract::{Request, State},
     middleware::{self, Next},
     response::Response,
 };
-use candidates_api::v1::candidate_service_server::CandidateServiceServer;
+use candidates_api::v1::{
+    self as pb,
+    candidate_service_server::{CandidateService, CandidateServiceServer},
+};
 use candidates_gateway::{
-    layers::{observe, request_id},
-    limit::{Admission, Limits, Rejections, admit},
+    Upstream,
+    layers::{InFlight, observe, request_id},
+    limit::{Admission, Admit, Limits, Rejections},
 };
 use tonic::{Status, service::Routes};
 use tonic_health::pb::health_server::{Health, HealthServer};
@@ -38,8 +42,9 @@ pub fn router(api: CandidateApi, health: HealthServer<impl Health>, default_dead
     routes.prepare().into_axum_router().layer(middleware::from_fn_with_state(default_deadline, deadline))
 }
 
-/// What the network listener adds around [`router`]: content-type check, admission (health
-/// exempt, request message read before a permit is taken), metrics, request ids and a log line.
+/// What the network listener adds around [`router`], as one middleware: request id, span and log
+/// line; metrics; content-type check; admission (health exempt, request message read before a
+/// permit is taken).
 pub fn network_layers(router: axum::Router, limits: Limits) -> axum::Router {
     let rejections = Rejections {
         overloaded: || Status::resource_exhausted("server is overloaded, retry with backoff").into_http(),
@@ -53,18 +58,31 @@ pub fn network_layers(router: axum::Router, limits: Limits) -> axum::Router {
         },
         unreadable: || Status::cancelled("could not read the request message").into_http(),
     };
-    let router = admit(router, limits, classify, rejections)
-        .layer(middleware::from_fn(require_grpc_content_type))
-        .layer(middleware::from_fn(crate::metrics::track_grpc));
-    observe(
-        router,
-        |req: &Request| {
-            tracing::info_span!("grpc", rpc = crate::metrics::rpc_label(req.uri().path()), request_id = request_id(req))
-        },
-        |res: &Response, latency: Duration, _span: &Span| {
-            tracing::info!(grpc_status = status_code(res), latency_ms = latency.as_secs_f64() * 1e3, "rpc");
-        },
-    )
+    let admit = Arc::new(Admit::new(limits, classify, rejections));
+    router.layer(middleware::from_fn_with_state(admit, grpc_edge))
+}
+
+async fn grpc_edge(State(admit): State<Arc<Admit>>, request: Request, next: Next) -> Response {
+    observe(request, grpc_span, log_rpc, |request| async move {
+        let rpc = crate::metrics::rpc_label(request.uri().path());
+        let _in_flight = InFlight::new("grpc_requests_in_flight");
+        let started = std::time::Instant::now();
+        let response = match require_grpc_content_type(&request) {
+            Ok(()) => admit.run(request, next).await,
+            Err(refused) => refused,
+        };
+        crate::metrics::record_grpc(rpc, &response, started.elapsed());
+        response
+    })
+    .await
+}
+
+fn grpc_span(req: &Request) -> Span {
+    tracing::info_span!("grpc", rpc = crate::metrics::rpc_label(req.uri().path()), request_id = request_id(req))
+}
+
+fn log_rpc(res: &Response, latency: Duration) {
+    tracing::info!(grpc_status = status_code(res), latency_ms = latency.as_secs_f64() * 1e3, "rpc");
 }
 
 /// Health checks are never shed; CandidateService calls are unary with small messages (read
@@ -87,17 +105,17 @@ fn classify(request: &Request) -> Admission {
 /// The gRPC spec (PROTOCOL-HTTP2): a request whose content-type does not begin with
 /// `application/grpc` gets HTTP 415, so that a plain HTTP/2 client does not read the trailers-only
 /// error of a 200 as success.
-async fn require_grpc_content_type(request: Request, next: Next) -> Response {
+fn require_grpc_content_type(request: &Request) -> Result<(), Response> {
     let grpc = request
         .headers()
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
     if grpc {
-        return next.run(request).await;
+        return Ok(());
     }
     let mut response = Status::unimplemented("content-type must be application/grpc").into_http::<axum::body::Body>();
     *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
-    response
+    Err(response)
 }
 
 /// The gRPC status code of a unary response, as sent. Errors are trailers-only (grpc-status in the
@@ -109,16 +127,82 @@ pub fn status_code(response: &Response) -> &str {
 /// Bounds a call by the caller's `grpc-timeout` (or the server default if none or longer) and
 /// answers DEADLINE_EXCEEDED when it passes; the handler's future, store call included, is dropped.
 async fn deadline(State(default): State<Duration>, request: Request, next: Next) -> Response {
-    let timeout = match request.headers().get("grpc-timeout").map(|v| parse_grpc_timeout(v.as_bytes())) {
-        None => default,
-        Some(Some(t)) => t.min(default),
-        Some(None) => return Status::invalid_argument("malformed grpc-timeout header").into_http::<axum::body::Body>(),
+    let timeout = match call_deadline(request.headers().get("grpc-timeout").map(|v| v.as_bytes()), default) {
+        Ok(timeout) => timeout,
+        Err(status) => return status.into_http::<axum::body::Body>(),
     };
     match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => {
-            Status::deadline_exceeded(format!("deadline of {timeout:?} exceeded")).into_http::<axum::body::Body>()
-        }
+        Err(_) => deadline_exceeded(timeout).into_http::<axum::body::Body>(),
+    }
+}
+
+/// How long a call may run: the caller's `grpc-timeout`, at most `default`; a malformed header is
+/// INVALID_ARGUMENT.
+fn call_deadline(header: Option<&[u8]>, default: Duration) -> Result<Duration, Status> {
+    match header.map(parse_grpc_timeout) {
+        None => Ok(default),
+        Some(Some(timeout)) => Ok(timeout.min(default)),
+        Some(None) => Err(Status::invalid_argument("malformed grpc-timeout header")),
+    }
+}
+
+fn deadline_exceeded(timeout: Duration) -> Status {
+    Status::deadline_exceeded(format!("deadline of {timeout:?} exceeded"))
+}
+
+/// The service as the REST gateway calls it in process: the trait called directly (no protobuf
+/// encoding, no HTTP, no second middleware stack), each call bounded by the same deadline as on
+/// the gRPC listener. Admission, metrics and the log line are the REST listener's.
+pub fn in_process(api: CandidateApi, default_deadline: Duration) -> Upstream {
+    Arc::new(InProcess { api, default_deadline })
+}
+
+struct InProcess {
+    api: CandidateApi,
+    default_deadline: Duration,
+}
+
+impl InProcess {
+    async fn bounded<T, U, F>(
+        &self,
+        request: tonic::Request<T>,
+        call: impl FnOnce(tonic::Request<T>) -> F,
+    ) -> Result<tonic::Response<U>, Status>
+    where
+        F: Future<Output = Result<tonic::Response<U>, Status>>,
+    {
+        let header = request.metadata().get("grpc-timeout").map(|v| v.as_bytes());
+        let timeout = call_deadline(header, self.default_deadline)?;
+        tokio::time::timeout(timeout, call(request)).await.unwrap_or_else(|_| Err(deadline_exceeded(timeout)))
+    }
+}
+
+type Reply<T> = Result<tonic::Response<T>, Status>;
+
+#[tonic::async_trait]
+impl CandidateService for InProcess {
+    async fn get_candidate(&self, request: tonic::Request<pb::GetCandidateRequest>) -> Reply<pb::Candidate> {
+        self.bounded(request, |r| self.api.get_candidate(r)).await
+    }
+
+    async fn put_candidate(&self, request: tonic::Request<pb::PutCandidateRequest>) -> Reply<pb::Candidate> {
+        self.bounded(request, |r| self.api.put_candidate(r)).await
+    }
+
+    async fn delete_candidate(&self, request: tonic::Request<pb::DeleteCandidateRequest>) -> Reply<pb::Candidate> {
+        self.bounded(request, |r| self.api.delete_candidate(r)).await
+    }
+
+    async fn list_candidates(
+        &self,
+        request: tonic::Request<pb::ListCandidatesRequest>,
+    ) -> Reply<pb::ListCandidatesResponse> {
+        self.bounded(request, |r| self.api.list_candidates(r)).await
+    }
+
+    async fn get_status(&self, request: tonic::Request<pb::GetStatusRequest>) -> Reply<pb::Status> {
+        self.bounded(request, |r| self.api.get_status(r)).await
     }
 }
 

@@ -1,6 +1,7 @@
 //! The candidates service: `CandidateService` over a pluggable store, served over gRPC and, through
 //! the gateway crate, REST. `main.rs` is thin; everything here is usable from tests.
 
+pub mod allocator;
 pub mod app;
 pub mod config;
 pub mod grpc;

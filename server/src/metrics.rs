@@ -8,12 +8,9 @@
 use std::sync::OnceLock;
 
 use axum::{
-    extract::Request,
     http::header,
-    middleware::Next,
     response::{IntoResponse, Response},
 };
-use candidates_gateway::layers::InFlight;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Latency buckets in seconds: 100 µs to 10 s (the default request deadline).
@@ -127,16 +124,11 @@ fn code_label(code: &str) -> &'static str {
     CODES.iter().find(|c| **c == code).copied().unwrap_or("other")
 }
 
-/// Middleware for the gRPC listener: counts and times every call by RPC and status code.
-pub async fn track_grpc(request: Request, next: Next) -> Response {
-    let rpc = rpc_label(request.uri().path());
-    let _in_flight = InFlight::new("grpc_requests_in_flight");
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    let labels = [("rpc", rpc), ("code", code_label(crate::grpc::status_code(&response)))];
+/// Counts and times one call on the gRPC listener by RPC and status code.
+pub fn record_grpc(rpc: &'static str, response: &Response, latency: std::time::Duration) {
+    let labels = [("rpc", rpc), ("code", code_label(crate::grpc::status_code(response)))];
     metrics::counter!("grpc_requests_total", &labels).increment(1);
-    metrics::histogram!("grpc_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
-    response
+    metrics::histogram!("grpc_request_duration_seconds", &labels).record(latency.as_secs_f64());
 }
 
 #[cfg(test)]

@@ -251,12 +251,10 @@ pub async fn in_process_gateway(names: usize, options: candidates_gateway::Optio
     for i in 0..names {
         store.put(&CandidateName::parse(format!("c{i:06}")).unwrap()).await.unwrap();
     }
-    let (_, health) = tonic_health::server::health_reporter();
     let api = CandidateApi::new(store, "test".into(), Duration::from_secs(1));
-    let core = candidates_server::grpc::router(api, health, Duration::from_secs(10));
     let (ready, readiness) = tokio::sync::watch::channel(true);
     std::mem::forget(ready);
-    candidates_gateway::router(candidates_gateway::transport(core), readiness, options)
+    candidates_gateway::router(candidates_server::grpc::in_process(api, Duration::from_secs(10)), readiness, options)
 }
 
 /// Whether to skip a test because an emulator it needs was not started (`vars` unset): plain

@@ -519,8 +519,7 @@ async fn gtg() -> (u16, String) {
     use tower::ServiceExt;
     let store = std::sync::Arc::new(candidates_server::store::memory::MemoryStore::new());
     let api = candidates_server::service::CandidateApi::new(store, "test".into(), std::time::Duration::from_secs(1));
-    let (_, health) = tonic_health::server::health_reporter();
-    let core = candidates_server::grpc::router(api, health, std::time::Duration::from_secs(10));
+    let upstream = candidates_server::grpc::in_process(api, std::time::Duration::from_secs(10));
     let (_ready, readiness) = tokio::sync::watch::channel(true);
     let options = candidates_gateway::Options {
         body_limit: 1024,
@@ -528,7 +527,7 @@ async fn gtg() -> (u16, String) {
         max_concurrency: 8,
         send_timeout: std::time::Duration::from_secs(1),
     };
-    let gateway = candidates_gateway::router(candidates_gateway::transport(core), readiness, options);
+    let gateway = candidates_gateway::router(upstream, readiness, options);
     let response = gateway.oneshot(http::Request::get("/gtg").body(axum::body::Body::empty()).unwrap()).await.unwrap();
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.unwrap().to_bytes();
