@@ -17,9 +17,9 @@ pub fn tune() {
 }
 
 /// The purge delay in effect, in milliseconds.
-pub fn purge_delay() -> i64 {
+pub fn purge_delay() -> std::os::raw::c_long {
     // SAFETY: reads one integer option.
-    i64::from(unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) })
+    unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) }
 }
 
 #[cfg(test)]

@@ -67,9 +67,9 @@ async fn grpc_edge(State(admit): State<Arc<Admit>>, request: Request, next: Next
         let rpc = crate::metrics::rpc_label(request.uri().path());
         let _in_flight = InFlight::new("grpc_requests_in_flight");
         let started = std::time::Instant::now();
-        let response = match require_grpc_content_type(&request) {
-            Ok(()) => admit.run(request, next).await,
-            Err(refused) => refused,
+        let response = match not_grpc(&request) {
+            None => admit.run(request, next).await,
+            Some(refused) => refused,
         };
         crate::metrics::record_grpc(rpc, &response, started.elapsed());
         response
@@ -102,20 +102,20 @@ fn classify(request: &Request) -> Admission {
     }
 }
 
-/// The gRPC spec (PROTOCOL-HTTP2): a request whose content-type does not begin with
-/// `application/grpc` gets HTTP 415, so that a plain HTTP/2 client does not read the trailers-only
-/// error of a 200 as success.
-fn require_grpc_content_type(request: &Request) -> Result<(), Response> {
+/// The answer to a request that is not gRPC. The gRPC spec (PROTOCOL-HTTP2): a request whose
+/// content-type does not begin with `application/grpc` gets HTTP 415, so that a plain HTTP/2
+/// client does not read the trailers-only error of a 200 as success.
+fn not_grpc(request: &Request) -> Option<Response> {
     let grpc = request
         .headers()
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
     if grpc {
-        return Ok(());
+        return None;
     }
     let mut response = Status::unimplemented("content-type must be application/grpc").into_http::<axum::body::Body>();
     *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
-    Err(response)
+    Some(response)
 }
 
 /// The gRPC status code of a unary response, as sent. Errors are trailers-only (grpc-status in the
