@@ -9,6 +9,7 @@
 //!   response (`GET /candidates`) counts for as long as it runs.
 
 use std::{
+    future::Future,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -95,10 +96,14 @@ impl Admit {
         }
     }
 
-    /// Admits `request` (or answers for it) and runs it with `next`.
-    pub async fn run(&self, request: Request, next: Next) -> Response {
+    /// Admits `request` (or answers for it) and runs it with `call`.
+    pub async fn run<F, Fut>(&self, request: Request, call: F) -> Response
+    where
+        F: FnOnce(Request) -> Fut,
+        Fut: Future<Output = Response>,
+    {
         let request = match (self.classify)(&request) {
-            Admission::Exempt => return next.run(request).await,
+            Admission::Exempt => return call(request).await,
             Admission::Streaming => request,
             Admission::Buffered => match read_body(self, request).await {
                 Ok(request) => request,
@@ -111,7 +116,7 @@ impl Admit {
         let lease = Lease(Arc::new(std::sync::Mutex::new(Some(permit))));
         let mut request = request;
         request.extensions_mut().insert(lease.clone());
-        let response = next.run(request).await;
+        let response = call(request).await;
         response.map(|body| GuardedBody::wrap(body, LeaseGuard(lease)))
     }
 }
@@ -120,9 +125,12 @@ impl Admit {
 /// [`Admit::run`] from their own edge instead).
 pub fn admit(router: Router, limits: Limits, classify: fn(&Request) -> Admission, reject: Rejections) -> Router {
     let admit = Arc::new(Admit::new(limits, classify, reject));
-    router.layer(middleware::from_fn_with_state(admit, |State(admit): State<Arc<Admit>>, request, next| async move {
-        admit.run(request, next).await
-    }))
+    router.layer(middleware::from_fn_with_state(
+        admit,
+        |State(admit): State<Arc<Admit>>, request: Request, next: Next| async move {
+            admit.run(request, |request| next.run(request)).await
+        },
+    ))
 }
 
 /// The concurrency permit of one request. It is given back when the response body ends or is

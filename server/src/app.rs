@@ -94,7 +94,7 @@ impl Application {
                 gateway::remote(gateway::transport(channel))
             }
         };
-        let grpc_core = grpc::router(api, health_server, config.request_timeout);
+        let grpc_router = grpc::router(api, health_server, config.admission(), config.request_timeout);
         let options = gateway::Options {
             body_limit: config.body_limit,
             body_timeout: config.body_timeout,
@@ -105,7 +105,6 @@ impl Application {
         if metrics.is_none() {
             http_router = http_router.merge(metrics_router());
         }
-        let grpc_router = grpc::network_layers(grpc_core, config.admission());
 
         Ok(Self {
             http,

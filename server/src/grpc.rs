@@ -1,7 +1,7 @@
-//! The gRPC side: CandidateService + grpc.health.v1 + reflection (v1 and v1alpha) as one router,
-//! with the deadline every call gets. The network listener adds shedding, request ids and a log
-//! line per RPC. The in-process gateway calls the service directly ([`in_process`]) with the same
-//! deadline and without the rest (the REST listener already did that work).
+//! The gRPC side: CandidateService + grpc.health.v1 + reflection (v1 and v1alpha) as the gRPC
+//! listener's router, behind one edge middleware (request id, log line, metrics, shedding, the
+//! deadline every call gets). The in-process gateway calls the service directly ([`in_process`])
+//! with the same deadline and without the rest (the REST listener already did that work).
 //!
 //! We serve the tonic routes with our own stack instead of `tonic::transport::Server` because its
 //! built-in `grpc-timeout` handling answers CANCELLED, while gRPC clients expect DEADLINE_EXCEEDED.
@@ -19,7 +19,7 @@ use candidates_api::v1::{
 };
 use candidates_gateway::{
     Upstream,
-    layers::{InFlight, observe, request_id},
+    layers::{ACCESS_LOG, InFlight, observe, request_id},
     limit::{Admission, Admit, Limits, Rejections},
 };
 use tonic::{Status, service::Routes};
@@ -28,8 +28,15 @@ use tracing::Span;
 
 use crate::service::CandidateApi;
 
-/// Every gRPC service of the server, each call bounded by its deadline.
-pub fn router(api: CandidateApi, health: HealthServer<impl Health>, default_deadline: Duration) -> axum::Router {
+/// The gRPC listener's router: every service of the server behind one edge middleware (request
+/// id, span and log line; metrics; content-type check; admission, health exempt, request message
+/// read before a permit is taken; the call's deadline).
+pub fn router(
+    api: CandidateApi,
+    health: HealthServer<impl Health>,
+    limits: Limits,
+    default_deadline: Duration,
+) -> axum::Router {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(candidates_api::FILE_DESCRIPTOR_SET)
@@ -39,13 +46,6 @@ pub fn router(api: CandidateApi, health: HealthServer<impl Health>, default_dead
         .add_service(health)
         .add_service(reflection().build_v1().expect("descriptor set is valid"))
         .add_service(reflection().build_v1alpha().expect("descriptor set is valid"));
-    routes.prepare().into_axum_router().layer(middleware::from_fn_with_state(default_deadline, deadline))
-}
-
-/// What the network listener adds around [`router`], as one middleware: request id, span and log
-/// line; metrics; content-type check; admission (health exempt, request message read before a
-/// permit is taken).
-pub fn network_layers(router: axum::Router, limits: Limits) -> axum::Router {
     let rejections = Rejections {
         overloaded: || Status::resource_exhausted("server is overloaded, retry with backoff").into_http(),
         too_large: |limit| Status::resource_exhausted(format!("request message larger than {limit} bytes")).into_http(),
@@ -58,17 +58,22 @@ pub fn network_layers(router: axum::Router, limits: Limits) -> axum::Router {
         },
         unreadable: || Status::cancelled("could not read the request message").into_http(),
     };
-    let admit = Arc::new(Admit::new(limits, classify, rejections));
-    router.layer(middleware::from_fn_with_state(admit, grpc_edge))
+    let edge = GrpcEdge { admit: Admit::new(limits, classify, rejections), default_deadline };
+    routes.prepare().into_axum_router().layer(middleware::from_fn_with_state(Arc::new(edge), grpc_edge))
 }
 
-async fn grpc_edge(State(admit): State<Arc<Admit>>, request: Request, next: Next) -> Response {
+struct GrpcEdge {
+    admit: Admit,
+    default_deadline: Duration,
+}
+
+async fn grpc_edge(State(edge): State<Arc<GrpcEdge>>, request: Request, next: Next) -> Response {
     observe(request, grpc_span, log_rpc, |request| async move {
         let rpc = crate::metrics::rpc_label(request.uri().path());
         let _in_flight = InFlight::new("grpc_requests_in_flight");
         let started = std::time::Instant::now();
         let response = match not_grpc(&request) {
-            None => admit.run(request, next).await,
+            None => edge.admit.run(request, |request| deadline(edge.default_deadline, request, next)).await,
             Some(refused) => refused,
         };
         crate::metrics::record_grpc(rpc, &response, started.elapsed());
@@ -78,11 +83,21 @@ async fn grpc_edge(State(admit): State<Arc<Admit>>, request: Request, next: Next
 }
 
 fn grpc_span(req: &Request) -> Span {
-    tracing::info_span!("grpc", rpc = crate::metrics::rpc_label(req.uri().path()), request_id = request_id(req))
+    tracing::info_span!(
+        target: ACCESS_LOG,
+        "grpc",
+        rpc = crate::metrics::rpc_label(req.uri().path()),
+        request_id = request_id(req)
+    )
 }
 
 fn log_rpc(res: &Response, latency: Duration) {
-    tracing::info!(grpc_status = status_code(res), latency_ms = latency.as_secs_f64() * 1e3, "rpc");
+    tracing::info!(
+        target: ACCESS_LOG,
+        grpc_status = status_code(res),
+        latency_ms = latency.as_secs_f64() * 1e3,
+        "rpc"
+    );
 }
 
 /// Health checks are never shed; CandidateService calls are unary with small messages (read
@@ -126,7 +141,7 @@ pub fn status_code(response: &Response) -> &str {
 
 /// Bounds a call by the caller's `grpc-timeout` (or the server default if none or longer) and
 /// answers DEADLINE_EXCEEDED when it passes; the handler's future, store call included, is dropped.
-async fn deadline(State(default): State<Duration>, request: Request, next: Next) -> Response {
+async fn deadline(default: Duration, request: Request, next: Next) -> Response {
     let timeout = match call_deadline(request.headers().get("grpc-timeout").map(|v| v.as_bytes()), default) {
         Ok(timeout) => timeout,
         Err(status) => return status.into_http::<axum::body::Body>(),

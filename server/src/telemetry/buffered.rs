@@ -1,11 +1,12 @@
 //! Standard output with a buffer for the per-request lines, like nginx's `access_log ... buffer=
-//! flush=`: INFO and lower lines are gathered and written with one `write` when the buffer fills or
-//! [`FLUSH_EVERY`] has passed; a WARN or ERROR line first writes out what is buffered, then itself,
-//! at once, so nothing that signals a problem waits and the order of lines is kept. A write per
-//! request line cost about a fifth of `/gtg`'s throughput (docs/performance.md).
+//! flush=`: the access lines (target `access`, INFO) are gathered and written with one `write` when
+//! the buffer fills or [`FLUSH_EVERY`] has passed; any other line (start, drain, warnings, errors)
+//! first writes out what is buffered, then itself, at once, so nothing but request lines waits and
+//! the order of lines is kept. A write per request line cost about a fifth of `/gtg`'s throughput
+//! (docs/performance.md).
 //!
 //! Buffered lines are written at exit ([`flush`] in `main`, and the panic hook); a `kill -9`
-//! loses at most [`FLUSH_EVERY`] of request lines, never a warning or an error.
+//! loses at most [`FLUSH_EVERY`] of request lines, never any other line.
 
 use std::{
     io::{self, Write},
@@ -13,6 +14,7 @@ use std::{
     time::Duration,
 };
 
+use candidates_gateway::layers::ACCESS_LOG;
 use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -131,13 +133,13 @@ impl<'a> MakeWriter<'a> for BufferedStdout {
     }
 
     fn make_writer_for(&'a self, meta: &Metadata<'_>) -> LineWriter {
-        LineWriter { buffer: self.0, urgent: urgent(*meta.level()) }
+        LineWriter { buffer: self.0, urgent: urgent(meta.target(), *meta.level()) }
     }
 }
 
-/// WARN and ERROR (tracing orders the more verbose levels as greater).
-fn urgent(level: Level) -> bool {
-    level <= Level::WARN
+/// Everything but access lines below WARN (tracing orders the more verbose levels as greater).
+fn urgent(target: &str, level: Level) -> bool {
+    target != ACCESS_LOG || level <= Level::WARN
 }
 
 #[cfg(test)]
@@ -206,8 +208,11 @@ mod tests {
     }
 
     #[test]
-    fn warnings_and_errors_are_urgent() {
-        assert!(!urgent(Level::INFO) && !urgent(Level::DEBUG) && !urgent(Level::TRACE));
-        assert!(urgent(Level::WARN) && urgent(Level::ERROR));
+    fn only_access_lines_below_warn_wait() {
+        assert!(!urgent(ACCESS_LOG, Level::INFO) && !urgent(ACCESS_LOG, Level::DEBUG));
+        assert!(urgent(ACCESS_LOG, Level::WARN) && urgent(ACCESS_LOG, Level::ERROR));
+        for target in ["candidates_server::app", "candidates_gateway::routes", "h2"] {
+            assert!(urgent(target, Level::INFO) && urgent(target, Level::DEBUG) && urgent(target, Level::WARN));
+        }
     }
 }

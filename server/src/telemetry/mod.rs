@@ -2,6 +2,7 @@
 //! output with the request lines buffered (`buffered`).
 
 mod buffered;
+mod clock;
 
 use tracing_subscriber::{EnvFilter, fmt};
 
@@ -15,7 +16,11 @@ pub fn init(format: LogFormat, filter: &str) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only on a terminal: journald and log files get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = fmt().with_env_filter(filter).with_writer(buffered::BufferedStdout::get()).with_ansi(ansi);
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(buffered::BufferedStdout::get())
+        .with_timer(clock::CachedUtc)
+        .with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).init(),
