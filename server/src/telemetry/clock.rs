@@ -16,7 +16,7 @@ pub struct CachedUtc;
 
 thread_local! {
     /// The second last formatted and its text without the `Z`: `2026-12-02T02:04:57`.
-    static SECOND: RefCell<(u64, String)> = RefCell::new((u64::MAX, String::new()));
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
 }
 
 impl FormatTime for CachedUtc {
