@@ -152,6 +152,7 @@ impl Application {
             servers.spawn(serve(listener, metrics_router(), self.http_limits, stopped()));
         }
         let upkeep = tokio::spawn(crate::metrics::upkeep(stopped()));
+        let allocator_upkeep = tokio::spawn(crate::allocator::upkeep(stopped()));
         self.lifecycle.set_ready().await;
         let metrics_at = metrics_addr.map_or_else(|| "the REST listener".to_owned(), |a| a.to_string());
         tracing::info!(%http_addr, %grpc_addr, metrics = %metrics_at, store = self.store_kind, "listening");
@@ -180,6 +181,7 @@ impl Application {
         })
         .await;
         upkeep.abort();
+        allocator_upkeep.abort();
         match finished {
             Ok(result) => {
                 tracing::info!("stopped");

@@ -3,17 +3,16 @@
 
 use std::process::ExitCode;
 
-use candidates_server::{Application, Config, allocator, telemetry};
+use candidates_server::{Application, Config, telemetry};
 use clap::Parser;
 use tokio::sync::oneshot;
 
 /// mimalloc instead of glibc's allocator: cheaper per-request allocations, and memory freed after a
-/// load peak goes back to the system (`allocator::tune`); see docs/performance.md.
+/// load peak goes back to the system (`candidates_server::allocator`); see docs/performance.md.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    allocator::tune();
     let config = Config::parse();
     if let Err(error) = config.validate() {
         eprintln!("candidate-server: {error}");
