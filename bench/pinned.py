@@ -26,12 +26,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from startup import free_port, rss_kib  # noqa: E402
 from soak import wait_ready  # noqa: E402
+from run import RssSampler  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REL = os.path.join(ROOT, "target", "release")
@@ -217,26 +217,25 @@ def soak_memory(tmp, seconds):
     """Idle RSS, peak RSS under `seconds` of GET load at 256 connections, and RSS after it."""
     server = Server(tmp, "info")
     try:
-        time.sleep(1)
-        idle = rss_kib(server.proc.pid) / 1024
-        peak = [idle]
-        stop = threading.Event()
-
-        def sample():
-            while not stop.is_set():
-                peak[0] = max(peak[0], (rss_kib(server.proc.pid) or 0) / 1024)
-                time.sleep(0.1)
-
-        t = threading.Thread(target=sample, daemon=True)
-        t.start()
-        subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c256", f"-d{seconds}s",
-                        f"http://127.0.0.1:{server.http}/candidate/bench"], capture_output=True, check=True)
-        stop.set()
-        after = rss_after(server.proc.pid)
-        return {"idle_rss_mib": round(idle, 1), "peak_rss_mib": round(peak[0], 1),
-                "rss_after_load_every_5s_mib": after, "after_30s_vs_idle": round(after[-1] / idle, 2)}
+        figures, _ = memory_around(server, lambda: subprocess.run(
+            ["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c256", f"-d{seconds}s",
+             f"http://127.0.0.1:{server.http}/candidate/bench"], capture_output=True, check=True))
+        return figures
     finally:
         server.stop()
+
+
+def memory_around(server, load):
+    """The server's idle RSS, its peak while `load()` runs and its RSS every 5 s for 30 s after, in
+    MiB, and what `load()` returned."""
+    time.sleep(1)
+    idle = rss_kib(server.proc.pid) / 1024
+    with RssSampler(server.proc.pid) as peak:
+        result = load()
+    after = rss_after(server.proc.pid)
+    figures = {"idle_rss_mib": round(idle, 1), "peak_rss_mib": round(max(peak.max / 1024, idle), 1),
+               "rss_after_load_every_5s_mib": after, "after_30s_vs_idle": round(after[-1] / idle, 2)}
+    return figures, result
 
 
 def rss_after(pid):
@@ -274,29 +273,21 @@ boto3.client("dynamodb", endpoint_url="http://127.0.0.1:{port}", region_name="us
         os.environ.update({k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
                                                "AWS_EC2_METADATA_DISABLED", "NO_PROXY")})
         server = Server(tmp, "info", ["--store", "dynamodb", "--dynamodb-endpoint", f"http://127.0.0.1:{port}"])
-        time.sleep(1)
-        idle = rss_kib(server.proc.pid) / 1024
-        peak = [idle]
-        stop = threading.Event()
 
-        def sample():
-            while not stop.is_set():
-                peak[0] = max(peak[0], (rss_kib(server.proc.pid) or 0) / 1024)
-                time.sleep(0.1)
+        def stalled_load():
+            os.kill(moto.pid, signal.SIGSTOP)
+            try:
+                out = subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c1000", f"-d{seconds}s",
+                                      "--timeout", "5s", f"http://127.0.0.1:{server.http}/candidate/bench"],
+                                     capture_output=True, text=True).stdout
+            finally:
+                os.kill(moto.pid, signal.SIGCONT)
+            rate = next((l.split()[1] for l in out.splitlines() if l.startswith("Requests/sec")), "?")
+            non2xx = next((l.split()[-1] for l in out.splitlines() if "Non-2xx" in l), "0")
+            return {"answers_per_s_while_stalled": rate, "non_2xx": non2xx}
 
-        t = threading.Thread(target=sample, daemon=True)
-        t.start()
-        os.kill(moto.pid, signal.SIGSTOP)
-        load = subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c1000", f"-d{seconds}s", "--timeout", "5s",
-                               f"http://127.0.0.1:{server.http}/candidate/bench"], capture_output=True, text=True)
-        os.kill(moto.pid, signal.SIGCONT)
-        stop.set()
-        after = rss_after(server.proc.pid)
-        rate = next((l.split()[1] for l in load.stdout.splitlines() if l.startswith("Requests/sec")), "?")
-        non2xx = next((l.split()[-1] for l in load.stdout.splitlines() if "Non-2xx" in l), "0")
-        return {"idle_rss_mib": round(idle, 1), "peak_rss_mib": round(peak[0], 1),
-                "answers_per_s_while_stalled": rate, "non_2xx": non2xx,
-                "rss_after_load_every_5s_mib": after, "after_30s_vs_idle": round(after[-1] / idle, 2)}
+        figures, answers = memory_around(server, stalled_load)
+        return {**figures, **answers}
     finally:
         if server is not None:
             server.stop()
