@@ -16,13 +16,7 @@ use std::{
     time::Duration,
 };
 
-use axum::{
-    Router,
-    body::Body,
-    extract::{Request, State},
-    middleware::{self, Next},
-    response::Response,
-};
+use axum::{body::Body, extract::Request, response::Response};
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -119,18 +113,6 @@ impl Admit {
         let response = call(request).await;
         response.map(|body| GuardedBody::wrap(body, LeaseGuard(lease)))
     }
-}
-
-/// Wraps every route of `router` with the admission rules above (the listeners call
-/// [`Admit::run`] from their own edge instead).
-pub fn admit(router: Router, limits: Limits, classify: fn(&Request) -> Admission, reject: Rejections) -> Router {
-    let admit = Arc::new(Admit::new(limits, classify, reject));
-    router.layer(middleware::from_fn_with_state(
-        admit,
-        |State(admit): State<Arc<Admit>>, request: Request, next: Next| async move {
-            admit.run(request, |request| next.run(request)).await
-        },
-    ))
 }
 
 /// The concurrency permit of one request. It is given back when the response body ends or is
@@ -233,11 +215,25 @@ impl Drop for LeaseGuard {
 mod tests {
     use super::*;
     use axum::{
+        Router,
+        extract::State,
+        middleware::{self, Next},
         response::IntoResponse,
         routing::{get, post},
     };
     use http::StatusCode;
     use tower::ServiceExt;
+
+    /// The router with every route behind `Admit::run`, as the listeners' edges call it.
+    fn admit(router: Router, limits: Limits, classify: fn(&Request) -> Admission, reject: Rejections) -> Router {
+        let admit = Arc::new(Admit::new(limits, classify, reject));
+        router.layer(middleware::from_fn_with_state(
+            admit,
+            |State(admit): State<Arc<Admit>>, request: Request, next: Next| async move {
+                admit.run(request, |request| next.run(request)).await
+            },
+        ))
+    }
 
     fn reject() -> Rejections {
         Rejections {
