@@ -1,4 +1,4 @@
-//! What both listeners do around every request ([`observe`]: a request id, a span, one log line),
+//! What both listeners do around every request ([`observe`]: a request id, one log line),
 //! and the REST listener's edge: metrics, `Connection: close` while draining, a 413 for bodies
 //! declared too large, admission (`limit`) and JSON bodies on every error response.
 //!
@@ -21,7 +21,6 @@ use axum::{
 };
 use http::{HeaderValue, StatusCode};
 use tokio::sync::watch;
-use tracing::{Instrument, Span};
 
 use crate::{Options, error::ApiError, limit};
 
@@ -67,7 +66,7 @@ pub(crate) fn apply(router: Router, options: &Options, ready: watch::Receiver<bo
 /// declared too large; admission; the route; JSON error bodies; `Connection: close` while
 /// draining; the request counter and latency histogram.
 async fn rest_edge(State(edge): State<Arc<RestEdge>>, request: Request, next: Next) -> Response {
-    observe(request, rest_span, log_request, |request| async move {
+    observe(request, rest_line, log_request, |request| async move {
         // `/candidate/:name`: no braces in label values, which simple exposition-format parsers
         // (e.g. the prometheus-parse crate) cannot read.
         let route = metric_route(crate::routes::route_template(request.uri().path()));
@@ -98,42 +97,48 @@ async fn rest_edge(State(edge): State<Arc<RestEdge>>, request: Request, next: Ne
     .await
 }
 
-/// The target of the per-request lines and spans of both listeners: `--log info,access=off`
-/// silences them (and saves their cost) while keeping every other line; the server's log writer
-/// buffers only these lines.
+/// The target of the per-request lines of both listeners: `--log info,access=off` silences them
+/// (and saves their cost) while keeping every other line; the server's log writer buffers only
+/// these lines and formats them on a fast path (`telemetry::access`).
 pub const ACCESS_LOG: &str = "access";
 
-fn rest_span(req: &Request) -> Span {
-    tracing::info_span!(
-        target: ACCESS_LOG,
-        "http",
-        method = method_label(req.method()),
-        path = bounded(req.uri().path()),
-        request_id = request_id(req),
-    )
+/// What a REST request's line needs from the request, kept before the request moves on.
+struct RestLine {
+    method: &'static str,
+    uri: http::Uri,
 }
 
-fn log_request(response: &Response, latency: Duration) {
+fn rest_line(req: &Request) -> RestLine {
+    // A `Uri` clone shares its bytes: no copy of the path per request.
+    RestLine { method: method_label(req.method()), uri: req.uri().clone() }
+}
+
+fn log_request(line: &RestLine, request_id: &str, response: &Response, latency: Duration) {
     tracing::info!(
         target: ACCESS_LOG,
+        method = line.method,
+        path = bounded(line.uri.path()),
+        request_id,
         status = response.status().as_u16(),
-        latency_ms = latency.as_secs_f64() * 1e3,
+        latency_ms = latency_ms(latency),
         "request"
     );
 }
 
-/// The request's id, as [`observe`] left it (bounded and sane, see `sanitize_request_id`).
-pub fn request_id(req: &Request) -> &str {
-    req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("")
+/// A latency in milliseconds to the microsecond, the `latency_ms` of access lines: finer digits
+/// are noise at this scale and only lengthen every line.
+pub fn latency_ms(latency: Duration) -> f64 {
+    latency.as_micros() as f64 / 1e3
 }
 
 /// What both listeners put around every request: a sane request id (the client's, or a new random
-/// UUID) on the request and the response, and one span and one log line (`on_response`, emitted in
-/// the span when the response head is ready).
-pub async fn observe<F, Fut>(
+/// UUID) on the request and the response and in [`context`](crate::context) for lines logged
+/// inside the request, and one access line (`log`, with what `capture` kept of the request) when
+/// the response head is ready. No tracing span: the access line carries the request's fields.
+pub async fn observe<T, F, Fut>(
     mut request: Request,
-    span: fn(&Request) -> Span,
-    on_response: fn(&Response, Duration),
+    capture: fn(&Request) -> T,
+    log: fn(&T, &str, &Response, Duration),
     inner: F,
 ) -> Response
 where
@@ -145,16 +150,12 @@ where
     // evicting the headers that do repeat, and cost a search of every id in it (a tenth of a gRPC
     // call's CPU in bench/profile.sh). HTTP/1 ignores the flag.
     id.set_sensitive(true);
-    let span = span(&request);
+    let kept = capture(&request);
     let started = Instant::now();
-    async move {
-        let mut response = inner(request).await;
-        on_response(&response, started.elapsed());
-        response.headers_mut().entry("x-request-id").or_insert(id);
-        response
-    }
-    .instrument(span)
-    .await
+    let mut response = crate::context::scope(id.clone(), inner(request)).await;
+    log(&kept, id.to_str().unwrap_or_default(), &response, started.elapsed());
+    response.headers_mut().entry("x-request-id").or_insert(id);
+    response
 }
 
 /// `/gtg` (with or without `?details`) is the load balancer's: never shed, never queued.
@@ -307,7 +308,7 @@ mod tests {
             request.headers_mut().insert("x-request-id", HeaderValue::from_str(id).unwrap());
         }
         let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let response = observe(request, |_| Span::none(), |_, _| {}, {
+        let response = observe(request, |_| (), |_, _, _, _| {}, {
             let seen = Arc::clone(&seen);
             |request: Request| async move {
                 *seen.lock().unwrap() = request.headers().get("x-request-id").cloned();

@@ -14,6 +14,7 @@ use candidates_api::v1::{
 use tokio::sync::watch;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
 
+pub mod context;
 pub mod error;
 pub mod layers;
 pub mod limit;

@@ -296,13 +296,16 @@ async fn produce_pages(
     lease: Option<Extension<Lease>>,
 ) {
     let send_timeout = gw.send_timeout;
+    // A spawned task: the request's id is not in `context`, so it comes from `forwarded`.
+    let request_id = forwarded.request_id.clone();
+    let request_id = request_id.as_ref().and_then(|id| id.to_str().ok());
     let send = |chunk: Bytes| {
         let chunks = chunks.clone();
         async move {
             match chunks.send_timeout(chunk, send_timeout).await {
                 Ok(()) => true,
                 Err(tokio::sync::mpsc::error::SendTimeoutError::Timeout(_)) => {
-                    tracing::warn!(?send_timeout, "client stopped reading the listing; giving up on it");
+                    tracing::warn!(request_id, ?send_timeout, "client stopped reading the listing; giving up on it");
                     false
                 }
                 // The client went away.
@@ -332,7 +335,7 @@ async fn produce_pages(
         page = match fetch_page(&gw.upstream, forwarded.request(request)).await {
             Ok(page) => page,
             Err(status) => {
-                tracing::error!(code = ?status.code(), message = status.message(), "listing failed mid-stream; aborting the response");
+                tracing::error!(request_id, code = ?status.code(), message = status.message(), "listing failed mid-stream; aborting the response");
                 break;
             }
         };

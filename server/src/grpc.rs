@@ -19,12 +19,11 @@ use candidates_api::v1::{
 };
 use candidates_gateway::{
     Upstream,
-    layers::{ACCESS_LOG, InFlight, observe, request_id},
+    layers::{ACCESS_LOG, InFlight, latency_ms, observe},
     limit::{Admission, Admit, Limits, Rejections},
 };
 use tonic::{Status, service::Routes};
 use tonic_health::pb::health_server::{Health, HealthServer};
-use tracing::Span;
 
 use crate::service::CandidateApi;
 
@@ -68,7 +67,7 @@ struct GrpcEdge {
 }
 
 async fn grpc_edge(State(edge): State<Arc<GrpcEdge>>, request: Request, next: Next) -> Response {
-    observe(request, grpc_span, log_rpc, |request| async move {
+    observe(request, rpc_line, log_rpc, |request| async move {
         let rpc = crate::metrics::rpc_label(request.uri().path());
         let _in_flight = InFlight::new("grpc_requests_in_flight");
         let started = std::time::Instant::now();
@@ -82,20 +81,18 @@ async fn grpc_edge(State(edge): State<Arc<GrpcEdge>>, request: Request, next: Ne
     .await
 }
 
-fn grpc_span(req: &Request) -> Span {
-    tracing::info_span!(
-        target: ACCESS_LOG,
-        "grpc",
-        rpc = crate::metrics::rpc_label(req.uri().path()),
-        request_id = request_id(req)
-    )
+/// What a call's line needs from the request: the RPC, as a closed set (`metrics::rpc_label`).
+fn rpc_line(req: &Request) -> &'static str {
+    crate::metrics::rpc_label(req.uri().path())
 }
 
-fn log_rpc(res: &Response, latency: Duration) {
+fn log_rpc(rpc: &&'static str, request_id: &str, res: &Response, latency: Duration) {
     tracing::info!(
         target: ACCESS_LOG,
+        rpc = *rpc,
+        request_id,
         grpc_status = status_code(res),
-        latency_ms = latency.as_secs_f64() * 1e3,
+        latency_ms = latency_ms(latency),
         "rpc"
     );
 }

@@ -10,6 +10,7 @@ use candidates_api::v1::{
     self as pb, DeleteCandidateRequest, GetCandidateRequest, GetStatusRequest, ListCandidatesRequest,
     ListCandidatesResponse, PutCandidateRequest, candidate_service_server::CandidateService,
 };
+use candidates_gateway::context;
 use tokio::sync::Mutex;
 use tonic::{Request, Response, Status};
 
@@ -88,7 +89,7 @@ impl From<StoreError> for Status {
             StoreError::NotFound => Status::not_found("Not Found"),
             StoreError::InvalidArgument(m) => Status::invalid_argument(m.clone()),
             StoreError::Unavailable { .. } => {
-                tracing::warn!(error = %error, source = ?std::error::Error::source(&error), "store unavailable");
+                tracing::warn!(request_id = context::request_id(), error = %error, source = ?std::error::Error::source(&error), "store unavailable");
                 Status::unavailable(error.to_string())
             }
             StoreError::ResourceExhausted { .. } => Status::resource_exhausted(error.to_string()),
@@ -96,11 +97,11 @@ impl From<StoreError> for Status {
             // The instance's own credentials were refused: a server-side fault the client cannot
             // fix, so INTERNAL (not the caller's PERMISSION_DENIED); the log says what to grant.
             StoreError::PermissionDenied { .. } => {
-                tracing::error!(error = %error, "the store refused this instance's credentials or permissions");
+                tracing::error!(request_id = context::request_id(), error = %error, "the store refused this instance's credentials or permissions");
                 Status::internal("internal error: the server's store access is misconfigured")
             }
             StoreError::Internal { .. } => {
-                tracing::error!(error = %error, source = ?std::error::Error::source(&error), "internal store error");
+                tracing::error!(request_id = context::request_id(), error = %error, source = ?std::error::Error::source(&error), "internal store error");
                 Status::internal("internal error")
             }
         }

@@ -103,8 +103,27 @@ async fn server_default_deadline_applies_without_one() {
 async fn store_down_is_unavailable() {
     let server = TestServer::spawn(&["--debug-store-fail"]);
     let mut c = server.grpc_client().await;
-    let err = c.put_candidate(PutCandidateRequest { name: "x".into() }).await.unwrap_err();
+    let mut request = tonic::Request::new(PutCandidateRequest { name: "x".into() });
+    request.metadata_mut().insert("x-request-id", "grpc-warn-1".parse().unwrap());
+    let err = c.put_candidate(request).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
+    // The call's line and the warning logged inside it both carry its id.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let lines: Vec<serde_json::Value> =
+            server.log_lines().iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let warning = lines.iter().find(|v| v["message"] == "store unavailable");
+        let access = lines.iter().find(|v| v["message"] == "rpc" && v["request_id"] == "grpc-warn-1");
+        if let (Some(warning), Some(access)) = (warning, access) {
+            assert_eq!(warning["request_id"], "grpc-warn-1", "{warning}");
+            assert_eq!(access["rpc"], "/candidates.v1.CandidateService/PutCandidate");
+            assert_eq!(access["grpc_status"], "14");
+            assert!(access["latency_ms"].is_number(), "{access}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no lines with the call's id: {lines:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let status = c.get_status(GetStatusRequest {}).await.unwrap().into_inner();
     assert_eq!(status.connected, "false");
 }

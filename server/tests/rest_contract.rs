@@ -277,6 +277,27 @@ async fn store_failure_is_503_with_original_messages() {
 }
 
 #[tokio::test]
+async fn lines_logged_inside_a_request_carry_its_id() {
+    let server = TestServer::spawn(&["--debug-store-fail"]);
+    let resp = http().get(server.url("/candidate/x")).header("x-request-id", "inner-warn-1").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let lines: Vec<Value> = server.log_lines().iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let warning = lines.iter().find(|v| v["message"] == "store unavailable");
+        let access = lines.iter().find(|v| v["target"] == "access" && v["request_id"] == "inner-warn-1");
+        if let (Some(warning), Some(access)) = (warning, access) {
+            assert_eq!(warning["level"], "WARN");
+            assert_eq!(warning["request_id"], "inner-warn-1", "{warning}");
+            assert_eq!((access["status"].as_u64(), access["path"].as_str()), (Some(503), Some("/candidate/x")));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no warning with the request id: {lines:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
 async fn deadline_from_grpc_timeout_header_is_504() {
     let server = TestServer::spawn(&["--debug-store-delay", "2s"]);
     let started = std::time::Instant::now();
@@ -328,8 +349,9 @@ async fn request_id_is_generated_propagated_and_logged() {
             let v: Value = serde_json::from_str(&line).unwrap();
             assert_eq!(v["status"], 200);
             assert!(v["latency_ms"].is_number());
-            assert_eq!(v["span"]["method"], "POST");
-            assert_eq!(v["span"]["path"], "/candidate/traced");
+            assert_eq!(v["method"], "POST");
+            assert_eq!(v["path"], "/candidate/traced");
+            assert_eq!(v["target"], "access");
             break;
         }
         assert!(std::time::Instant::now() < deadline, "no log line with the request id");

@@ -1,10 +1,14 @@
 //! Logging: `tracing` with a human format by default or one JSON object per line, on standard
 //! output with the request lines buffered (`buffered`).
 
+mod access;
 mod buffered;
 mod clock;
 
-use tracing_subscriber::{EnvFilter, fmt};
+use tracing_subscriber::{
+    EnvFilter, fmt,
+    fmt::format::{self, JsonFields},
+};
 
 pub use buffered::flush;
 
@@ -16,14 +20,15 @@ pub fn init(format: LogFormat, filter: &str) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only on a terminal: journald and log files get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = fmt()
-        .with_env_filter(filter)
-        .with_writer(buffered::BufferedStdout::get())
-        .with_timer(clock::CachedUtc)
-        .with_ansi(ansi);
+    let builder = fmt().with_env_filter(filter).with_writer(buffered::BufferedStdout::get()).with_ansi(ansi);
+    let timer = clock::CachedUtc;
+    let text = format::format().with_timer(timer);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).init(),
+        LogFormat::Text => builder.event_format(access::Access { inner: text, timer, json: false }).init(),
+        LogFormat::Json => {
+            let json = text.json().flatten_event(true).with_current_span(true).with_span_list(false);
+            builder.fmt_fields(JsonFields::new()).event_format(access::Access { inner: json, timer, json: true }).init()
+        }
     }
     // A panic's message goes to stderr; the request lines before it should not be lost with it.
     let previous = std::panic::take_hook();
