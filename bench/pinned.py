@@ -6,7 +6,9 @@ compare like with like on a shared, noisy machine. Prints a table of medians and
     server, nginx:  taskset -c 1     load:  taskset -c 0 wrk -t1 -c64 (gRPC: candidatectl load -c 64)
 
 Rows: GET /gtg and GET /candidate/{name} (embedded store) with the default log level and with
---log warn, gRPC GetCandidate (h2load, and candidatectl: a tonic client as heavy as the server); each the median of --reps runs of --duration, the targets
+--log warn, gRPC GetCandidate (h2load, and candidatectl: a tonic client as heavy as the server), and
+GetCandidate on tonic's own server with a fixed answer (server/examples/grpc_floor.rs: what hyper,
+h2 and tonic cost with none of ours), each the median of --reps runs of --duration, the targets
 alternating within each rep. Then memory: idle RSS, peak RSS during --soak seconds at 256
 connections, and RSS every 5 s for 30 s after the load stops.
 
@@ -37,6 +39,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REL = os.path.join(ROOT, "target", "release")
 SERVER = os.path.join(REL, "candidate-server")
 CTL = os.path.join(REL, "candidatectl")
+FLOOR = os.path.join(REL, "examples", "grpc_floor")
 SERVER_CPU, LOAD_CPU = "1", "0"
 
 
@@ -148,8 +151,8 @@ def main():
     need("nginx", "nginx")
     need("h2load", "nghttp2-client")
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "candidate-server", "--bin", "candidatectl"],
-                       cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "candidate-server", "--bin", "candidatectl",
+                        "--example", "grpc_floor"], cwd=ROOT, check=True)
 
     tmp = tempfile.mkdtemp(prefix="pinned-")
     nginx_port = free_port()
@@ -157,8 +160,11 @@ def main():
     wait_ready_plain(nginx_port)
     info = Server(tmp, "info")
     warn = Server(tmp, "warn")
+    floor_port = free_port()
+    floor = subprocess.Popen(["taskset", "-c", SERVER_CPU, FLOOR, f"127.0.0.1:{floor_port}"])
+    wait_ready_plain(floor_port)
     runs = {k: [] for k in ("nginx", "gtg info", "get info", "gtg warn", "get warn", "grpc get info",
-                            "grpc get (candidatectl)")}
+                            "grpc get (candidatectl)", "grpc floor (bare tonic)")}
     try:
         for rep in range(args.reps):
             targets = [
@@ -169,6 +175,7 @@ def main():
                 ("get warn", lambda: wrk(f"http://127.0.0.1:{warn.http}/candidate/bench", args.duration)),
                 ("grpc get info", lambda: h2load_grpc(info.grpc, args.duration, tmp)),
                 ("grpc get (candidatectl)", lambda: grpc_load(info.grpc, args.duration)),
+                ("grpc floor (bare tonic)", lambda: h2load_grpc(floor_port, args.duration, tmp)),
             ]
             if rep % 2:
                 targets.reverse()
@@ -182,6 +189,8 @@ def main():
         for name in runs:
             print(f"| {name:<26} | {med[name]:>9.0f} | {med[name] / med['nginx']:>7.2f}x |")
         print(f"| {'gRPC get / REST get':<26} | {'':>9} | {med['grpc get info'] / med['get info']:>7.2f}x |")
+        print(f"| {'bare tonic / REST get':<26} | {'':>9} | {med['grpc floor (bare tonic)'] / med['get info']:>7.2f}x |")
+        print(f"| {'gRPC get / bare tonic':<26} | {'':>9} | {med['grpc get info'] / med['grpc floor (bare tonic)']:>7.2f}x |")
         print(f"| {'log line cost on /gtg':<26} | {'':>9} | {1 - med['gtg info'] / med['gtg warn']:>7.1%} |")
         info.stop()
         warn.stop()
@@ -195,6 +204,8 @@ def main():
     finally:
         for p in (nginx,):
             p.stop()
+        floor.terminate()
+        floor.wait()
         for s in (info, warn):
             if s.proc.poll() is None:
                 s.stop()

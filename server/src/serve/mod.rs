@@ -83,7 +83,15 @@ pub async fn serve(
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok((stream, _peer)) => {
+                    // As tonic and nginx do: HTTP/2 writes a response in more than one write
+                    // (headers, message, trailers, window updates), and Nagle's algorithm would hold
+                    // the later ones back until the peer acknowledges the first.
+                    if let Err(error) = stream.set_nodelay(true) {
+                        tracing::debug!(%error, "cannot set TCP_NODELAY");
+                    }
+                    stream
+                }
                 Err(error) => {
                     accept_error(error).await;
                     continue;
