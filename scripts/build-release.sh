@@ -12,8 +12,10 @@ MAX_GLIBC=${MAX_GLIBC:-2.39}
 
 cargo build --release --locked -p candidates-server --bin candidate-server -p candidates-clients --bin candidatectl
 mkdir -p dist
+# Where cargo put them: CI and developers may set CARGO_TARGET_DIR.
+target=${CARGO_TARGET_DIR:-target}
 for bin in candidate-server candidatectl; do
-  install -m 0755 "target/release/$bin" "dist/$bin"
+  install -m 0755 "$target/release/$bin" "dist/$bin"
   floor=$(objdump -T "dist/$bin" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
   size=$(stat -c %s "dist/$bin")
   echo "dist/$bin: $((size / 1024 / 1024)) MiB ($size bytes), needs glibc >= $floor, sha256 $(sha256sum "dist/$bin" | cut -c1-16)..."
