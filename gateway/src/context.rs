@@ -9,6 +9,7 @@
 use std::future::Future;
 
 use http::HeaderValue;
+use tokio::task::JoinHandle;
 
 tokio::task_local! {
     static REQUEST_ID: HeaderValue;
@@ -19,10 +20,22 @@ pub fn scope<F: Future>(id: HeaderValue, future: F) -> impl Future<Output = F::O
     REQUEST_ID.scope(id, future)
 }
 
-/// The id of the request being served by this task, if any. Tasks a request spawns do not inherit
-/// it: pass the id along (`Forwarded`) and log it from there.
+/// The id of the request being served by this task, if any (tasks spawned with [`spawn`] keep it).
 pub fn request_id() -> Option<String> {
     REQUEST_ID.try_with(|id| id.to_str().unwrap_or_default().to_owned()).ok()
+}
+
+/// `tokio::spawn`, the new task serving the same request as this one (a task-local is not
+/// inherited by `tokio::spawn`).
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match REQUEST_ID.try_with(HeaderValue::clone) {
+        Ok(id) => tokio::spawn(REQUEST_ID.scope(id, future)),
+        Err(_) => tokio::spawn(future),
+    }
 }
 
 #[cfg(test)]
@@ -39,5 +52,13 @@ mod tests {
         .await;
         assert_eq!(inside.as_deref(), Some("req-1"));
         assert_eq!(request_id(), None);
+    }
+
+    #[tokio::test]
+    async fn spawned_tasks_keep_the_request_and_others_have_none() {
+        let spawned =
+            scope(HeaderValue::from_static("req-2"), async { spawn(async { request_id() }).await.unwrap() }).await;
+        assert_eq!(spawned.as_deref(), Some("req-2"));
+        assert_eq!(spawn(async { request_id() }).await.unwrap(), None);
     }
 }

@@ -62,7 +62,7 @@ pub(crate) fn apply(router: Router, options: &Options, ready: watch::Receiver<bo
     router.layer(middleware::from_fn_with_state(Arc::new(edge), rest_edge))
 }
 
-/// Every REST request, in order: request id, span and log line; in-flight gauge; 413 for a body
+/// Every REST request, in order: request id and access line; in-flight gauge; 413 for a body
 /// declared too large; admission; the route; JSON error bodies; `Connection: close` while
 /// draining; the request counter and latency histogram.
 async fn rest_edge(State(edge): State<Arc<RestEdge>>, request: Request, next: Next) -> Response {

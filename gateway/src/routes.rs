@@ -270,7 +270,8 @@ async fn list_candidates(
     // the client sees a truncated body, never a complete-looking partial list.
     let (chunks, received) = tokio::sync::mpsc::channel::<Bytes>(1);
     let completed = Arc::new(AtomicBool::new(false));
-    tokio::spawn(produce_pages(gw, forwarded, first, chunks, Arc::clone(&completed), lease));
+    // In the request's context: warnings about later pages (here and in the store) carry its id.
+    crate::context::spawn(produce_pages(gw, forwarded, first, chunks, Arc::clone(&completed), lease));
     let body = stream::unfold(Some(received), move |received| {
         let completed = Arc::clone(&completed);
         async move {
@@ -296,16 +297,17 @@ async fn produce_pages(
     lease: Option<Extension<Lease>>,
 ) {
     let send_timeout = gw.send_timeout;
-    // A spawned task: the request's id is not in `context`, so it comes from `forwarded`.
-    let request_id = forwarded.request_id.clone();
-    let request_id = request_id.as_ref().and_then(|id| id.to_str().ok());
     let send = |chunk: Bytes| {
         let chunks = chunks.clone();
         async move {
             match chunks.send_timeout(chunk, send_timeout).await {
                 Ok(()) => true,
                 Err(tokio::sync::mpsc::error::SendTimeoutError::Timeout(_)) => {
-                    tracing::warn!(request_id, ?send_timeout, "client stopped reading the listing; giving up on it");
+                    tracing::warn!(
+                        request_id = crate::context::request_id(),
+                        ?send_timeout,
+                        "client stopped reading the listing; giving up on it"
+                    );
                     false
                 }
                 // The client went away.
@@ -335,7 +337,7 @@ async fn produce_pages(
         page = match fetch_page(&gw.upstream, forwarded.request(request)).await {
             Ok(page) => page,
             Err(status) => {
-                tracing::error!(request_id, code = ?status.code(), message = status.message(), "listing failed mid-stream; aborting the response");
+                tracing::error!(request_id = crate::context::request_id(), code = ?status.code(), message = status.message(), "listing failed mid-stream; aborting the response");
                 break;
             }
         };

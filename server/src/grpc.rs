@@ -28,7 +28,7 @@ use tonic_health::pb::health_server::{Health, HealthServer};
 use crate::service::CandidateApi;
 
 /// The gRPC listener's router: every service of the server behind one edge middleware (request
-/// id, span and log line; metrics; content-type check; admission, health exempt, request message
+/// id and access line; metrics; content-type check; admission, health exempt, request message
 /// read before a permit is taken; the call's deadline).
 pub fn router(
     api: CandidateApi,

@@ -60,11 +60,11 @@ impl StatusCache {
         let ok = match tokio::time::timeout(STATUS_PROBE_TIMEOUT, store.ping()).await {
             Ok(Ok(())) => true,
             Ok(Err(error)) => {
-                tracing::warn!(store = store.kind(), %error, "store round-trip failed");
+                tracing::warn!(request_id = context::request_id(), store = store.kind(), %error, "store round-trip failed");
                 false
             }
             Err(_) => {
-                tracing::warn!(store = store.kind(), timeout = ?STATUS_PROBE_TIMEOUT, "store round-trip timed out");
+                tracing::warn!(request_id = context::request_id(), store = store.kind(), timeout = ?STATUS_PROBE_TIMEOUT, "store round-trip timed out");
                 false
             }
         };

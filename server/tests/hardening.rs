@@ -6,6 +6,7 @@ mod common;
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -459,9 +460,25 @@ async fn a_client_that_stops_reading_a_listing_is_given_up_on() {
         send_timeout: Duration::from_millis(300),
     };
     let gateway = common::in_process_gateway(5000, options).await;
+    // This test's log lines (a current-thread runtime: the listing's task runs on this thread).
+    let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let subscriber = tracing_subscriber::fmt().json().flatten_event(true).with_writer({
+        let logs = Arc::clone(&logs);
+        move || Lines(Arc::clone(&logs))
+    });
+    let _logging = tracing::subscriber::set_default(subscriber.finish());
     let get = |path: &str| http::Request::get(path).body(axum::body::Body::empty()).unwrap();
     // A listing whose body nobody reads (5 pages; the producer can hand over one).
-    let stalled = gateway.clone().oneshot(get("/candidates")).await.unwrap();
+    let stalled = gateway
+        .clone()
+        .oneshot(
+            http::Request::get("/candidates")
+                .header("x-request-id", "stalled-1")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     assert_eq!(stalled.status(), 200);
     assert_eq!(gateway.clone().oneshot(get("/candidate/c000001")).await.unwrap().status(), 503);
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -470,4 +487,25 @@ async fn a_client_that_stops_reading_a_listing_is_given_up_on() {
     // And its body ends in an error, not in a complete-looking list.
     let body = stalled.into_body().collect().await;
     assert!(body.is_err(), "a truncated listing is an aborted body");
+    // The warning, logged by the listing's own task, names the request.
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let warning = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "client stopped reading the listing; giving up on it")
+        .unwrap_or_else(|| panic!("no warning about the stalled listing in:\n{logs}"));
+    assert_eq!(warning["request_id"], "stalled-1", "{warning}");
+}
+
+/// A log sink for one test.
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

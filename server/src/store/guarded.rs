@@ -83,7 +83,12 @@ impl Guarded {
         b.failures = b.failures.saturating_add(1);
         if b.failures >= TRIP_AFTER {
             if b.open_until.is_none() {
-                tracing::warn!(store = self.inner.kind(), failures = b.failures, "store is down: failing fast");
+                tracing::warn!(
+                    request_id = candidates_gateway::context::request_id(),
+                    store = self.inner.kind(),
+                    failures = b.failures,
+                    "store is down: failing fast"
+                );
             }
             b.open_until = Some(Instant::now() + OPEN_FOR);
         }

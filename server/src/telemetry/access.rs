@@ -2,8 +2,13 @@
 //! of the `access` target, without its general machinery (a `Debug` call per value, a character
 //! by character escape of the message, `serde` for JSON). An access line per request was about a
 //! tenth of `/gtg`'s CPU in bench/profile.sh, most of it there. Every other event, an access event
-//! inside a span, and coloured output go to tracing-subscriber's own formatter; a test checks that
-//! both write the same lines.
+//! inside a span (or with an explicit parent), and coloured output go to tracing-subscriber's own
+//! formatter; a test checks that both write the same lines, with [`text`] and [`json`] configured
+//! as the server configures them.
+//!
+//! Access events carry strings, integers, floats and booleans. An error value (`record_error`)
+//! or a raw-identifier field name (`r#type`) would be written here as any `Debug` value and name,
+//! not as tracing-subscriber writes them: do not put those on an access event.
 
 use std::fmt::{self, Write};
 
@@ -13,15 +18,46 @@ use tracing::{
     field::{Field, Visit},
 };
 use tracing_subscriber::{
-    fmt::{FmtContext, FormatEvent, FormatFields, format::Writer, time::FormatTime},
+    fmt::{
+        FmtContext, FormatEvent, FormatFields,
+        format::{self, Format, Full, Json, Writer},
+        time::FormatTime,
+    },
     registry::LookupSpan,
 };
 
 /// Formats access events itself and hands everything else to `inner`.
 pub struct Access<F, T> {
-    pub inner: F,
-    pub timer: T,
-    pub json: bool,
+    inner: F,
+    timer: T,
+    json: bool,
+}
+
+/// The server's text lines: tracing-subscriber's default format with `timer`.
+pub fn text<T: FormatTime + Copy>(timer: T) -> Access<Format<Full, T>, T> {
+    Access { inner: format::format().with_timer(timer), timer, json: false }
+}
+
+/// The server's JSON lines: one object per line, the event's fields at the top level, the current
+/// span (if any) under `span`.
+pub fn json<T: FormatTime + Copy>(timer: T) -> Access<Format<Json, T>, T> {
+    let inner =
+        format::format().with_timer(timer).json().flatten_event(true).with_current_span(true).with_span_list(false);
+    Access { inner, timer, json: true }
+}
+
+impl<F, T> Access<F, T> {
+    /// The same lines with another formatter for the events handed on (the tests show which).
+    #[cfg(test)]
+    fn handing_on_to<G>(self, inner: G) -> Access<G, T> {
+        Access { inner, timer: self.timer, json: self.json }
+    }
+
+    /// The formatter events are handed to (the tests compare it with this one).
+    #[cfg(test)]
+    fn inner(self) -> F {
+        self.inner
+    }
 }
 
 impl<S, N, F, T> FormatEvent<S, N> for Access<F, T>
@@ -33,7 +69,8 @@ where
 {
     fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let meta = event.metadata();
-        if meta.target() != ACCESS_LOG || writer.has_ansi_escapes() || ctx.lookup_current().is_some() {
+        let in_span = !event.is_contextual() || ctx.lookup_current().is_some();
+        if meta.target() != ACCESS_LOG || writer.has_ansi_escapes() || in_span {
             return self.inner.format_event(ctx, writer, event);
         }
         if self.json {
@@ -253,10 +290,7 @@ mod tests {
         sync::{Arc, Mutex},
     };
 
-    use tracing_subscriber::fmt::{
-        self as tfmt,
-        format::{self, format},
-    };
+    use tracing_subscriber::fmt as tfmt;
 
     use super::*;
 
@@ -302,37 +336,37 @@ mod tests {
         }
     }
 
-    /// What tracing-subscriber writes for `emit`, and what `Access` (in front of `HandedOn`) does.
+    /// What tracing-subscriber writes for `emit`, and what `Access` (in front of `HandedOn`) does,
+    /// each configured as the server configures it.
     fn both(json: bool, emit: impl Fn()) -> (String, String) {
         let (reference, fast) = (Captured::default(), Captured::default());
         let writer = |c: &Captured| {
             let c = c.clone();
             move || c.clone()
         };
-        let base = format().with_timer(Fixed);
         if json {
             let reference_sub = tfmt::fmt()
                 .with_writer(writer(&reference))
                 .with_ansi(false)
                 .fmt_fields(format::JsonFields::new())
-                .event_format(base.json().flatten_event(true).with_current_span(true).with_span_list(false))
+                .event_format(super::json(Fixed).inner())
                 .finish();
             tracing::subscriber::with_default(reference_sub, &emit);
             let fast_sub = tfmt::fmt()
                 .with_writer(writer(&fast))
                 .with_ansi(false)
                 .fmt_fields(format::JsonFields::new())
-                .event_format(Access { inner: HandedOn, timer: Fixed, json: true })
+                .event_format(super::json(Fixed).handing_on_to(HandedOn))
                 .finish();
             tracing::subscriber::with_default(fast_sub, &emit);
         } else {
             let reference_sub =
-                tfmt::fmt().with_writer(writer(&reference)).with_ansi(false).event_format(base).finish();
+                tfmt::fmt().with_writer(writer(&reference)).with_ansi(false).event_format(text(Fixed).inner()).finish();
             tracing::subscriber::with_default(reference_sub, &emit);
             let fast_sub = tfmt::fmt()
                 .with_writer(writer(&fast))
                 .with_ansi(false)
-                .event_format(Access { inner: HandedOn, timer: Fixed, json: false })
+                .event_format(text(Fixed).handing_on_to(HandedOn))
                 .finish();
             tracing::subscriber::with_default(fast_sub, &emit);
         }
@@ -391,14 +425,17 @@ mod tests {
     }
 
     #[test]
-    fn other_lines_and_lines_in_a_span_are_handed_on() {
+    fn other_lines_and_lines_in_a_span_or_with_a_parent_are_handed_on() {
         for json in [false, true] {
             let (_, fast) = both(json, || {
                 tracing::warn!(request_id = "r-1", "store unavailable");
                 tracing::info_span!("outer", id = 1)
                     .in_scope(|| tracing::info!(target: ACCESS_LOG, status = 200, "request"));
+                let parent = tracing::info_span!("parent");
+                tracing::info!(target: ACCESS_LOG, parent: &parent, status = 200, "request");
+                tracing::info!(target: ACCESS_LOG, parent: None, status = 200, "request");
             });
-            assert_eq!(fast, "handed on\nhanded on\n", "json: {json}");
+            assert_eq!(fast, "handed on\n".repeat(4), "json: {json}");
         }
     }
 }

@@ -5,10 +5,7 @@ mod access;
 mod buffered;
 mod clock;
 
-use tracing_subscriber::{
-    EnvFilter, fmt,
-    fmt::format::{self, JsonFields},
-};
+use tracing_subscriber::{EnvFilter, fmt, fmt::format::JsonFields};
 
 pub use buffered::flush;
 
@@ -18,17 +15,13 @@ use crate::config::LogFormat;
 /// before the process exits.
 pub fn init(format: LogFormat, filter: &str) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colours only on a terminal: journald and log files get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    // Colours only for text on a terminal: journald and log files get plain text, and JSON never
+    // has any.
+    let ansi = matches!(format, LogFormat::Text) && std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = fmt().with_env_filter(filter).with_writer(buffered::BufferedStdout::get()).with_ansi(ansi);
-    let timer = clock::CachedUtc;
-    let text = format::format().with_timer(timer);
     match format {
-        LogFormat::Text => builder.event_format(access::Access { inner: text, timer, json: false }).init(),
-        LogFormat::Json => {
-            let json = text.json().flatten_event(true).with_current_span(true).with_span_list(false);
-            builder.fmt_fields(JsonFields::new()).event_format(access::Access { inner: json, timer, json: true }).init()
-        }
+        LogFormat::Text => builder.event_format(access::text(clock::CachedUtc)).init(),
+        LogFormat::Json => builder.fmt_fields(JsonFields::new()).event_format(access::json(clock::CachedUtc)).init(),
     }
     // A panic's message goes to stderr; the request lines before it should not be lost with it.
     let previous = std::panic::take_hook();
