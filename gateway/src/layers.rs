@@ -66,11 +66,12 @@ pub(crate) fn apply(router: Router, options: &Options, ready: watch::Receiver<bo
 /// declared too large; admission; the route; JSON error bodies; `Connection: close` while
 /// draining; the request counter and latency histogram.
 async fn rest_edge(State(edge): State<Arc<RestEdge>>, request: Request, next: Next) -> Response {
-    observe(request, rest_line, log_request, |request| async move {
+    let line = rest_line(&request);
+    let method = line.method;
+    observe(request, line, log_request, |request| async move {
         // `/candidate/:name`: no braces in label values, which simple exposition-format parsers
         // (e.g. the prometheus-parse crate) cannot read.
         let route = metric_route(crate::routes::route_template(request.uri().path()));
-        let method = method_label(request.method());
         let http1 = request.version() <= http::Version::HTTP_11;
         let _in_flight = InFlight::new("http_requests_in_flight");
         let started = Instant::now();
@@ -133,11 +134,12 @@ pub fn latency_ms(latency: Duration) -> f64 {
 
 /// What both listeners put around every request: a sane request id (the client's, or a new random
 /// UUID) on the request and the response and in [`context`](crate::context) for lines logged
-/// inside the request, and one access line (`log`, with what `capture` kept of the request) when
-/// the response head is ready. No tracing span: the access line carries the request's fields.
+/// inside the request, and one access line (`log`, with `line`: what the listener kept of the
+/// request) when the response head is ready. No tracing span: the access line carries the
+/// request's fields.
 pub async fn observe<T, F, Fut>(
     mut request: Request,
-    capture: fn(&Request) -> T,
+    line: T,
     log: fn(&T, &str, &Response, Duration),
     inner: F,
 ) -> Response
@@ -150,10 +152,9 @@ where
     // evicting the headers that do repeat, and cost a search of every id in it (a tenth of a gRPC
     // call's CPU in bench/profile.sh). HTTP/1 ignores the flag.
     id.set_sensitive(true);
-    let kept = capture(&request);
     let started = Instant::now();
     let mut response = crate::context::scope(id.clone(), inner(request)).await;
-    log(&kept, id.to_str().unwrap_or_default(), &response, started.elapsed());
+    log(&line, id.to_str().unwrap_or_default(), &response, started.elapsed());
     response.headers_mut().entry("x-request-id").or_insert(id);
     response
 }
@@ -308,7 +309,7 @@ mod tests {
             request.headers_mut().insert("x-request-id", HeaderValue::from_str(id).unwrap());
         }
         let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let response = observe(request, |_| (), |_, _, _, _| {}, {
+        let response = observe(request, (), |_, _, _, _| {}, {
             let seen = Arc::clone(&seen);
             |request: Request| async move {
                 *seen.lock().unwrap() = request.headers().get("x-request-id").cloned();

@@ -67,8 +67,9 @@ struct GrpcEdge {
 }
 
 async fn grpc_edge(State(edge): State<Arc<GrpcEdge>>, request: Request, next: Next) -> Response {
-    observe(request, rpc_line, log_rpc, |request| async move {
-        let rpc = crate::metrics::rpc_label(request.uri().path());
+    // The RPC, as a closed set: the access line's and the metrics' label.
+    let rpc = crate::metrics::rpc_label(request.uri().path());
+    observe(request, rpc, log_rpc, |request| async move {
         let _in_flight = InFlight::new("grpc_requests_in_flight");
         let started = std::time::Instant::now();
         let response = match not_grpc(&request) {
@@ -79,11 +80,6 @@ async fn grpc_edge(State(edge): State<Arc<GrpcEdge>>, request: Request, next: Ne
         response
     })
     .await
-}
-
-/// What a call's line needs from the request: the RPC, as a closed set (`metrics::rpc_label`).
-fn rpc_line(req: &Request) -> &'static str {
-    crate::metrics::rpc_label(req.uri().path())
 }
 
 fn log_rpc(rpc: &&'static str, request_id: &str, res: &Response, latency: Duration) {
