@@ -20,6 +20,7 @@ pub mod layers;
 pub mod limit;
 pub mod openapi;
 mod routes;
+pub mod throttle;
 
 pub use routes::{ROUTES, RouteSpec, Rpc, route_template};
 

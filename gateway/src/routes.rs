@@ -303,11 +303,15 @@ async fn produce_pages(
             match chunks.send_timeout(chunk, send_timeout).await {
                 Ok(()) => true,
                 Err(tokio::sync::mpsc::error::SendTimeoutError::Timeout(_)) => {
-                    tracing::warn!(
-                        request_id = crate::context::request_id(),
-                        ?send_timeout,
-                        "client stopped reading the listing; giving up on it"
-                    );
+                    static STALLED: crate::throttle::Throttle =
+                        crate::throttle::Throttle::new("client stopped reading the listing");
+                    if STALLED.admit(|| format!("send timeout {send_timeout:?}")) {
+                        tracing::warn!(
+                            request_id = crate::context::request_id(),
+                            ?send_timeout,
+                            "client stopped reading the listing; giving up on it"
+                        );
+                    }
                     false
                 }
                 // The client went away.
@@ -337,7 +341,10 @@ async fn produce_pages(
         page = match fetch_page(&gw.upstream, forwarded.request(request)).await {
             Ok(page) => page,
             Err(status) => {
-                tracing::error!(request_id = crate::context::request_id(), code = ?status.code(), message = status.message(), "listing failed mid-stream; aborting the response");
+                static FAILED: crate::throttle::Throttle = crate::throttle::Throttle::new("listing failed mid-stream");
+                if FAILED.admit(|| format!("{:?}: {}", status.code(), status.message())) {
+                    tracing::error!(request_id = crate::context::request_id(), code = ?status.code(), message = status.message(), "listing failed mid-stream; aborting the response");
+                }
                 break;
             }
         };

@@ -45,6 +45,7 @@ pub struct Application {
     http_limits: crate::serve::ConnLimits,
     grpc_limits: crate::serve::ConnLimits,
     store_kind: &'static str,
+    connections: Arc<crate::serve::Connections>,
 }
 
 pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
@@ -118,6 +119,7 @@ impl Application {
             http_limits: config.conn_limits(None),
             grpc_limits: config.conn_limits(config.grpc_max_connection_age),
             store_kind,
+            connections: crate::serve::Connections::new(config.connection_cap()),
         })
     }
 
@@ -146,16 +148,17 @@ impl Application {
             }
         };
         let mut servers = JoinSet::new();
-        servers.spawn(serve(self.http, self.http_router, self.http_limits, stopped()));
-        servers.spawn(serve(self.grpc, self.grpc_router, self.grpc_limits, stopped()));
+        let conns = &self.connections;
+        servers.spawn(serve(self.http, self.http_router, self.http_limits, Arc::clone(conns), stopped()));
+        servers.spawn(serve(self.grpc, self.grpc_router, self.grpc_limits, Arc::clone(conns), stopped()));
         if let Some(listener) = self.metrics {
-            servers.spawn(serve(listener, metrics_router(), self.http_limits, stopped()));
+            servers.spawn(serve(listener, metrics_router(), self.http_limits, Arc::clone(conns), stopped()));
         }
         let upkeep = tokio::spawn(crate::metrics::upkeep(stopped()));
         let allocator_upkeep = tokio::spawn(crate::allocator::upkeep(stopped()));
         self.lifecycle.set_ready().await;
         let metrics_at = metrics_addr.map_or_else(|| "the REST listener".to_owned(), |a| a.to_string());
-        tracing::info!(%http_addr, %grpc_addr, metrics = %metrics_at, store = self.store_kind, "listening");
+        tracing::info!(%http_addr, %grpc_addr, metrics = %metrics_at, store = self.store_kind, max_connections = self.connections.max(), "listening");
         // systemd (Type=notify) starts dependents and counts the start as done only now.
         systemd_notify(sd_notify::NotifyState::Ready);
 

@@ -85,6 +85,13 @@ pub struct Config {
     #[arg(long, env = "CANDIDATES_MAX_CONCURRENCY", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrency: u32,
 
+    /// Connections open at once, all listeners together. Default: the process's file descriptor
+    /// limit (soft RLIMIT_NOFILE) less a reserve of an eighth (at least 64) for the store's
+    /// connections and files. At the cap the connection idle the longest is closed for a new one;
+    /// if none is idle the new one is closed.
+    #[arg(long, env = "CANDIDATES_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+
     /// Largest request body accepted, in bytes: REST bodies (ignored; larger ones get 413) and
     /// gRPC request messages (RESOURCE_EXHAUSTED).
     #[arg(long, env = "CANDIDATES_BODY_LIMIT", default_value_t = 64 * 1024)]
@@ -234,6 +241,13 @@ impl Config {
             keepalive_timeout: self.http2_keepalive_timeout,
             max_age,
         }
+    }
+
+    /// The connection cap: `--max-connections`, or derived from the descriptor limit; never
+    /// above what the descriptor limit allows.
+    pub fn connection_cap(&self) -> usize {
+        let from_limit = crate::serve::cap::nofile_limit().map_or(usize::MAX, crate::serve::cap::cap_for);
+        self.max_connections.map_or(from_limit, |n| (n as usize).min(from_limit))
     }
 
     /// The admission limits of a listener.

@@ -84,7 +84,11 @@ pub async fn upkeep(stopped: impl std::future::Future<Output = ()>) {
     tokio::pin!(stopped);
     loop {
         tokio::select! {
-            _ = every.tick() => handle.run_upkeep(),
+            _ = every.tick() => {
+                handle.run_upkeep();
+                // Summaries of throttled log lines are written here when no new line comes.
+                candidates_gateway::throttle::flush_due();
+            }
             () = &mut stopped => return,
         }
     }

@@ -10,7 +10,7 @@ use candidates_api::v1::{
     self as pb, DeleteCandidateRequest, GetCandidateRequest, GetStatusRequest, ListCandidatesRequest,
     ListCandidatesResponse, PutCandidateRequest, candidate_service_server::CandidateService,
 };
-use candidates_gateway::context;
+use candidates_gateway::{context, throttle::Throttle};
 use tokio::sync::Mutex;
 use tonic::{Request, Response, Status};
 
@@ -60,11 +60,17 @@ impl StatusCache {
         let ok = match tokio::time::timeout(STATUS_PROBE_TIMEOUT, store.ping()).await {
             Ok(Ok(())) => true,
             Ok(Err(error)) => {
-                tracing::warn!(request_id = context::request_id(), store = store.kind(), %error, "store round-trip failed");
+                static FAILED: Throttle = Throttle::new("store round-trip failed");
+                if FAILED.admit(|| error.to_string()) {
+                    tracing::warn!(request_id = context::request_id(), store = store.kind(), %error, "store round-trip failed");
+                }
                 false
             }
             Err(_) => {
-                tracing::warn!(request_id = context::request_id(), store = store.kind(), timeout = ?STATUS_PROBE_TIMEOUT, "store round-trip timed out");
+                static TIMED_OUT: Throttle = Throttle::new("store round-trip timed out");
+                if TIMED_OUT.admit(|| format!("no answer within {STATUS_PROBE_TIMEOUT:?}")) {
+                    tracing::warn!(request_id = context::request_id(), store = store.kind(), timeout = ?STATUS_PROBE_TIMEOUT, "store round-trip timed out");
+                }
                 false
             }
         };
@@ -89,7 +95,10 @@ impl From<StoreError> for Status {
             StoreError::NotFound => Status::not_found("Not Found"),
             StoreError::InvalidArgument(m) => Status::invalid_argument(m.clone()),
             StoreError::Unavailable { .. } => {
-                tracing::warn!(request_id = context::request_id(), error = %error, source = ?std::error::Error::source(&error), "store unavailable");
+                static UNAVAILABLE: Throttle = Throttle::new("store unavailable");
+                if UNAVAILABLE.admit(|| error.to_string()) {
+                    tracing::warn!(request_id = context::request_id(), error = %error, source = ?std::error::Error::source(&error), "store unavailable");
+                }
                 Status::unavailable(error.to_string())
             }
             StoreError::ResourceExhausted { .. } => Status::resource_exhausted(error.to_string()),
@@ -97,11 +106,17 @@ impl From<StoreError> for Status {
             // The instance's own credentials were refused: a server-side fault the client cannot
             // fix, so INTERNAL (not the caller's PERMISSION_DENIED); the log says what to grant.
             StoreError::PermissionDenied { .. } => {
-                tracing::error!(request_id = context::request_id(), error = %error, "the store refused this instance's credentials or permissions");
+                static DENIED: Throttle = Throttle::new("store access denied");
+                if DENIED.admit(|| error.to_string()) {
+                    tracing::error!(request_id = context::request_id(), error = %error, "the store refused this instance's credentials or permissions");
+                }
                 Status::internal("internal error: the server's store access is misconfigured")
             }
             StoreError::Internal { .. } => {
-                tracing::error!(request_id = context::request_id(), error = %error, source = ?std::error::Error::source(&error), "internal store error");
+                static INTERNAL: Throttle = Throttle::new("internal store error");
+                if INTERNAL.admit(|| error.to_string()) {
+                    tracing::error!(request_id = context::request_id(), error = %error, source = ?std::error::Error::source(&error), "internal store error");
+                }
                 Status::internal("internal error")
             }
         }

@@ -104,6 +104,12 @@ impl Activity {
         if deadline <= now { Due::Idle } else { Due::At(deadline) }
     }
 
+    /// Since when the connection has had no request in flight (its last request's end, or its
+    /// accept), or `None` while it serves one: the order in which the connection cap sheds.
+    pub fn idle_since(&self) -> Option<Instant> {
+        (self.in_flight.load(Ordering::Acquire) == 0).then(|| self.at(self.last.load(Ordering::Acquire)))
+    }
+
     fn on_write(&self, blocked: bool) {
         if blocked {
             if self.blocked_since.load(Ordering::Acquire) == 0 {

@@ -17,6 +17,7 @@
 //! never finishes its request head, for example) is dropped.
 
 mod activity;
+pub mod cap;
 
 use std::{
     future::Future,
@@ -28,6 +29,7 @@ use std::{
 use activity::{Activity, Due, InFlightGuard, Timeouts, Watched};
 use axum::{Router, body::Body, extract::Request, response::Response};
 use candidates_gateway::limit::GuardedBody;
+pub use cap::Connections;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto::Builder,
@@ -39,6 +41,17 @@ use tower::ServiceExt;
 /// How long a connection may take to close after a graceful shutdown was asked for (idle or aged
 /// connections, which have no request in flight or only ones already running) before it is dropped.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
+/// Largest HTTP/1 request head (request line and headers), in bytes: larger ones get 431. hyper's
+/// default (~400 KiB) let 500 unfinished heads hold 200 MiB until the header-read timeout. nginx
+/// allows 4 x 8 KiB by default; names are at most 255 characters (3 KiB percent-encoded).
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+
+/// HTTP/2: the header list size we advertise (431 on the one stream above it). h2 closes the whole
+/// connection only above four times this (its abuse limit), so 128 KiB: above what proxies
+/// forward by default (Envoy 60 KiB), so a multiplexing proxy's other streams are never hit by one
+/// client's oversized metadata.
+pub const MAX_HEADER_LIST_BYTES: u32 = 32 * 1024;
 
 /// A deadline that does not come.
 const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -65,20 +78,22 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnLimits,
+    connections: Arc<Connections>,
     stopped: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let mut builder = Builder::new(TokioExecutor::new());
     // hyper's own header-read timeout also runs while a keep-alive connection waits for its next
     // request (hyper 1.12), which would close connections the load balancer keeps idle; `Activity`
     // times request heads from their first byte instead.
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(None);
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(None).max_buf_size(MAX_HEAD_BYTES);
     builder
         .http2()
+        .max_header_list_size(MAX_HEADER_LIST_BYTES)
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.keepalive_interval)
         .keep_alive_timeout(limits.keepalive_timeout);
     let (stop, stopping) = watch::channel(false);
-    let mut connections = JoinSet::new();
+    let mut tasks = JoinSet::new();
     tokio::pin!(stopped);
     loop {
         let stream = tokio::select! {
@@ -100,10 +115,17 @@ pub async fn serve(
             () = &mut stopped => break,
         };
         let activity = Arc::new(Activity::new());
+        let Some(slot) = connections.admit(Arc::clone(&activity)) else {
+            // At the cap with every connection busy: closing this one keeps a descriptor free.
+            tracing::debug!(max = connections.max(), "connection cap reached and none idle: connection refused");
+            drop(stream);
+            continue;
+        };
         let service = TowerToHyperService::new(track(router.clone(), Arc::clone(&activity)));
         let builder = builder.clone();
         let stopping = stopping.clone();
-        connections.spawn(async move {
+        tasks.spawn(async move {
+            let slot = slot;
             let io = Watched { inner: stream, activity: Arc::clone(&activity) };
             let conn = builder.serve_connection(TokioIo::new(io), service);
             tokio::pin!(conn);
@@ -134,6 +156,10 @@ pub async fn serve(
                         if let Err(error) = result {
                             tracing::debug!(%error, "connection ended with an error");
                         }
+                        return;
+                    }
+                    () = slot.evict.notified() => {
+                        tracing::debug!("idle connection closed to make room under the connection cap");
                         return;
                     }
                     () = &mut hard_stop => {
@@ -173,11 +199,11 @@ pub async fn serve(
             }
         });
         // Reap finished connections so the set holds only live ones.
-        while connections.try_join_next().is_some() {}
+        while tasks.try_join_next().is_some() {}
     }
     drop(listener);
     let _ = stop.send(true);
-    while connections.join_next().await.is_some() {}
+    while tasks.join_next().await.is_some() {}
     Ok(())
 }
 

@@ -7,6 +7,12 @@
 //! UNAVAILABLE at once; after [`OPEN_FOR`] one call (a request or the health check) is let through
 //! as a trial, and its success closes the breaker again. So recovery follows the store within
 //! about `OPEN_FOR` + one round-trip, with no restart.
+//!
+//! A trial whose caller goes away (a client deadline, a disconnect, the health probe's shorter
+//! timeout: its future is dropped before it answers) counts as a failed trial: the breaker stays
+//! open for another `OPEN_FOR` and the next call is the next trial. Without that, the half-open
+//! state would wait for ever for an answer that never comes, and the instance would fail fast for
+//! good while its store was back.
 
 use std::{future::Future, sync::Mutex, time::Duration};
 
@@ -38,10 +44,29 @@ struct Breaker {
     trial: bool,
 }
 
-/// What the breaker lets a call do.
-enum Permit {
-    Call,
-    Trial,
+/// What the breaker lets a call do. A trial that is dropped without an outcome (its caller went
+/// away) records itself as failed, so the half-open state always ends.
+struct Permit<'a> {
+    guarded: &'a Guarded,
+    trial: bool,
+    /// Set once the outcome is recorded: the drop then has nothing to do.
+    recorded: bool,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if !self.recorded {
+            self.guarded.settle(self.trial, true, Settled::Abandoned);
+        }
+    }
+}
+
+/// How a call ended, for the breaker's log lines.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    Answered,
+    /// The caller dropped the call before the store answered.
+    Abandoned,
 }
 
 impl Guarded {
@@ -49,13 +74,13 @@ impl Guarded {
         Self { inner, timeout, breaker: Mutex::new(Breaker::default()) }
     }
 
-    fn admit(&self) -> Result<Permit> {
+    fn admit(&self) -> Result<Permit<'_>> {
         let mut b = self.breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match b.open_until {
-            None => Ok(Permit::Call),
+            None => Ok(Permit { guarded: self, trial: false, recorded: false }),
             Some(until) if Instant::now() >= until && !b.trial => {
                 b.trial = true;
-                Ok(Permit::Trial)
+                Ok(Permit { guarded: self, trial: true, recorded: false })
             }
             Some(_) => Err(StoreError::Unavailable {
                 message: format!(
@@ -68,10 +93,18 @@ impl Guarded {
         }
     }
 
-    fn record(&self, permit: Permit, down: bool) {
+    fn record(&self, mut permit: Permit<'_>, down: bool) {
+        permit.recorded = true;
+        self.settle(permit.trial, down, Settled::Answered);
+    }
+
+    fn settle(&self, trial: bool, down: bool, how: Settled) {
         let mut b = self.breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if matches!(permit, Permit::Trial) {
+        if trial {
             b.trial = false;
+        } else if how == Settled::Abandoned {
+            // An ordinary call whose caller went away says nothing about the store.
+            return;
         }
         if !down {
             if b.open_until.is_some() {
@@ -91,6 +124,9 @@ impl Guarded {
                 );
             }
             b.open_until = Some(Instant::now() + OPEN_FOR);
+        }
+        if trial && how == Settled::Abandoned {
+            tracing::debug!(store = self.inner.kind(), "trial call abandoned by its caller: the breaker stays open");
         }
     }
 
@@ -204,6 +240,59 @@ mod tests {
         stalled.store(false, Ordering::SeqCst);
         tokio::time::advance(OPEN_FOR).await;
         assert!(matches!(store.get(&name).await, Err(StoreError::NotFound)));
+        assert!(matches!(store.get(&name).await, Err(StoreError::NotFound)));
+    }
+
+    /// Opens the breaker of a fresh guard over a stalled store.
+    async fn tripped() -> (Guarded, Arc<AtomicBool>) {
+        let stalled = Arc::new(AtomicBool::new(true));
+        let store = Guarded::new(
+            Arc::new(Stallable { inner: MemoryStore::new(), stalled: Arc::clone(&stalled) }),
+            Duration::from_secs(3),
+        );
+        let name = CandidateName::parse("a").unwrap();
+        for _ in 0..TRIP_AFTER {
+            assert!(matches!(store.get(&name).await, Err(StoreError::DeadlineExceeded)));
+        }
+        assert!(matches!(store.get(&name).await, Err(StoreError::Unavailable { .. })), "open");
+        (store, stalled)
+    }
+
+    /// The probe's finding: a trial whose caller gives up (here after 300 ms, shorter than the
+    /// store timeout) used to leave the breaker half-open for ever.
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_trial_does_not_keep_the_breaker_open() {
+        let (store, stalled) = tripped().await;
+        let name = CandidateName::parse("a").unwrap();
+        tokio::time::advance(OPEN_FOR).await;
+        // The trial, dropped by its caller's deadline before the store answers.
+        let abandoned = tokio::time::timeout(Duration::from_millis(300), store.get(&name)).await;
+        assert!(abandoned.is_err(), "the trial was still waiting on the store");
+        // Still open right after (an abandoned trial is a failed one) ...
+        assert!(matches!(store.get(&name).await, Err(StoreError::Unavailable { .. })));
+        // ... and the store is back: within one trial interval calls are served again.
+        stalled.store(false, Ordering::SeqCst);
+        tokio::time::advance(OPEN_FOR).await;
+        assert!(matches!(store.get(&name).await, Err(StoreError::NotFound)), "the next trial closes it");
+        assert!(matches!(store.get(&name).await, Err(StoreError::NotFound)));
+    }
+
+    /// Dropping the future before its first poll, or while an ordinary call is in flight, leaves
+    /// nothing behind either.
+    #[tokio::test(start_paused = true)]
+    async fn trials_dropped_before_or_during_the_call_end_the_half_open_state() {
+        let (store, stalled) = tripped().await;
+        let name = CandidateName::parse("a").unwrap();
+        tokio::time::advance(OPEN_FOR).await;
+        // Polled once (admitted as the trial, waiting on the store), then dropped.
+        {
+            let mut trial = Box::pin(store.get(&name));
+            assert!(futures::poll!(trial.as_mut()).is_pending());
+        }
+        stalled.store(false, Ordering::SeqCst);
+        tokio::time::advance(OPEN_FOR).await;
+        // Never polled: admits nothing, records nothing.
+        drop(store.get(&name));
         assert!(matches!(store.get(&name).await, Err(StoreError::NotFound)));
     }
 
