@@ -7,6 +7,9 @@
 //!   clients cannot grow memory without limit either.
 //! - The permit is held until the response body has been sent (or dropped), so a streamed
 //!   response (`GET /candidates`) counts for as long as it runs.
+//! - Streaming calls (gRPC reflection) take permits from a small budget of their own: a client
+//!   decides how long a stream stays open, and 1,200 idle reflection streams once held every
+//!   work permit, so every unary call was refused while health said SERVING.
 
 use std::{
     future::Future,
@@ -29,7 +32,8 @@ pub enum Admission {
     Exempt,
     /// A request with a bounded body (REST, unary gRPC): the body is read first, then a permit.
     Buffered,
-    /// A streaming call (gRPC reflection): takes a permit at once, body untouched.
+    /// A streaming call (gRPC reflection): takes a permit of the stream budget at once, body
+    /// untouched.
     Streaming,
 }
 
@@ -60,9 +64,17 @@ pub struct Limits {
 /// Bodies being read per work permit.
 const READERS_PER_PERMIT: usize = 16;
 
+/// The stream budget: streams open at once, whatever `max_concurrency` is (a sixteenth of it, at
+/// least 4, at most 64). Reflection streams are an operator's grpcurl session, a few at a time.
+pub fn stream_budget(max_concurrency: usize) -> usize {
+    (max_concurrency / 16).clamp(4, 64)
+}
+
 /// One listener's admission state (see the module's rules); [`Admit::run`] admits one request.
 pub struct Admit {
     work: Arc<Semaphore>,
+    /// Streaming calls: a budget of their own ([`stream_budget`]), never the work permits.
+    streams: Arc<Semaphore>,
     /// Requests whose bodies are being read: many more than the work limit (a stalled upload
     /// costs a task, not a permit), but not unbounded.
     reading: Arc<Semaphore>,
@@ -78,6 +90,7 @@ impl Admit {
     pub fn new(limits: Limits, classify: fn(&Request) -> Admission, reject: Rejections) -> Self {
         Self {
             work: Arc::new(Semaphore::new(limits.max_concurrency)),
+            streams: Arc::new(Semaphore::new(stream_budget(limits.max_concurrency))),
             reading: Arc::new(Semaphore::new(
                 limits.max_concurrency.saturating_mul(READERS_PER_PERMIT).min(Semaphore::MAX_PERMITS),
             )),
@@ -96,15 +109,15 @@ impl Admit {
         F: FnOnce(Request) -> Fut,
         Fut: Future<Output = Response>,
     {
-        let request = match (self.classify)(&request) {
+        let (request, budget) = match (self.classify)(&request) {
             Admission::Exempt => return call(request).await,
-            Admission::Streaming => request,
+            Admission::Streaming => (request, &self.streams),
             Admission::Buffered => match read_body(self, request).await {
-                Ok(request) => request,
+                Ok(request) => (request, &self.work),
                 Err(response) => return response,
             },
         };
-        let Ok(permit) = Arc::clone(&self.work).try_acquire_owned() else {
+        let Ok(permit) = Arc::clone(budget).try_acquire_owned() else {
             return (self.reject.overloaded)();
         };
         let lease = Lease(Arc::new(std::sync::Mutex::new(Some(permit))));
@@ -244,7 +257,11 @@ mod tests {
         }
     }
     fn classify(request: &Request) -> Admission {
-        if request.uri().path() == "/health" { Admission::Exempt } else { Admission::Buffered }
+        match request.uri().path() {
+            "/health" => Admission::Exempt,
+            "/watch" => Admission::Streaming,
+            _ => Admission::Buffered,
+        }
     }
 
     fn app(max: usize) -> Router {
@@ -253,6 +270,10 @@ mod tests {
             .route("/work", post(|body: Bytes| async move { body.len().to_string() }))
             .route(
                 "/stream",
+                get(|| async { Body::from_stream(futures::stream::pending::<Result<Bytes, std::io::Error>>()) }),
+            )
+            .route(
+                "/watch",
                 get(|| async { Body::from_stream(futures::stream::pending::<Result<Bytes, std::io::Error>>()) }),
             );
         admit(
@@ -301,5 +322,48 @@ mod tests {
         assert_eq!(call(&app, Request::get("/health").body(Body::empty()).unwrap()).await, StatusCode::OK);
         drop(streaming);
         assert_eq!(call(&app, Request::post("/work").body(Body::empty()).unwrap()).await, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn streams_a_client_keeps_open_never_take_the_work_permits() {
+        let app = app(16);
+        let budget = stream_budget(16);
+        let mut open = Vec::new();
+        for _ in 0..budget {
+            let watching = app.clone().oneshot(Request::get("/watch").body(Body::empty()).unwrap()).await.unwrap();
+            assert_eq!(watching.status(), StatusCode::OK);
+            open.push(watching);
+        }
+        // The stream budget is spent: one more stream is refused ...
+        assert_eq!(
+            call(&app, Request::get("/watch").body(Body::empty()).unwrap()).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        // ... while unary work still gets every one of its permits.
+        assert_eq!(call(&app, Request::post("/work").body(Body::from("abc")).unwrap()).await, StatusCode::OK);
+        drop(open.pop());
+        assert_eq!(call(&app, Request::get("/watch").body(Body::empty()).unwrap()).await, StatusCode::OK);
+    }
+
+    /// Every way a request's future can end early gives its permit back: dropped before the
+    /// handler answers, and the response dropped before its body is read.
+    #[tokio::test]
+    async fn a_dropped_request_gives_its_permit_back() {
+        let admit = Admit::new(
+            Limits { max_concurrency: 1, body_limit: 16, body_timeout: Duration::from_secs(1) },
+            classify,
+            reject(),
+        );
+        let request = || Request::post("/work").body(Body::from("abc")).unwrap();
+        {
+            let mut pending = Box::pin(admit.run(request(), |_| std::future::pending::<Response>()));
+            assert!(futures::poll!(pending.as_mut()).is_pending());
+            assert_eq!(admit.work.available_permits(), 0, "held while the handler runs");
+        }
+        assert_eq!(admit.work.available_permits(), 1, "given back when the request future is dropped");
+        let response = admit.run(request(), |_| async { StatusCode::OK.into_response() }).await;
+        assert_eq!(admit.work.available_permits(), 0, "held until the body is done");
+        drop(response);
+        assert_eq!(admit.work.available_permits(), 1);
     }
 }

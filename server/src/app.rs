@@ -95,7 +95,8 @@ impl Application {
                 gateway::remote(gateway::transport(channel))
             }
         };
-        let grpc_router = grpc::router(api, health_server, config.admission(), config.request_timeout);
+        let grpc_router =
+            grpc::router(api, health_server, config.admission(), config.request_timeout, config.stream_idle_timeout);
         let options = gateway::Options {
             body_limit: config.body_limit,
             body_timeout: config.body_timeout,

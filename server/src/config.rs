@@ -109,6 +109,12 @@ pub struct Config {
     #[arg(long, env = "CANDIDATES_SEND_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
     pub send_timeout: Duration,
 
+    /// gRPC streams (reflection): end a stream that has sent nothing for this long with
+    /// DEADLINE_EXCEEDED. Streams take permits from a small budget of their own (a sixteenth of
+    /// --max-concurrency, 4 to 64), never the unary calls' permits.
+    #[arg(long, env = "CANDIDATES_STREAM_IDLE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s")]
+    pub stream_idle_timeout: Duration,
+
     /// HTTP/1: how long a client may take to send a whole request head (slowloris defence).
     #[arg(long, env = "CANDIDATES_HEADER_READ_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
     pub header_read_timeout: Duration,
@@ -202,6 +208,7 @@ impl Config {
             ("body-timeout", self.body_timeout),
             ("send-timeout", self.send_timeout),
             ("header-read-timeout", self.header_read_timeout),
+            ("stream-idle-timeout", self.stream_idle_timeout),
             ("idle-timeout", self.idle_timeout),
             ("http2-keepalive-interval", self.http2_keepalive_interval),
             ("http2-keepalive-timeout", self.http2_keepalive_timeout),

@@ -6,7 +6,7 @@
 //! We serve the tonic routes with our own stack instead of `tonic::transport::Server` because its
 //! built-in `grpc-timeout` handling answers CANCELLED, while gRPC clients expect DEADLINE_EXCEEDED.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use axum::{
     extract::{Request, State},
@@ -35,6 +35,7 @@ pub fn router(
     health: HealthServer<impl Health>,
     limits: Limits,
     default_deadline: Duration,
+    stream_idle: Duration,
 ) -> axum::Router {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -57,13 +58,15 @@ pub fn router(
         },
         unreadable: || Status::cancelled("could not read the request message").into_http(),
     };
-    let edge = GrpcEdge { admit: Admit::new(limits, classify, rejections), default_deadline };
+    let edge = GrpcEdge { admit: Admit::new(limits, classify, rejections), default_deadline, stream_idle };
     routes.prepare().into_axum_router().layer(middleware::from_fn_with_state(Arc::new(edge), grpc_edge))
 }
 
 struct GrpcEdge {
     admit: Admit,
     default_deadline: Duration,
+    /// A stream whose response has sent nothing for this long is ended (DEADLINE_EXCEEDED).
+    stream_idle: Duration,
 }
 
 async fn grpc_edge(State(edge): State<Arc<GrpcEdge>>, request: Request, next: Next) -> Response {
@@ -72,10 +75,16 @@ async fn grpc_edge(State(edge): State<Arc<GrpcEdge>>, request: Request, next: Ne
     observe(request, rpc, log_rpc, |request| async move {
         let _in_flight = InFlight::new("grpc_requests_in_flight");
         let started = std::time::Instant::now();
-        let response = match not_grpc(&request) {
+        let streaming = classify(&request) == Admission::Streaming;
+        let mut response = match not_grpc(&request) {
             None => edge.admit.run(request, |request| deadline(edge.default_deadline, request, next)).await,
             Some(refused) => refused,
         };
+        if streaming {
+            // The deadline above bounds the call until its response head; a stream then lives as
+            // long as its client sends, and no longer than `stream_idle` without a message.
+            response = response.map(|body| IdleEnded::wrap(body, edge.stream_idle));
+        }
         crate::metrics::record_grpc(rpc, &response, started.elapsed());
         response
     })
@@ -107,6 +116,59 @@ fn classify(request: &Request) -> Admission {
         Admission::Buffered
     } else {
         Admission::Streaming
+    }
+}
+
+/// A streaming response body that ends itself, with `grpc-status: 4` (DEADLINE_EXCEEDED) trailers,
+/// once it has sent nothing for the idle timeout: an open reflection stream holds a permit of the
+/// stream budget, and a client must not keep one for ever by sending nothing.
+struct IdleEnded {
+    inner: axum::body::Body,
+    idle: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    ended: bool,
+}
+
+impl IdleEnded {
+    fn wrap(inner: axum::body::Body, idle: Duration) -> axum::body::Body {
+        axum::body::Body::new(Self { inner, idle, timer: Box::pin(tokio::time::sleep(idle)), ended: false })
+    }
+}
+
+impl http_body::Body for IdleEnded {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
+        use std::task::Poll;
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let deadline = tokio::time::Instant::now() + self.idle;
+                self.timer.as_mut().reset(deadline);
+                if frame.as_ref().is_none_or(|f| f.as_ref().is_ok_and(http_body::Frame::is_trailers)) {
+                    self.ended = true;
+                }
+                Poll::Ready(frame)
+            }
+            Poll::Pending => {
+                std::task::ready!(self.timer.as_mut().poll(cx));
+                self.ended = true;
+                let mut trailers = http::HeaderMap::new();
+                trailers.insert("grpc-status", http::HeaderValue::from_static("4"));
+                trailers.insert("grpc-message", http::HeaderValue::from_static("stream%20idle%20timeout"));
+                Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.inner.is_end_stream()
     }
 }
 

@@ -124,3 +124,81 @@ async fn a_dropped_trial_never_leaves_the_breaker_open() {
         assert_eq!(c.get(server.url("/gtg?details")).send().await.unwrap().status(), 200, "{way}");
     }
 }
+
+type BoxBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>;
+
+/// An HTTP/2 (prior knowledge) connection of our own, for many streams at once.
+async fn h2(addr: std::net::SocketAddr) -> hyper::client::conn::http2::SendRequest<BoxBody> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sender, connection) = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .max_concurrent_reset_streams(1000)
+        .handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
+async fn grpc_health(addr: std::net::SocketAddr) -> i32 {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner().status
+}
+
+/// Finding 2: 200 reflection streams that a client keeps open and idle. Before the fix they took
+/// 200 of the work permits (1,200 took all 1,024): unary calls were RESOURCE_EXHAUSTED while health
+/// said SERVING. Now streams have a budget of their own, and an idle one is ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_reflection_streams_cannot_take_the_unary_calls_capacity() {
+    use http_body_util::BodyExt;
+    // 64 work permits: fewer than the streams opened below.
+    let server = TestServer::spawn(&["--max-concurrency", "64", "--stream-idle-timeout", "2s"]);
+    let mut held = Vec::new();
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        let mut conn = h2(server.grpc).await;
+        for _ in 0..100 {
+            let (tx, rx) =
+                futures::channel::mpsc::channel::<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>(1);
+            held.push(tx);
+            let request = http::Request::post(format!(
+                "http://{}/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                server.grpc
+            ))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(BoxBody::new(http_body_util::StreamBody::new(rx)))
+            .unwrap();
+            conn.ready().await.unwrap();
+            streams.push(conn.send_request(request).await.unwrap());
+        }
+    }
+    let refused = streams.iter().filter(|r| r.headers().get("grpc-status").is_some_and(|s| s == "8")).count();
+    let open: Vec<_> = streams.into_iter().filter(|r| r.headers().get("grpc-status").is_none()).collect();
+    assert_eq!(open.len(), 4, "the stream budget of --max-concurrency 64 is 4");
+    assert_eq!(refused, 196);
+
+    // Every unary call still gets a permit, and health answers.
+    let mut client = server.grpc_client().await;
+    for i in 0..100 {
+        let err = client.get_candidate(GetCandidateRequest { name: format!("n{i}") }).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+    }
+    assert_eq!(grpc_health(server.grpc).await, 1, "SERVING");
+    assert_eq!(http().get(server.url("/gtg")).send().await.unwrap().status(), 200);
+
+    // An idle stream is ended by the server, with DEADLINE_EXCEEDED, after the idle timeout.
+    let started = Instant::now();
+    for response in open {
+        let trailers = tokio::time::timeout(Duration::from_secs(10), response.into_body().collect())
+            .await
+            .expect("ended by the server")
+            .unwrap()
+            .trailers()
+            .cloned()
+            .expect("trailers");
+        assert_eq!(trailers["grpc-status"], "4");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    drop(held);
+}
