@@ -200,3 +200,61 @@ async fn emulator_outage_is_unavailable_then_recovers() {
     assert_eq!(c.get(server.url("/candidate/after")).send().await.unwrap().status(), 200);
     assert_eq!(c.get(server.url("/gtg?details")).send().await.unwrap().status(), 200);
 }
+
+/// Finding 3 of the reliability probe: page tokens in the SDK's own `c1.` format with a malformed
+/// payload made Cosmos DB answer 500, counted as an outage: 5 forged tokens a second failed 70 of
+/// 75 ordinary requests. Forged tokens are now 400 without reaching Cosmos DB, and never trip the
+/// breaker; real tokens (one instance's, used on another with the same key) still page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_page_tokens_are_refused_and_never_trip_the_breaker() {
+    use base64::Engine;
+    if common::skip_without(&[
+        "CANDIDATES_TEST_COSMOS_ENDPOINT",
+        "CANDIDATES_TEST_COSMOS_KEY",
+        "CANDIDATES_TEST_COSMOS_DIR",
+    ]) {
+        return;
+    }
+    let (database, container) = (cosmos::unique("db"), cosmos::unique("c"));
+    let endpoint = cosmos::endpoint();
+    cosmos::create_container(&endpoint, &database, &container).await;
+    let args = [
+        "--store",
+        "cosmos",
+        "--cosmos-endpoint",
+        &endpoint,
+        "--cosmos-database",
+        &database,
+        "--cosmos-container",
+        &container,
+    ];
+    let env = [("CANDIDATES_COSMOS_KEY", cosmos::key())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (a, b) = (TestServer::spawn_with_env(&args, &env), TestServer::spawn_with_env(&args, &env));
+    let c = http();
+    for i in 0..5 {
+        assert_eq!(c.post(a.url(&format!("/candidate/n{i}"))).send().await.unwrap().status(), 200);
+    }
+    // A real token from one instance pages on the other (same derived key).
+    let page: Value = c.get(a.url("/candidates?page_size=2")).send().await.unwrap().json().await.unwrap();
+    let token = page["next_page_token"].as_str().unwrap().to_owned();
+    let resp = c.get(b.url(&format!("/candidates?page_size=2&page_token={token}"))).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let forged =
+        [b64("c1.bm90IGpzb24"), b64("c1.eyJ0b2tlbnMiOlt7fV19"), b64("c1."), b64(&format!("c1.{}", "A".repeat(900)))];
+    for round in 0..4 {
+        for token in &forged {
+            let resp = c.get(b.url(&format!("/candidates?page_size=2&page_token={token}"))).send().await.unwrap();
+            assert_eq!(resp.status(), 400, "round {round}: {token}");
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(body["code"], 3);
+        }
+    }
+    // Far more than the breaker's five failures in a row: every ordinary request still works.
+    for i in 0..5 {
+        assert_eq!(c.get(b.url(&format!("/candidate/n{i}"))).send().await.unwrap().status(), 200);
+    }
+    assert_eq!(c.get(b.url("/gtg?details")).send().await.unwrap().status(), 200);
+}

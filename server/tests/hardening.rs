@@ -298,7 +298,8 @@ fn oversized_body_with_expect_continue_gets_413_at_once() {
 async fn oversized_or_odd_request_ids_are_replaced() {
     let server = TestServer::spawn(&[]);
     let c = http();
-    for id in ["x".repeat(300 * 1024), "a b".into(), "é".into()] {
+    // (A 300 KiB id is over the head limit: 431, see reliability.rs.)
+    for id in ["x".repeat(20 * 1024), "a b".into(), "é".into()] {
         let response = c.get(server.url("/gtg")).header("x-request-id", id.as_str()).send().await.unwrap();
         let echoed = response.headers()["x-request-id"].to_str().unwrap().to_owned();
         assert_ne!(echoed, id);

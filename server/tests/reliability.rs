@@ -202,3 +202,80 @@ async fn idle_reflection_streams_cannot_take_the_unary_calls_capacity() {
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     drop(held);
 }
+
+/// Finding 6: request heads were bounded only by hyper's ~400 KiB buffer: 500 unfinished 390 KB
+/// heads took RSS from 22 to 218 MiB until the header timeout, and a complete 200 KB head was
+/// served. Now a head over 32 KiB is answered 431 as soon as it is over, finished or not.
+#[test]
+fn request_heads_over_the_limit_get_431_at_once() {
+    use std::io::{Read, Write};
+    let server = TestServer::spawn(&[]);
+    for finished in [true, false] {
+        let mut stream = std::net::TcpStream::connect(server.http).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut head = format!("GET /gtg HTTP/1.1\r\nHost: x\r\nX-Big: {}", "a".repeat(40 * 1024));
+        if finished {
+            head.push_str("\r\n\r\n");
+        }
+        let started = Instant::now();
+        // The server may answer and close before it has read all of it.
+        let _ = stream.write_all(head.as_bytes());
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 431"), "finished={finished}: {answer:.80}");
+        assert!(started.elapsed() < Duration::from_secs(2), "not held until the header timeout");
+    }
+    // Under the limit is served as before.
+    let mut stream = std::net::TcpStream::connect(server.http).unwrap();
+    let head = format!("GET /gtg HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n", "a".repeat(24 * 1024));
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 200"));
+}
+
+/// Finding 5: with `nofile` 1024, 1,005 idle keep-alive connections filled every descriptor and
+/// `/gtg` stopped answering. Under a descriptor limit of 256 (cap 192), 400 idle connections:
+/// the oldest idle ones are closed to make room, and health answers throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_connections_cannot_exhaust_descriptors_or_health() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = common::server_command(dir.path(), &[]);
+    // SAFETY: setrlimit is async-signal-safe, and the closure touches nothing else.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 256, rlim_max: 256 };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let server = TestServer::start_command(cmd, dir.path());
+    let listening = server.log_lines().into_iter().find(|l| l.contains("\"listening\"")).unwrap();
+    assert!(listening.contains("\"max_connections\":192"), "{listening}");
+    let mut idle = Vec::new();
+    for i in 0..400 {
+        // A keep-alive connection that made one request and then waits.
+        let mut stream = tokio::net::TcpStream::connect(server.http).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream.write_all(b"GET /gtg HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 256];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.expect("answered").unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "connection {i}");
+        idle.push(stream);
+        if i % 50 == 0 {
+            assert_eq!(http().get(server.url("/gtg")).send().await.unwrap().status(), 200, "after {i}");
+            assert_eq!(grpc_health(server.grpc).await, 1, "after {i}");
+        }
+    }
+    // The oldest were closed (EOF), the newest are still open.
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 16];
+    let first = tokio::time::timeout(Duration::from_secs(5), idle[0].read(&mut buf)).await.expect("closed").unwrap();
+    assert_eq!(first, 0, "the oldest idle connection was closed");
+    assert!(tokio::time::timeout(Duration::from_millis(200), idle[399].read(&mut buf)).await.is_err(), "newest open");
+    assert_eq!(http().get(server.url("/gtg")).send().await.unwrap().status(), 200);
+}

@@ -22,7 +22,7 @@ use azure_data_cosmos::{
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::{Candidate, CandidateStore, Page, Result, StoreError, decode_name_cursor, encode_name_cursor};
+use super::{Candidate, CandidateStore, Page, Result, StoreError};
 use crate::name::CandidateName;
 
 /// The Cosmos DB store's settings. The env names are the original app's. Without a key the VM's
@@ -56,6 +56,16 @@ pub struct Args {
     /// Account key instead of Entra ID (emulators; accounts with key auth). Environment only.
     #[arg(id = "cosmos_key", long = "cosmos-key", env = "CANDIDATES_COSMOS_KEY", hide_env_values = true, hide = true)]
     pub key: Option<CosmosKey>,
+    /// Secret for the MAC on page tokens, the same on every instance behind one load balancer.
+    /// Without it the MAC key is derived from the endpoint, database and container: enough to
+    /// stop corrupted and blindly forged tokens, not one forged by someone who knows all three.
+    #[arg(
+        id = "cosmos_page_token_secret",
+        long = "cosmos-page-token-secret",
+        env = "CANDIDATES_COSMOS_PAGE_TOKEN_SECRET",
+        hide_env_values = true
+    )]
+    pub page_token_secret: Option<CosmosKey>,
     /// File holding the account key instead of Entra ID.
     #[arg(id = "cosmos_key_file", long = "cosmos-key-file", env = "CANDIDATES_COSMOS_KEY_FILE")]
     pub key_file: Option<PathBuf>,
@@ -117,6 +127,8 @@ pub enum OpenError {
 pub struct CosmosStore {
     container: ContainerClient,
     name: String,
+    /// Seals continuation tokens into page tokens: only tokens Cosmos DB issued reach it again.
+    tokens: super::sealed::Sealer,
 }
 
 impl std::fmt::Debug for CosmosStore {
@@ -177,7 +189,13 @@ impl CosmosStore {
                     unreachable(e)
                 }
             })?;
-        let store = Self { container, name: config.container.clone() };
+        let tokens = match &config.page_token_secret {
+            Some(secret) => super::sealed::Sealer::new(secret.expose().as_bytes()),
+            None => super::sealed::Sealer::new(
+                format!("{endpoint_text}\n{}\n{}", config.database, config.container).as_bytes(),
+            ),
+        };
+        let store = Self { container, name: config.container.clone(), tokens };
         // A real data-plane round trip: the identity may read metadata but not items.
         store.ping().await.map_err(|e| match e {
             StoreError::PermissionDenied { message } => {
@@ -264,7 +282,9 @@ impl CandidateStore for CosmosStore {
         let max = NonZeroU32::new(u32::try_from(page_size).unwrap_or(u32::MAX).max(1)).expect("non-zero");
         let mut options = QueryOptions::default().with_max_item_count(MaxItemCountHint::Limit(max));
         if let Some(token) = page_token {
-            let token = decode_name_cursor(token)?;
+            // A token we did not issue never reaches Cosmos DB: a forged continuation in its own
+            // format made it answer 500, which counted as an outage for every client.
+            let token = self.tokens.open(token)?;
             options = options.with_continuation_token(azure_data_cosmos::feed::ContinuationToken::from_string(token));
         }
         let query = Query::from("SELECT c.id FROM c");
@@ -290,7 +310,7 @@ impl CandidateStore for CosmosStore {
                     let candidates = page.into_items().into_iter().map(|d| Candidate { name: d.id }).collect();
                     // The position after this page; when nothing is left, the next call ends at once.
                     let token = pages.to_continuation_token().map_err(|e| self.error("continuation", e))?;
-                    return Ok(Page { candidates, next_page_token: Some(encode_name_cursor(token.as_str())) });
+                    return Ok(Page { candidates, next_page_token: Some(self.tokens.seal(token.as_str())) });
                 }
             }
         }

@@ -178,6 +178,12 @@ enum Failure {
     Service,
 }
 
+/// Whether `error` is DynamoDB's "your request is malformed" (ValidationException): a key over its
+/// size limit, for example. On a Scan after a client's page token, that token is to blame.
+fn is_validation(error: &StoreError) -> bool {
+    matches!(error, StoreError::Internal { message, .. } if message.ends_with("(ValidationException)"))
+}
+
 /// The mapping table (see `StoreError` for the vocabulary).
 fn classify(failure: Failure, code: &str, table: &str, op: &str) -> StoreError {
     let unavailable = |message: String| StoreError::Unavailable { message, source: None };
@@ -275,7 +281,11 @@ impl CandidateStore for DynamoStore {
             .set_exclusive_start_key(start.as_deref().map(Self::key))
             .send()
             .await
-            .map_err(|e| self.error("Scan", e))?;
+            .map_err(|e| match self.error("Scan", e) {
+                // The client's page token is the start key: DynamoDB refusing it is the client's error.
+                error if start.is_some() && is_validation(&error) => StoreError::invalid_page_token(),
+                error => error,
+            })?;
         let candidates = out
             .items()
             .iter()
@@ -331,6 +341,12 @@ mod tests {
         for (failure, code, want) in cases {
             let got = classify(*failure, code, "T", "GetItem").label();
             assert_eq!(got, *want, "{failure:?} {code}");
+        }
+        // After a client's page token (the Scan's start key), only ValidationException is the
+        // client's: real DynamoDB refuses an ExclusiveStartKey over its key size limit with it,
+        // which the emulators accept, so the mapping is tested here as a table.
+        for (code, after_token) in [("ValidationException", true), ("InternalServerError", false)] {
+            assert_eq!(is_validation(&classify(Failure::Service, code, "T", "Scan")), after_token, "{code}");
         }
     }
 }

@@ -14,6 +14,8 @@ pub mod conformance;
 pub mod debug;
 pub mod guarded;
 pub mod instrumented;
+#[cfg(feature = "store-cosmos")]
+mod sealed;
 mod token;
 
 pub use token::{decode_name_cursor, encode_name_cursor};

@@ -23,10 +23,20 @@ pub fn encode_name_cursor(last_name: &str) -> String {
     URL_SAFE_NO_PAD.encode(last_name.as_bytes())
 }
 
-/// Any well-formed base64url token is a position (bytes that are not UTF-8 are replaced, which
-/// still orders them): only a malformed token is an error.
+/// Longest cursor: a name is at most 255 characters, 1,020 bytes of UTF-8. Longer ones are no
+/// position a listing ever gave, and real DynamoDB refuses start keys over its key size limit.
+pub const MAX_CURSOR_BYTES: usize = 1024;
+
+/// Any well-formed base64url token of a name's length is a position (bytes that are not UTF-8
+/// are replaced, which still orders them): a malformed or over-long token is an error.
 pub fn decode_name_cursor(token: &str) -> Result<String, StoreError> {
+    if token.len() > MAX_CURSOR_BYTES.div_ceil(3) * 4 {
+        return Err(StoreError::invalid_page_token());
+    }
     let bytes = LENIENT.decode(token).map_err(|_| StoreError::invalid_page_token())?;
+    if bytes.len() > MAX_CURSOR_BYTES {
+        return Err(StoreError::invalid_page_token());
+    }
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -45,5 +55,12 @@ mod tests {
         assert!(matches!(decode_name_cursor("a"), Err(StoreError::InvalidArgument(_))));
         // Well-formed but not UTF-8: still a position.
         assert!(decode_name_cursor("_w").is_ok());
+        // The longest name is a position; anything longer is not (DynamoDB would refuse it).
+        let longest = "é".repeat(255);
+        assert_eq!(decode_name_cursor(&encode_name_cursor(&longest)).unwrap(), longest);
+        assert!(decode_name_cursor(&encode_name_cursor(&"x".repeat(MAX_CURSOR_BYTES))).is_ok());
+        for long in ["x".repeat(MAX_CURSOR_BYTES + 1), "x".repeat(4096)] {
+            assert!(matches!(decode_name_cursor(&encode_name_cursor(&long)), Err(StoreError::InvalidArgument(_))));
+        }
     }
 }

@@ -60,6 +60,7 @@ pub fn config(endpoint: &str, database: &str, container: &str) -> CosmosConfig {
         region: "eastus".into(),
         key: Some(key().parse().unwrap()),
         key_file: None,
+        page_token_secret: None,
     }
 }
 

@@ -89,6 +89,11 @@ impl TestServer {
         Self::start(server_command(data_dir, extra), data_dir)
     }
 
+    /// Starts the server from a command made with [`server_command`] (and changed by the caller).
+    pub fn start_command(cmd: Command, data_dir: &Path) -> Self {
+        Self::start(cmd, data_dir)
+    }
+
     fn start(mut cmd: Command, data_dir: &Path) -> Self {
         let mut child = cmd.spawn().expect("start candidate-server");
         let logs = Arc::new(Mutex::new(Vec::new()));
