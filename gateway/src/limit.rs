@@ -84,6 +84,8 @@ pub struct Admit {
     limits: Limits,
     classify: fn(&Request) -> Admission,
     reject: Rejections,
+    /// A protocol's check of a whole buffered body (gRPC: message framing), before any permit.
+    body_check: Option<fn(&[u8], usize) -> Result<(), Response>>,
 }
 
 impl Admit {
@@ -100,7 +102,15 @@ impl Admit {
             limits,
             classify,
             reject,
+            body_check: None,
         }
+    }
+
+    /// Checks each buffered body with `check(body, body_limit)` once it is read; an `Err` is the
+    /// answer, and the request never takes a permit.
+    pub fn with_body_check(mut self, check: fn(&[u8], usize) -> Result<(), Response>) -> Self {
+        self.body_check = Some(check);
+        self
     }
 
     /// Admits `request` (or answers for it) and runs it with `call`.
@@ -165,6 +175,9 @@ async fn read_body(admit: &Admit, request: Request) -> Result<Request, Response>
         Ok(Err(ReadError::Overloaded)) => return Err((admit.reject.overloaded)()),
         Ok(Ok(bytes)) => bytes,
     };
+    if let Some(check) = admit.body_check {
+        check(&bytes, limit)?;
+    }
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 

@@ -145,6 +145,46 @@ impl<S: Send + Sync> FromRequestParts<S> for Forwarded {
     }
 }
 
+/// The `{name}` of `/candidate/{name}`, percent-decoded. A `%` that is not followed by two hex
+/// digits is refused (400): decoded leniently, `abc%zz` was stored as is, the same name as
+/// `abc%25zz`, and `abc%` was accepted.
+struct NameSegment(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for NameSegment {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = parts.uri.path().rsplit_once('/').map_or("", |(_, segment)| segment);
+        if !well_formed_escapes(raw) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                tonic::Code::InvalidArgument,
+                "invalid name: malformed percent-encoding (each % must be followed by two hex digits)",
+            )
+            .into_response());
+        }
+        let Path(name) = Path::<String>::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        Ok(Self(name))
+    }
+}
+
+/// Whether every `%` in `segment` starts a `%XX` escape.
+fn well_formed_escapes(segment: &str) -> bool {
+    let bytes = segment.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            if !(i + 2 < bytes.len() && bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit()) {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
 impl Forwarded {
     /// The RPC's request: `message` with the forwarded headers as metadata.
     fn request<T>(&self, message: T) -> tonic::Request<T> {
@@ -181,7 +221,7 @@ async fn gtg(State(gw): State<Gateway>, RawQuery(query): RawQuery, forwarded: Fo
 
 async fn get_candidate(
     State(gw): State<Gateway>,
-    Path(name): Path<String>,
+    NameSegment(name): NameSegment,
     forwarded: Forwarded,
 ) -> Result<Response, ApiError> {
     let candidate = gw.upstream.get_candidate(forwarded.request(GetCandidateRequest { name })).await?;
@@ -192,7 +232,7 @@ async fn get_candidate(
 /// already read it within the size and time limits.
 async fn put_candidate(
     State(gw): State<Gateway>,
-    Path(name): Path<String>,
+    NameSegment(name): NameSegment,
     forwarded: Forwarded,
 ) -> Result<Response, ApiError> {
     let candidate = gw.upstream.put_candidate(forwarded.request(PutCandidateRequest { name })).await;
@@ -210,7 +250,7 @@ async fn put_candidate(
 
 async fn delete_candidate(
     State(gw): State<Gateway>,
-    Path(name): Path<String>,
+    NameSegment(name): NameSegment,
     forwarded: Forwarded,
 ) -> Result<Response, ApiError> {
     let candidate = gw.upstream.delete_candidate(forwarded.request(DeleteCandidateRequest { name })).await?;

@@ -34,7 +34,7 @@ pub struct Config {
     /// Close each gRPC connection gracefully (GOAWAY, in-flight calls finish) after about this
     /// long (±10 %), so clients behind a layer-4 load balancer reconnect and reach instances a
     /// scale-out added. Unset: connections live as long as the client keeps them.
-    #[arg(long, env = "CANDIDATES_GRPC_MAX_CONNECTION_AGE", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CANDIDATES_GRPC_MAX_CONNECTION_AGE", value_parser = parse_duration)]
     pub grpc_max_connection_age: Option<Duration>,
 
     /// Where candidates are stored.
@@ -56,28 +56,28 @@ pub struct Config {
     pub metadata_url: Option<String>,
 
     /// How long the one instance-id look-up at start may take before falling back to the host name.
-    #[arg(long, env = "CANDIDATES_METADATA_TIMEOUT", value_parser = humantime::parse_duration, default_value = "2s")]
+    #[arg(long, env = "CANDIDATES_METADATA_TIMEOUT", value_parser = parse_duration, default_value = "2s")]
     pub metadata_timeout: Duration,
 
     /// After SIGTERM/SIGINT: how long /gtg answers 503 (and health NOT_SERVING) while requests are
     /// still served, so the load balancer stops routing here. Default suits health checks every
     /// 10 s with an unhealthy threshold of 2.
-    #[arg(long, env = "CANDIDATES_DRAIN_PERIOD", value_parser = humantime::parse_duration, default_value = "25s")]
+    #[arg(long, env = "CANDIDATES_DRAIN_PERIOD", value_parser = parse_duration, default_value = "25s")]
     pub drain_period: Duration,
 
     /// After the drain period: how long in-flight requests may take to finish before exit.
-    #[arg(long, env = "CANDIDATES_SHUTDOWN_GRACE", value_parser = humantime::parse_duration, default_value = "10s")]
+    #[arg(long, env = "CANDIDATES_SHUTDOWN_GRACE", value_parser = parse_duration, default_value = "10s")]
     pub shutdown_grace: Duration,
 
     /// Deadline of every request that brings none of its own (a shorter `grpc-timeout` wins).
-    #[arg(long, env = "CANDIDATES_REQUEST_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    #[arg(long, env = "CANDIDATES_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     pub request_timeout: Duration,
 
     /// Longest a store call may take, retries included (each cloud SDK attempt gets a third of it).
     /// Well below --request-timeout, so that a stalled store fails requests fast instead of
     /// holding them for their whole deadline; after 5 such failures in a row calls fail at once
     /// (UNAVAILABLE) until a trial call a second later succeeds.
-    #[arg(long, env = "CANDIDATES_STORE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "3s")]
+    #[arg(long, env = "CANDIDATES_STORE_TIMEOUT", value_parser = parse_duration, default_value = "3s")]
     pub store_timeout: Duration,
 
     /// Requests served at once per listener; beyond it requests are shed at once with
@@ -100,42 +100,42 @@ pub struct Config {
     /// How long a request body may take to arrive (REST 408, gRPC DEADLINE_EXCEEDED after it). It is
     /// read before the request counts against --max-concurrency, so slow clients cannot take the
     /// server's capacity.
-    #[arg(long, env = "CANDIDATES_BODY_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    #[arg(long, env = "CANDIDATES_BODY_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     pub body_timeout: Duration,
 
     /// How long a client may leave our bytes untaken: a streamed response (`GET /candidates`)
     /// gives up on it (no more store calls, the request stops counting as work) and a connection
     /// whose writes are blocked this long is dropped.
-    #[arg(long, env = "CANDIDATES_SEND_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    #[arg(long, env = "CANDIDATES_SEND_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     pub send_timeout: Duration,
 
     /// gRPC streams (reflection): end a stream that has sent nothing for this long with
     /// DEADLINE_EXCEEDED. Streams take permits from a small budget of their own (a sixteenth of
     /// --max-concurrency, 4 to 64), never the unary calls' permits.
-    #[arg(long, env = "CANDIDATES_STREAM_IDLE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s")]
+    #[arg(long, env = "CANDIDATES_STREAM_IDLE_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
     pub stream_idle_timeout: Duration,
 
     /// HTTP/1: how long a client may take to send a whole request head (slowloris defence).
-    #[arg(long, env = "CANDIDATES_HEADER_READ_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    #[arg(long, env = "CANDIDATES_HEADER_READ_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     pub header_read_timeout: Duration,
 
     /// Close a connection (gracefully) that has had no request in flight for this long. Keep it
     /// longer than the load balancers' idle timeouts (ALB 60 s, Google's external LB 600 s), or they
     /// send requests on connections we are closing.
-    #[arg(long, env = "CANDIDATES_IDLE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "620s")]
+    #[arg(long, env = "CANDIDATES_IDLE_TIMEOUT", value_parser = parse_duration, default_value = "620s")]
     pub idle_timeout: Duration,
 
     /// HTTP/2 (gRPC, h2c): ping a peer after this long without frames...
-    #[arg(long, env = "CANDIDATES_HTTP2_KEEPALIVE_INTERVAL", value_parser = humantime::parse_duration, default_value = "60s")]
+    #[arg(long, env = "CANDIDATES_HTTP2_KEEPALIVE_INTERVAL", value_parser = parse_duration, default_value = "60s")]
     pub http2_keepalive_interval: Duration,
 
     /// ...and close the connection if the ping is not answered within this.
-    #[arg(long, env = "CANDIDATES_HTTP2_KEEPALIVE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "20s")]
+    #[arg(long, env = "CANDIDATES_HTTP2_KEEPALIVE_TIMEOUT", value_parser = parse_duration, default_value = "20s")]
     pub http2_keepalive_timeout: Duration,
 
     /// How long a /gtg?details store round-trip result is reused, so frequent health checks do
     /// not each cost a store call.
-    #[arg(long, env = "CANDIDATES_STATUS_CACHE", value_parser = humantime::parse_duration, default_value = "2s")]
+    #[arg(long, env = "CANDIDATES_STATUS_CACHE", value_parser = parse_duration, default_value = "2s")]
     pub status_cache: Duration,
 
     /// Threads that serve requests (the async runtime's workers). Default: one per CPU the process
@@ -153,7 +153,7 @@ pub struct Config {
     pub log: String,
 
     /// Testing aid: add this latency to every store call.
-    #[arg(long, env = "CANDIDATES_DEBUG_STORE_DELAY", value_parser = humantime::parse_duration, hide = true)]
+    #[arg(long, env = "CANDIDATES_DEBUG_STORE_DELAY", value_parser = parse_duration, hide = true)]
     pub debug_store_delay: Option<Duration>,
 
     /// Testing aid: fail every store call as unavailable.
@@ -163,6 +163,20 @@ pub struct Config {
     /// Every backend's own flags (see `crate::store`), each under its own heading.
     #[command(flatten)]
     pub stores: StoreArgs,
+}
+
+/// Longest duration any flag takes. Durations are added to `Instant`s (deadlines, connection ages);
+/// an unbounded one (`18446744073709551615s` parsed fine) overflowed that addition and panicked in
+/// every connection. Nothing here needs more than a few hours.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// humantime's duration syntax (`10s`, `250ms`, `1h 30m`), at most [`MAX_DURATION`].
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if duration > MAX_DURATION {
+        return Err(format!("at most {} (30 days)", humantime::format_duration(MAX_DURATION)));
+    }
+    Ok(duration)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -291,6 +305,12 @@ mod tests {
         assert!(Config::try_parse_from(["x", "--store", "mongo"]).is_err());
         assert!(Config::try_parse_from(["x", "--drain-period", "soon"]).is_err());
         assert!(Config::try_parse_from(["x", "--max-concurrency", "0"]).is_err());
+        // Durations are bounded where they are parsed (this one used to panic every connection).
+        for flag in ["--idle-timeout", "--request-timeout", "--grpc-max-connection-age", "--drain-period"] {
+            assert!(Config::try_parse_from(["x", flag, "18446744073709551615s"]).is_err(), "{flag}");
+            assert!(Config::try_parse_from(["x", flag, "31days"]).is_err(), "{flag}");
+            assert!(Config::try_parse_from(["x", flag, "30days"]).is_ok(), "{flag}");
+        }
         let c =
             Config::try_parse_from(["x", "--http-addr", "127.0.0.1:9000", "--grpc-addr", "127.0.0.1:9000"]).unwrap();
         assert!(matches!(c.validate(), Err(ConfigError::SameAddr(_))));

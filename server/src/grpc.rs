@@ -58,7 +58,8 @@ pub fn router(
         },
         unreadable: || Status::cancelled("could not read the request message").into_http(),
     };
-    let edge = GrpcEdge { admit: Admit::new(limits, classify, rejections), default_deadline, stream_idle };
+    let admit = Admit::new(limits, classify, rejections).with_body_check(unary_framing);
+    let edge = GrpcEdge { admit, default_deadline, stream_idle };
     routes.prepare().into_axum_router().layer(middleware::from_fn_with_state(Arc::new(edge), grpc_edge))
 }
 
@@ -170,6 +171,25 @@ impl http_body::Body for IdleEnded {
     fn is_end_stream(&self) -> bool {
         self.ended || self.inner.is_end_stream()
     }
+}
+
+/// The framing of a unary call's whole request body (5-byte prefix: compressed flag, length):
+/// a message declared larger than the limit is RESOURCE_EXHAUSTED, as one sent larger is (tonic's
+/// decoder answered OUT_OF_RANGE), and a second message is INTERNAL, as grpc-java answers it
+/// (tonic read the first and answered OK). A truncated message is left to tonic's decoder.
+fn unary_framing(body: &[u8], limit: usize) -> Result<(), Response> {
+    let Some(prefix) = body.get(..5) else { return Ok(()) };
+    let declared = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+    if declared > limit {
+        return Err(Status::resource_exhausted(format!(
+            "request message declared as {declared} bytes, larger than {limit} bytes"
+        ))
+        .into_http());
+    }
+    if body.len() > 5 + declared {
+        return Err(Status::internal("more than one request message for a unary call").into_http());
+    }
+    Ok(())
 }
 
 /// The answer to a request that is not gRPC. The gRPC spec (PROTOCOL-HTTP2): a request whose
@@ -297,6 +317,18 @@ pub fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unary_framing_is_one_message_within_the_limit() {
+        let frame = |len: u32, body: &[u8]| [&[0u8][..], &len.to_be_bytes(), body].concat();
+        let code = |r: Result<(), Response>| r.err().map(|r| status_code(&r).to_owned());
+        assert_eq!(code(unary_framing(&frame(3, b"abc"), 16)), None);
+        assert_eq!(code(unary_framing(b"", 16)), None, "no message: tonic's answer");
+        assert_eq!(code(unary_framing(&frame(10, b"abc"), 16)), None, "truncated: tonic's answer");
+        assert_eq!(code(unary_framing(&frame(u32::MAX, b"abc"), 16)).as_deref(), Some("8"), "RESOURCE_EXHAUSTED");
+        let two = [frame(3, b"abc"), frame(3, b"def")].concat();
+        assert_eq!(code(unary_framing(&two, 16)).as_deref(), Some("13"), "INTERNAL");
+    }
 
     #[test]
     fn grpc_timeout_header() {

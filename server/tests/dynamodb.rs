@@ -178,6 +178,20 @@ fn missing_table_or_wrong_key_is_a_startup_error() {
     let (code, text) = run_to_exit(&dynamo_args(&format!("http://{closed}"), "Candidates"));
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("cannot reach DynamoDB"), "{text}");
+
+    // `AWS_REGION=` (empty): say so, not "cannot reach DynamoDB" (the probe's finding).
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::server_command(dir.path(), &dynamo_args(&endpoint, "Candidates"))
+        .env("AWS_REGION", "")
+        .env_remove("AWS_DEFAULT_REGION")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("no AWS region for DynamoDB (unset or empty)"), "{text}");
+    let (code, text) = run_to_exit(&[&dynamo_args(&endpoint, "Candidates")[..], &["--dynamodb-region", ""]].concat());
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("no AWS region"), "{text}");
 }
 
 /// The emulator goes away mid-run: 503 / UNAVAILABLE with a clear message, no panic; it comes

@@ -279,3 +279,85 @@ async fn idle_connections_cannot_exhaust_descriptors_or_health() {
     assert!(tokio::time::timeout(Duration::from_millis(200), idle[399].read(&mut buf)).await.is_err(), "newest open");
     assert_eq!(http().get(server.url("/gtg")).send().await.unwrap().status(), 200);
 }
+
+/// The probe's low findings, each against the real binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_findings_malformed_escapes_unary_framing_and_oversized_metadata() {
+    use http_body_util::BodyExt;
+    let server = TestServer::spawn(&[]);
+    let c = http();
+    // Malformed percent-escapes are 400, not stored literally (`abc%zz` was the name `abc%25zz`).
+    for path in ["/candidate/abc%", "/candidate/abc%zz", "/candidate/%4", "/candidate/a%g1"] {
+        for method in [reqwest::Method::GET, reqwest::Method::POST, reqwest::Method::DELETE] {
+            let resp = c.request(method.clone(), server.url(path)).send().await.unwrap();
+            assert_eq!(resp.status(), 400, "{method} {path}");
+            let body: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(body["code"], 3, "{method} {path}");
+        }
+    }
+    let resp = c.post(server.url("/candidate/abc%25zz")).send().await.unwrap();
+    assert_eq!(resp.text().await.unwrap(), r#"{"CandidateName":"abc%zz"}"#);
+    assert_eq!(
+        c.get(server.url("/candidates")).send().await.unwrap().text().await.unwrap(),
+        r#"[{"CandidateName":"abc%zz"}]"#
+    );
+
+    // Unary framing: two messages are INTERNAL (was OK), a declared 4 GiB message is
+    // RESOURCE_EXHAUSTED (was OUT_OF_RANGE).
+    let mut conn = h2(server.grpc).await;
+    let frame = |len: u32, body: &[u8]| [&[0u8][..], &len.to_be_bytes(), body].concat();
+    // GetCandidateRequest { name: "x" }: field 1, length 1.
+    let message = b"\x0a\x01x";
+    for (body, want) in [
+        ([frame(3, message), frame(3, message)].concat(), "13"),
+        (frame(u32::MAX, message), "8"),
+        (frame(3, message), "5"),
+    ] {
+        let request =
+            http::Request::post(format!("http://{}/candidates.v1.CandidateService/GetCandidate", server.grpc))
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .body(BoxBody::new(http_body_util::Full::new(bytes::Bytes::from(body)).map_err(|e| match e {})))
+                .unwrap();
+        conn.ready().await.unwrap();
+        let response = conn.send_request(request).await.unwrap();
+        let status = match response.headers().get("grpc-status") {
+            Some(status) => status.to_str().unwrap().to_owned(),
+            None => response.into_body().collect().await.unwrap().trailers().unwrap()["grpc-status"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        };
+        assert_eq!(status, want);
+    }
+
+    // Oversized gRPC metadata is 431 on its own stream; the connection and its other streams live
+    // on (64 KiB, or 100 x 1 KiB headers, used to send GOAWAY and kill every stream).
+    let mut conn = h2(server.grpc).await;
+    let health = || {
+        http::Request::post(format!("http://{}/grpc.health.v1.Health/Check", server.grpc))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(BoxBody::new(
+                http_body_util::Full::new(bytes::Bytes::from_static(b"\0\0\0\0\0")).map_err(|e| match e {}),
+            ))
+            .unwrap()
+    };
+    let mut big = health();
+    big.headers_mut().insert("x-big", "a".repeat(64 * 1024).parse().unwrap());
+    let mut many = health();
+    for i in 0..100 {
+        many.headers_mut().insert(
+            http::HeaderName::from_bytes(format!("x-h{i}").as_bytes()).unwrap(),
+            "b".repeat(1024).parse().unwrap(),
+        );
+    }
+    for oversized in [big, many] {
+        conn.ready().await.unwrap();
+        let response = conn.send_request(oversized).await.unwrap();
+        assert_eq!(response.status(), 431);
+        conn.ready().await.expect("the connection lives on");
+        let ok = conn.send_request(health()).await.expect("another stream on the same connection");
+        assert_eq!(ok.status(), 200);
+    }
+}

@@ -60,7 +60,7 @@ pub async fn open(args: &Args, context: &super::OpenContext) -> Result<super::Dy
 /// Why the store cannot start; the binary prints it and exits with 2.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("no AWS region for DynamoDB: set --dynamodb-region or AWS_REGION")]
+    #[error("no AWS region for DynamoDB (unset or empty): set --dynamodb-region or AWS_REGION")]
     NoRegion,
     #[error("DynamoDB table {table:?} does not exist in {region} (create it, or set --dynamodb-table)")]
     NoTable { table: String, region: String },
@@ -86,6 +86,9 @@ impl DynamoStore {
     pub async fn connect(config: &Args, call_timeout: Duration) -> Result<Self, OpenError> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(region) = &config.region {
+            if region.trim().is_empty() {
+                return Err(OpenError::NoRegion);
+            }
             loader = loader.region(Region::new(region.clone()));
         }
         if let Some(endpoint) = &config.endpoint {
@@ -96,7 +99,10 @@ impl DynamoStore {
 
     /// The same from an explicit SDK configuration (tests pass static credentials this way).
     pub async fn from_sdk_config(sdk: &SdkConfig, table: &str, call_timeout: Duration) -> Result<Self, OpenError> {
-        let region = sdk.region().ok_or(OpenError::NoRegion)?.to_string();
+        // `AWS_REGION=` (empty) reaches here as an empty region, which failed later as "cannot
+        // reach DynamoDB".
+        let region =
+            sdk.region().map(ToString::to_string).filter(|r| !r.trim().is_empty()).ok_or(OpenError::NoRegion)?;
         let conf = aws_sdk_dynamodb::config::Builder::from(sdk)
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
             .timeout_config(
