@@ -361,3 +361,71 @@ async fn low_findings_malformed_escapes_unary_framing_and_oversized_metadata() {
         assert_eq!(ok.status(), 200);
     }
 }
+
+/// The fault proxy's modes between the server and DynamoDB (moto), CI's short form: no 500, every
+/// answer within the store timeout (plus a margin), recovery once the network is back, and log
+/// lines bounded (finding 4: one WARN per failed request made 363,455 lines in 2.5 minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn store_network_faults_give_bounded_answers_and_bounded_logs() {
+    use common::fault_proxy::{FaultProxy, Mode};
+    if common::skip_without(EMULATORS) {
+        return;
+    }
+    let moto: std::net::SocketAddr = dynamo::moto().trim_start_matches("http://").parse().unwrap();
+    let table = dynamo::unique_table();
+    dynamo::create_table(&dynamo::moto(), &table).await;
+    let proxy = FaultProxy::start(moto).await;
+    let server = TestServer::spawn(&[
+        "--store",
+        "dynamodb",
+        "--dynamodb-endpoint",
+        &proxy.url(),
+        "--dynamodb-table",
+        &table,
+        "--store-timeout",
+        "1s",
+        "--status-cache",
+        "0s",
+    ]);
+    let c = http();
+    assert_eq!(c.post(server.url("/candidate/x")).send().await.unwrap().status(), 200);
+    let mut requests = 0;
+    for mode in [Mode::Delay(Duration::from_millis(1500)), Mode::Reset, Mode::Blackhole, Mode::Garbage, Mode::Refuse] {
+        proxy.set(mode);
+        let calls: Vec<_> = (0..60)
+            .map(|i| {
+                let c = c.clone();
+                let url = server.url(if i % 3 == 0 { "/candidate/y" } else { "/candidate/x" });
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(20 * i)).await;
+                    let started = Instant::now();
+                    let status = if i % 3 == 0 { c.post(url) } else { c.get(url) }.send().await.unwrap().status();
+                    (status.as_u16(), started.elapsed())
+                })
+            })
+            .collect();
+        let mut seen = std::collections::BTreeMap::new();
+        for call in calls {
+            let (status, took) = call.await.unwrap();
+            requests += 1;
+            *seen.entry(status).or_insert(0) += 1;
+            assert!(status == 503 || status == 504 || status == 200, "{mode:?}: {status}");
+            assert!(took < Duration::from_millis(2500), "{mode:?}: bounded by the store timeout: {took:?}");
+        }
+        assert!(seen.keys().any(|s| *s != 200), "{mode:?} was a fault: {seen:?}");
+        proxy.set(Mode::Pass);
+        let back = Instant::now();
+        while c.get(server.url("/candidate/x")).send().await.unwrap().status() != 200 {
+            assert!(back.elapsed() < Duration::from_secs(5), "{mode:?}: recovers once the network is back");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        println!("{mode:?}: {seen:?}, recovered in {:?}", back.elapsed());
+    }
+    let warnings = server
+        .log_lines()
+        .iter()
+        .filter(|l| l.contains("\"level\":\"WARN\"") || l.contains("\"level\":\"ERROR\""))
+        .count();
+    println!("{requests} failing-mode requests, {warnings} warning/error lines");
+    assert!(warnings < 40, "log lines bounded: {warnings} for {requests} requests: {:#?}", server.log_lines());
+}

@@ -5,6 +5,7 @@
 pub mod cosmos;
 pub mod dynamo;
 pub mod fake_metadata;
+pub mod fault_proxy;
 pub mod firestore;
 
 use std::{
