@@ -429,3 +429,46 @@ async fn store_network_faults_give_bounded_answers_and_bounded_logs() {
     println!("{requests} failing-mode requests, {warnings} warning/error lines");
     assert!(warnings < 40, "log lines bounded: {warnings} for {requests} requests: {:#?}", server.log_lines());
 }
+
+/// The drop audit: a streamed listing whose client goes away mid-stream gives its work permit
+/// back at once, and its producer stops (no store calls for pages nobody reads). In-flight gauges
+/// (hardening.rs), the admission permit (limit.rs) and the breaker's trial (guarded.rs) have their
+/// own drop tests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_dropped_mid_stream_gives_its_permit_back_and_stops() {
+    let temp = tempfile::tempdir().unwrap();
+    {
+        let server = TestServer::spawn_in(temp.path(), &[]);
+        let c = http();
+        for chunk in (0..3100).collect::<Vec<_>>().chunks(500) {
+            let puts = chunk.iter().map(|i| c.post(server.url(&format!("/candidate/c{i:05}"))).send());
+            for r in futures::future::join_all(puts).await {
+                assert_eq!(r.unwrap().status(), 200);
+            }
+        }
+    }
+    let server = TestServer::spawn_in(temp.path(), &["--max-concurrency", "1", "--debug-store-delay", "300ms"]);
+    let c = http();
+    let metrics = || async {
+        let text = http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .filter(|l| l.starts_with("store_operation_duration_seconds_count") && l.contains("operation=\"list\""))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum::<f64>()
+    };
+    let mut listing = c.get(server.url("/candidates")).send().await.unwrap();
+    assert_eq!(listing.status(), 200);
+    assert!(listing.chunk().await.unwrap().is_some(), "the first page arrived");
+    assert_eq!(c.get(server.url("/candidate/c00001")).send().await.unwrap().status(), 503, "held while it runs");
+    drop(listing);
+    let dropped = Instant::now();
+    while c.get(server.url("/candidate/c00001")).send().await.unwrap().status() != 200 {
+        assert!(dropped.elapsed() < Duration::from_secs(2), "the permit came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // At most the page being fetched when the client left; not the rest of the four.
+    let lists = metrics().await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(metrics().await, lists, "the producer stopped: no more pages fetched");
+    assert!(lists <= 3.0, "{lists} pages fetched of 4");
+}
