@@ -59,6 +59,8 @@ pub fn init(store: &'static str) {
         "store_operation_errors_total",
         "store calls that failed, by backend, operation and error"
     );
+    metrics::describe_gauge!("connections_open", "connections open, all listeners together");
+    metrics::describe_counter!("connections_shed_total", "connections closed by the connection cap, by reason");
     metrics::describe_gauge!("candidates_draining", "1 while draining after SIGTERM (health checks fail), else 0");
     metrics::describe_gauge!("candidates_build_info", "always 1; the labels tell the version, git commit and store");
     metrics::gauge!(
