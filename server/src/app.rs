@@ -13,7 +13,7 @@ use crate::{
     metadata,
     serve::serve,
     service::CandidateApi,
-    store::{self, DynStore, debug::Faulty, guarded::Guarded, instrumented::Instrumented},
+    store::{self, DynStore, debug::Faulty, guarded::Guarded, instrumented::Instrumented, opening::Opening},
 };
 
 /// Why the server could not start. Every variant is a configuration or environment problem the
@@ -28,6 +28,15 @@ pub enum StartError {
     Store(#[from] store::OpenError),
     #[error("invalid --grpc-upstream {uri}: {source}")]
     Upstream { uri: http::Uri, source: tonic::transport::Error },
+    #[error("the {backend} store did not open within {} ({attempts} attempts); last: {last}", humantime::format_duration(*.waited))]
+    StoreNotOpened { backend: &'static str, waited: Duration, attempts: u32, last: String },
+}
+
+/// A store still being opened after start (see `store::opening`).
+struct Pending {
+    opening: Arc<Opening>,
+    config: Config,
+    last: store::OpenError,
 }
 
 /// A built server: listeners bound (so the ports are known, even when asked for port 0), not
@@ -46,6 +55,8 @@ pub struct Application {
     grpc_limits: crate::serve::ConnLimits,
     store_kind: &'static str,
     connections: Arc<crate::serve::Connections>,
+    /// Set when the store could not be opened yet: it is retried while the listeners serve.
+    pending: Option<Pending>,
 }
 
 pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
@@ -75,7 +86,17 @@ impl Application {
             Some(addr) => Some(bind("metrics", addr).await?),
             None => None,
         };
-        let store = open_store(&config).await?;
+        let (store, pending) = match open_store(&config).await {
+            Ok(store) => (store, None),
+            Err(StartError::Store(error)) if error.transient.is_some() && !config.store_open_timeout.is_zero() => {
+                let reason = error.transient.unwrap_or_default();
+                tracing::warn!(%error, wait = %humantime::format_duration(config.store_open_timeout), "the store cannot be opened yet: serving as not ready while retrying");
+                let opening = Arc::new(Opening::pending(config.store.name(), reason));
+                let store: DynStore = opening.clone();
+                (store, Some(Pending { opening, config: config.clone(), last: error }))
+            }
+            Err(error) => return Err(error),
+        };
         let store_kind = store.kind();
         crate::metrics::init(store_kind);
         let instance_id =
@@ -121,6 +142,7 @@ impl Application {
             grpc_limits: config.conn_limits(config.grpc_max_connection_age),
             store_kind,
             connections: crate::serve::Connections::new(config.connection_cap()),
+            pending,
         })
     }
 
@@ -157,7 +179,17 @@ impl Application {
         }
         let upkeep = tokio::spawn(crate::metrics::upkeep(stopped()));
         let allocator_upkeep = tokio::spawn(crate::allocator::upkeep(stopped()));
-        self.lifecycle.set_ready().await;
+        // Ready once the store is open: at once, or when a retry opens it.
+        let lifecycle = self.lifecycle.clone();
+        let pending = self.pending;
+        let opened = async move {
+            if let Some(pending) = pending {
+                open_with_retry(pending).await?;
+            }
+            lifecycle.set_ready().await;
+            std::future::pending::<Result<(), StartError>>().await
+        };
+        tokio::pin!(opened);
         let metrics_at = metrics_addr.map_or_else(|| "the REST listener".to_owned(), |a| a.to_string());
         tracing::info!(%http_addr, %grpc_addr, metrics = %metrics_at, store = self.store_kind, max_connections = self.connections.max(), "listening");
         // systemd (Type=notify) starts dependents and counts the start as done only now.
@@ -168,6 +200,11 @@ impl Application {
             Some(result) = servers.join_next() => {
                 // A server only ends by itself on an accept-loop I/O error.
                 return result.map_err(io::Error::other).and_then(|r| r);
+            }
+            Err(error) = &mut opened => {
+                // The store never opened: exit (2), so that the group replaces the instance.
+                tracing::error!(%error, "giving up on the store");
+                return Err(io::Error::other(error));
             }
         }
         self.lifecycle.set_draining().await;
@@ -195,6 +232,57 @@ impl Application {
                 io::ErrorKind::TimedOut,
                 "in-flight requests did not finish within the grace period",
             )),
+        }
+    }
+}
+
+/// First wait before a retry, and the longest (the waits double, each jittered down by up to half).
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Retries opening the store until it opens (it then serves every call) or `--store-open-timeout`
+/// has passed since start, logging each distinct failure once.
+async fn open_with_retry(pending: Pending) -> Result<(), StartError> {
+    let Pending { opening, config, last } = pending;
+    let started = std::time::Instant::now();
+    let (mut delay, mut attempts, mut last) = (RETRY_FIRST, 1u32, last.to_string());
+    let mut reminded = started;
+    loop {
+        let remaining = config.store_open_timeout.saturating_sub(started.elapsed());
+        if remaining.is_zero() {
+            return Err(StartError::StoreNotOpened {
+                backend: config.store.name(),
+                waited: config.store_open_timeout,
+                attempts,
+                last,
+            });
+        }
+        // Full jitter over the upper half: instances that booted together do not retry together.
+        let wait = delay.mul_f64(0.5 + 0.5 * crate::jitter::fraction()).min(remaining);
+        tokio::time::sleep(wait).await;
+        delay = (delay * 2).min(RETRY_MAX);
+        attempts += 1;
+        let attempt = tokio::time::timeout(remaining.max(Duration::from_secs(1)), open_store(&config)).await;
+        match attempt {
+            Ok(Ok(store)) => {
+                opening.open(store);
+                tracing::info!(attempts, after = %humantime::format_duration(Duration::from_secs(started.elapsed().as_secs())), "store open: ready");
+                return Ok(());
+            }
+            Ok(Err(StartError::Store(error))) if error.transient.is_some() => {
+                opening.waiting_for(error.transient.unwrap_or_default());
+                let text = error.to_string();
+                if text != last {
+                    tracing::warn!(%error, attempts, "the store still cannot be opened (a new reason)");
+                    last = text;
+                    reminded = std::time::Instant::now();
+                } else if reminded.elapsed() >= Duration::from_secs(60) {
+                    tracing::info!(attempts, waited_s = started.elapsed().as_secs(), "still waiting for the store");
+                    reminded = std::time::Instant::now();
+                }
+            }
+            Ok(Err(error)) => return Err(error),
+            Err(_) => tracing::warn!(attempts, "opening the store did not finish in time; retrying"),
         }
     }
 }

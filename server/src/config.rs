@@ -80,6 +80,14 @@ pub struct Config {
     #[arg(long, env = "CANDIDATES_STORE_TIMEOUT", value_parser = parse_duration, default_value = "3s")]
     pub store_timeout: Duration,
 
+    /// How long to wait at start for a cloud store that cannot be opened yet (a role or IAM
+    /// binding not yet propagated, a table created a little later, the network not ready): the
+    /// listeners serve meanwhile, /gtg says 503 and why, and the store is retried with capped,
+    /// jittered backoff; after this the process exits with 2 so that the group replaces the
+    /// instance. 0: do not wait. Configuration errors never wait.
+    #[arg(long, env = "CANDIDATES_STORE_OPEN_TIMEOUT", value_parser = parse_duration, default_value = "15m")]
+    pub store_open_timeout: Duration,
+
     /// Requests served at once per listener; beyond it requests are shed at once with
     /// 503 / RESOURCE_EXHAUSTED instead of queueing.
     #[arg(long, env = "CANDIDATES_MAX_CONCURRENCY", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]

@@ -70,6 +70,11 @@ async fn run(config: Config) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server stopped with an error");
+            // The store never opened: a startup error, like the ones above.
+            if error.get_ref().is_some_and(|e| e.is::<candidates_server::app::StartError>()) {
+                eprintln!("candidate-server: {error}");
+                return ExitCode::from(2);
+            }
             ExitCode::FAILURE
         }
     }

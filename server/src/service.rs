@@ -46,36 +46,39 @@ impl CandidateApi {
 #[derive(Debug)]
 struct StatusCache {
     ttl: Duration,
-    last: Mutex<Option<(Instant, bool)>>,
+    last: Mutex<Option<(Instant, Probe)>>,
 }
 
+/// One store round-trip's result: `Err` holds why it failed (a client-safe message).
+type Probe = Result<(), String>;
+
 impl StatusCache {
-    async fn connected(&self, store: &DynStore) -> bool {
+    async fn connected(&self, store: &DynStore) -> Probe {
         let mut last = self.last.lock().await;
-        if let Some((at, ok)) = *last
+        if let Some((at, probe)) = &*last
             && at.elapsed() < self.ttl
         {
-            return ok;
+            return probe.clone();
         }
-        let ok = match tokio::time::timeout(STATUS_PROBE_TIMEOUT, store.ping()).await {
-            Ok(Ok(())) => true,
+        let probe = match tokio::time::timeout(STATUS_PROBE_TIMEOUT, store.ping()).await {
+            Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => {
                 static FAILED: Throttle = Throttle::new("store round-trip failed");
                 if FAILED.admit(|| error.to_string()) {
                     tracing::warn!(request_id = context::request_id(), store = store.kind(), %error, "store round-trip failed");
                 }
-                false
+                Err(error.to_string())
             }
             Err(_) => {
                 static TIMED_OUT: Throttle = Throttle::new("store round-trip timed out");
                 if TIMED_OUT.admit(|| format!("no answer within {STATUS_PROBE_TIMEOUT:?}")) {
                     tracing::warn!(request_id = context::request_id(), store = store.kind(), timeout = ?STATUS_PROBE_TIMEOUT, "store round-trip timed out");
                 }
-                false
+                Err(format!("the store did not answer within {}", humantime::format_duration(STATUS_PROBE_TIMEOUT)))
             }
         };
-        *last = Some((Instant::now(), ok));
-        ok
+        *last = Some((Instant::now(), probe.clone()));
+        probe
     }
 }
 
@@ -171,8 +174,12 @@ impl CandidateService for CandidateApi {
     }
 
     async fn get_status(&self, _request: Request<GetStatusRequest>) -> Result<Response<pb::Status>, Status> {
-        let connected = self.status.connected(&self.store).await;
-        Ok(Response::new(pb::Status { connected: connected.to_string(), instance_id: self.instance_id.to_string() }))
+        let probe = self.status.connected(&self.store).await;
+        Ok(Response::new(pb::Status {
+            connected: probe.is_ok().to_string(),
+            instance_id: self.instance_id.to_string(),
+            reason: probe.err(),
+        }))
     }
 }
 

@@ -117,7 +117,16 @@ fn missing_container_is_a_startup_error() {
     let endpoint = cosmos::endpoint();
     let out = common::server_command(
         dir.path(),
-        &["--store", "cosmos", "--cosmos-endpoint", &endpoint, "--cosmos-container", "nope"],
+        &[
+            "--store",
+            "cosmos",
+            "--cosmos-endpoint",
+            &endpoint,
+            "--cosmos-container",
+            "nope",
+            "--store-open-timeout",
+            "1s",
+        ],
     )
     .env("CANDIDATES_COSMOS_KEY", cosmos::key())
     .output()

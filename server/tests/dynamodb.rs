@@ -118,6 +118,12 @@ fn dynamo_args<'a>(endpoint: &'a str, table: &'a str) -> Vec<&'a str> {
     vec!["--store", "dynamodb", "--dynamodb-endpoint", endpoint, "--dynamodb-table", table]
 }
 
+/// The same, for a process expected to exit: a store that may still appear (no table yet, no
+/// network yet) is waited for only a second (boot resilience: tests/boot.rs).
+fn dynamo_args_no_wait<'a>(endpoint: &'a str, table: &'a str) -> Vec<&'a str> {
+    [dynamo_args(endpoint, table), vec!["--store-open-timeout", "1s"]].concat()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_and_grpc_on_dynamodb() {
     if common::skip_without(&[
@@ -163,19 +169,19 @@ fn missing_table_or_wrong_key_is_a_startup_error() {
     }
     let endpoint = dynamo::moto();
     let table = dynamo::unique_table();
-    let (code, text) = run_to_exit(&dynamo_args(&endpoint, &table));
+    let (code, text) = run_to_exit(&dynamo_args_no_wait(&endpoint, &table));
     assert_eq!(code, 2, "{text}");
     assert!(text.contains(&table) && text.contains("does not exist"), "{text}");
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(dynamo::create_table_with_key(&endpoint, &table, "id"));
-    let (code, text) = run_to_exit(&dynamo_args(&endpoint, &table));
+    let (code, text) = run_to_exit(&dynamo_args_no_wait(&endpoint, &table));
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("expected partition key CandidateName"), "{text}");
 
     // Nothing listening: a clear message, not a hang.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let (code, text) = run_to_exit(&dynamo_args(&format!("http://{closed}"), "Candidates"));
+    let (code, text) = run_to_exit(&dynamo_args_no_wait(&format!("http://{closed}"), "Candidates"));
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("cannot reach DynamoDB"), "{text}");
 

@@ -123,6 +123,18 @@ pub enum OpenError {
     Unreachable { endpoint: String, detail: String },
 }
 
+impl super::Transient for OpenError {
+    fn transient(&self) -> Option<&'static str> {
+        match self {
+            Self::Credential(_) => Some("the managed identity is not available yet"),
+            Self::NotFound { .. } => Some("the database or container does not exist yet"),
+            Self::AccessDenied { .. } => Some("access denied: the identity lacks a data-plane role on the container"),
+            Self::Unreachable { .. } => Some("Cosmos DB cannot be reached"),
+            Self::NoEndpoint | Self::BadEndpoint(_) | Self::KeyFile { .. } => None,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct CosmosStore {
     container: ContainerClient,

@@ -74,6 +74,18 @@ pub enum OpenError {
     Unreachable { table: String, reason: String },
 }
 
+impl super::Transient for OpenError {
+    fn transient(&self) -> Option<&'static str> {
+        match self {
+            // Created by the same deployment, or its permissions or network not there yet.
+            Self::NoTable { .. } => Some("the table does not exist yet"),
+            Self::AccessDenied { .. } => Some("access denied: the instance's role lacks the table's permissions"),
+            Self::Unreachable { .. } => Some("DynamoDB cannot be reached"),
+            Self::NoRegion | Self::KeySchema { .. } => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     client: Client,

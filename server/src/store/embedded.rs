@@ -68,6 +68,14 @@ pub enum OpenError {
     Init { path: PathBuf, source: redb::Error },
 }
 
+/// A local file has nothing to wait for: each of these needs the operator (a second process on
+/// the same directory is refused at once rather than waited for).
+impl super::Transient for OpenError {
+    fn transient(&self) -> Option<&'static str> {
+        None
+    }
+}
+
 #[derive(Debug)]
 enum Op {
     Put(String),

@@ -88,6 +88,19 @@ pub enum OpenError {
     Unreachable { project: String, detail: String },
 }
 
+impl super::Transient for OpenError {
+    fn transient(&self) -> Option<&'static str> {
+        match self {
+            // Application Default Credentials come from the metadata server, which may lag at boot.
+            Self::Client(_) => Some("the Firestore client cannot be created yet (credentials)"),
+            Self::NoDatabase { .. } => Some("the database does not exist yet"),
+            Self::PermissionDenied { .. } => Some("access denied: the service account lacks roles/datastore.user"),
+            Self::Unreachable { .. } => Some("Firestore cannot be reached"),
+            Self::NoProject(_) => None,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct FirestoreStore {
     db: FirestoreDb,

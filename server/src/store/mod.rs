@@ -14,6 +14,7 @@ pub mod conformance;
 pub mod debug;
 pub mod guarded;
 pub mod instrumented;
+pub mod opening;
 #[cfg(feature = "store-cosmos")]
 mod sealed;
 mod token;
@@ -174,7 +175,25 @@ pub struct OpenContext {
 #[error("{source}")]
 pub struct OpenError {
     pub backend: &'static str,
+    /// `Some(short reason)` when waiting may cure it (see [`Transient`]); `None` when it is a
+    /// configuration the operator must fix.
+    pub transient: Option<&'static str>,
     pub source: BoxError,
+}
+
+/// Whether an open error can go away by itself: a role assignment or IAM binding not yet
+/// propagated, a table or container created by the same deployment a little later, a network or
+/// NAT not yet ready. Those are retried at start (`crate::opening`); a configuration error (no
+/// region, a bad endpoint, a key schema that is wrong) is not. The short reason is safe to show on
+/// `/gtg?details`: no names, no endpoints.
+pub trait Transient {
+    fn transient(&self) -> Option<&'static str>;
+}
+
+impl Transient for std::convert::Infallible {
+    fn transient(&self) -> Option<&'static str> {
+        match *self {}
+    }
 }
 
 /// The registry: each line is a backend module that owns its flags (`Args`, flattened into the
@@ -190,6 +209,15 @@ macro_rules! backends {
             $( $(#[cfg($cfg)])? $(#[doc = $doc])* $variant, )*
         }
 
+        impl StoreKind {
+            /// The backend's name, as its `kind()` says it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( $(#[cfg($cfg)])? Self::$variant => stringify!($module), )*
+                }
+            }
+        }
+
         /// Every backend's own flags.
         #[derive(Debug, Clone, clap::Args)]
         pub struct StoreArgs {
@@ -201,7 +229,7 @@ macro_rules! backends {
             match kind {
                 $( $(#[cfg($cfg)])? StoreKind::$variant => $module::open(&args.$module, context)
                     .await
-                    .map_err(|e| OpenError { backend: stringify!($module), source: Box::new(e) }), )*
+                    .map_err(|e| OpenError { backend: stringify!($module), transient: Transient::transient(&e), source: Box::new(e) }), )*
             }
         }
     };
