@@ -44,10 +44,16 @@ cmp -s packer/files/candidates.service "$work/root/etc/systemd/system/candidates
 grep -q 'would run: useradd --system' <<<"$out" || fail "no system user created"
 grep -q 'would run: systemctl enable candidates.service' <<<"$out" || fail "unit not enabled"
 for key in Type=notify User=candidates StateDirectory=candidates Restart=always NoNewPrivileges=yes \
-  ProtectSystem=strict ProtectHome=yes PrivateTmp=yes CapabilityBoundingSet= TimeoutStopSec=60; do
+  ProtectSystem=strict ProtectHome=yes PrivateTmp=yes CapabilityBoundingSet= TimeoutStopSec=60 \
+  StartLimitIntervalSec=0 RestartSteps=10 RestartMaxDelaySec=120; do
   grep -qx "$key" "$work/root/etc/systemd/system/candidates.service" || fail "unit lacks $key"
 done
-echo "ok: unit has user, state directory, readiness, restart and hardening settings"
+# The unit must never reach a state where systemd stops restarting it (issue 24): no start limit
+# other than "none", and restarts that back off instead.
+if grep -E '^StartLimit(IntervalSec|Burst)=' "$work/root/etc/systemd/system/candidates.service" | grep -vqx 'StartLimitIntervalSec=0'; then
+  fail "unit has a start limit: systemd would stop restarting it"
+fi
+echo "ok: unit has user, state directory, readiness, restart (never given up, backing off) and hardening settings"
 
 # Fails closed: the image ships no env file, and the unit's ExecStartPre refuses to start without
 # one, saying why (systemd puts its stderr in the journal).
