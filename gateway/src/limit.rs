@@ -61,6 +61,9 @@ pub struct Limits {
     pub body_timeout: Duration,
 }
 
+/// A protocol's check of a whole request body, given the body limit: `Some` is the refusal.
+pub type BodyCheck = fn(&[u8], usize) -> Option<Response>;
+
 /// Bodies being read per work permit.
 const READERS_PER_PERMIT: usize = 16;
 
@@ -85,7 +88,7 @@ pub struct Admit {
     classify: fn(&Request) -> Admission,
     reject: Rejections,
     /// A protocol's check of a whole buffered body (gRPC: message framing), before any permit.
-    body_check: Option<fn(&[u8], usize) -> Result<(), Response>>,
+    body_check: Option<BodyCheck>,
 }
 
 impl Admit {
@@ -106,9 +109,9 @@ impl Admit {
         }
     }
 
-    /// Checks each buffered body with `check(body, body_limit)` once it is read; an `Err` is the
+    /// Checks each buffered body with `check(body, body_limit)` once it is read; a `Some` is the
     /// answer, and the request never takes a permit.
-    pub fn with_body_check(mut self, check: fn(&[u8], usize) -> Result<(), Response>) -> Self {
+    pub fn with_body_check(mut self, check: BodyCheck) -> Self {
         self.body_check = Some(check);
         self
     }
@@ -175,8 +178,8 @@ async fn read_body(admit: &Admit, request: Request) -> Result<Request, Response>
         Ok(Err(ReadError::Overloaded)) => return Err((admit.reject.overloaded)()),
         Ok(Ok(bytes)) => bytes,
     };
-    if let Some(check) = admit.body_check {
-        check(&bytes, limit)?;
+    if let Some(refused) = admit.body_check.and_then(|check| check(&bytes, limit)) {
+        return Err(refused);
     }
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }

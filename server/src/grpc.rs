@@ -177,19 +177,18 @@ impl http_body::Body for IdleEnded {
 /// a message declared larger than the limit is RESOURCE_EXHAUSTED, as one sent larger is (tonic's
 /// decoder answered OUT_OF_RANGE), and a second message is INTERNAL, as grpc-java answers it
 /// (tonic read the first and answered OK). A truncated message is left to tonic's decoder.
-fn unary_framing(body: &[u8], limit: usize) -> Result<(), Response> {
-    let Some(prefix) = body.get(..5) else { return Ok(()) };
+fn unary_framing(body: &[u8], limit: usize) -> Option<Response> {
+    let prefix = body.get(..5)?;
     let declared = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
     if declared > limit {
-        return Err(Status::resource_exhausted(format!(
-            "request message declared as {declared} bytes, larger than {limit} bytes"
-        ))
-        .into_http());
+        return Some(
+            Status::resource_exhausted(format!(
+                "request message declared as {declared} bytes, larger than {limit} bytes"
+            ))
+            .into_http(),
+        );
     }
-    if body.len() > 5 + declared {
-        return Err(Status::internal("more than one request message for a unary call").into_http());
-    }
-    Ok(())
+    (body.len() > 5 + declared).then(|| Status::internal("more than one request message for a unary call").into_http())
 }
 
 /// The answer to a request that is not gRPC. The gRPC spec (PROTOCOL-HTTP2): a request whose
@@ -321,7 +320,7 @@ mod tests {
     #[test]
     fn unary_framing_is_one_message_within_the_limit() {
         let frame = |len: u32, body: &[u8]| [&[0u8][..], &len.to_be_bytes(), body].concat();
-        let code = |r: Result<(), Response>| r.err().map(|r| status_code(&r).to_owned());
+        let code = |r: Option<Response>| r.map(|r| status_code(&r).to_owned());
         assert_eq!(code(unary_framing(&frame(3, b"abc"), 16)), None);
         assert_eq!(code(unary_framing(b"", 16)), None, "no message: tonic's answer");
         assert_eq!(code(unary_framing(&frame(10, b"abc"), 16)), None, "truncated: tonic's answer");

@@ -41,7 +41,7 @@ impl Opening {
         self.store.get().is_some()
     }
 
-    fn get(&self) -> Result<&DynStore> {
+    fn store(&self) -> Result<&DynStore> {
         self.store.get().ok_or_else(|| StoreError::Unavailable {
             message: format!(
                 "the {} store is not open yet: {}",
@@ -68,23 +68,23 @@ impl CandidateStore for Opening {
     }
 
     async fn get(&self, name: &CandidateName) -> Result<Candidate> {
-        self.get()?.get(name).await
+        self.store()?.get(name).await
     }
 
     async fn put(&self, name: &CandidateName) -> Result<Candidate> {
-        self.get()?.put(name).await
+        self.store()?.put(name).await
     }
 
     async fn delete(&self, name: &CandidateName) -> Result<()> {
-        self.get()?.delete(name).await
+        self.store()?.delete(name).await
     }
 
     async fn list(&self, page_size: usize, page_token: Option<&str>) -> Result<Page> {
-        self.get()?.list(page_size, page_token).await
+        self.store()?.list(page_size, page_token).await
     }
 
     async fn ping(&self) -> Result<()> {
-        self.get()?.ping().await
+        self.store()?.ping().await
     }
 }
 
@@ -109,7 +109,7 @@ mod tests {
         opening.open(Arc::new(MemoryStore::new()));
         assert!(opening.is_open());
         opening.put(&name).await.unwrap();
-        assert_eq!(opening.get(&name).await.unwrap().name, "a");
+        assert_eq!(CandidateStore::get(&opening, &name).await.unwrap().name, "a");
         assert!(opening.lists_in_name_order());
     }
 }
