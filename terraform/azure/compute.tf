@@ -72,8 +72,10 @@ resource "azurerm_linux_virtual_machine_scale_set" "this" {
     public_key = var.admin_ssh_public_key != "" ? var.admin_ssh_public_key : tls_private_key.admin[0].public_key_openssh
   }
 
+  # Exactly one identity, user-assigned, already granted its Cosmos DB roles (cosmos.tf).
   identity {
-    type = "SystemAssigned"
+    type         = "UserAssigned"
+    identity_ids = [azurerm_user_assigned_identity.instances.id]
   }
 
   os_disk {
@@ -154,7 +156,13 @@ resource "azurerm_linux_virtual_machine_scale_set" "this" {
     }
   }
 
-  depends_on = [azurerm_subnet_nat_gateway_association.app, azurerm_subnet_network_security_group_association.app]
+  # The first boot already finds its egress, its NSG and its Cosmos DB roles in place.
+  depends_on = [
+    azurerm_subnet_nat_gateway_association.app,
+    azurerm_subnet_network_security_group_association.app,
+    azurerm_cosmosdb_sql_role_assignment.data,
+    azurerm_cosmosdb_sql_role_assignment.metadata,
+  ]
 }
 
 resource "azurerm_monitor_autoscale_setting" "this" {

@@ -1,5 +1,6 @@
 # Cosmos DB for NoSQL: Entra ID only (keys disabled), reachable from the instances' subnet only,
-# the original's database and container, and data-plane roles with exactly what the backend does.
+# the original's database and container, and data-plane roles with exactly what the backend does,
+# granted to the instances' user-assigned identity before the scale set exists.
 
 resource "azurerm_cosmosdb_account" "this" {
   # Globally unique, stable per subscription (the original used the subscription id's prefix too).
@@ -91,6 +92,20 @@ locals {
   container_scope         = "${azurerm_cosmosdb_account.this.id}/dbs/${azurerm_cosmosdb_sql_database.this.name}/colls/${azurerm_cosmosdb_sql_container.candidates.name}"
 }
 
+# The instances' identity. User-assigned, not the scale set's system-assigned one: that one only
+# exists once the scale set does, so its role assignments would be created after the first VMs
+# booted (their service got 403 until then). This one, and its role assignments below, exist
+# before the scale set (its depends_on). It is the scale set's only identity, so the instance
+# metadata service hands out its token without a client id (what the server's
+# ManagedIdentityCredential::new(None) asks for): with a system-assigned identity beside it, IMDS
+# would answer with that one instead.
+resource "azurerm_user_assigned_identity" "instances" {
+  name                = "${var.name}-instances"
+  resource_group_name = azurerm_resource_group.this.name
+  location            = azurerm_resource_group.this.location
+  tags                = local.tags
+}
+
 resource "azurerm_cosmosdb_sql_role_definition" "data" {
   name                = "${var.name}-candidates-data"
   resource_group_name = azurerm_resource_group.this.name
@@ -107,7 +122,7 @@ resource "azurerm_cosmosdb_sql_role_assignment" "data" {
   resource_group_name = azurerm_resource_group.this.name
   account_name        = azurerm_cosmosdb_account.this.name
   role_definition_id  = azurerm_cosmosdb_sql_role_definition.data.id
-  principal_id        = azurerm_linux_virtual_machine_scale_set.this.identity[0].principal_id
+  principal_id        = azurerm_user_assigned_identity.instances.principal_id
   scope               = local.container_scope
 }
 
@@ -127,6 +142,6 @@ resource "azurerm_cosmosdb_sql_role_assignment" "metadata" {
   resource_group_name = azurerm_resource_group.this.name
   account_name        = azurerm_cosmosdb_account.this.name
   role_definition_id  = azurerm_cosmosdb_sql_role_definition.metadata.id
-  principal_id        = azurerm_linux_virtual_machine_scale_set.this.identity[0].principal_id
+  principal_id        = azurerm_user_assigned_identity.instances.principal_id
   scope               = azurerm_cosmosdb_account.this.id
 }

@@ -38,12 +38,12 @@ fn cosmos_roles_grant_exactly_the_backends_calls_at_container_scope() {
     let role = m.resource("azurerm_cosmosdb_sql_role_definition", "metadata");
     assert_eq!(text(block(role, "permissions"), "data_actions"), "local.cosmos_metadata_actions");
 
-    // The scale set's identity gets exactly two assignments: data on the container, metadata on
+    // The instances' identity gets exactly two assignments: data on the container, metadata on
     // the account; no Azure RBAC (control plane) role at all.
     let assignments = m.resources("azurerm_cosmosdb_sql_role_assignment");
     assert_eq!(assignments.len(), 2);
     for (name, a) in &assignments {
-        assert_eq!(text(a, "principal_id"), "azurerm_linux_virtual_machine_scale_set.this.identity[0].principal_id");
+        assert_eq!(text(a, "principal_id"), "azurerm_user_assigned_identity.instances.principal_id");
         let (role, scope) = match *name {
             "data" => ("azurerm_cosmosdb_sql_role_definition.data.id", "local.container_scope"),
             "metadata" => ("azurerm_cosmosdb_sql_role_definition.metadata.id", "azurerm_cosmosdb_account.this.id"),
@@ -152,7 +152,6 @@ fn instances_have_no_public_address_and_only_the_gateway_is_open_to_the_internet
             assert_eq!(text(ip, "subnet_id"), "azurerm_subnet.app.id");
         }
     }
-    assert_eq!(str_attr(block(vmss, "identity"), "type").as_deref(), Some("SystemAssigned"));
     assert_eq!(bool_attr(vmss, "disable_password_authentication"), Some(true));
     // Public addresses: the gateway's frontend and the NAT gateway's egress, nothing else.
     let public: BTreeSet<&str> = m.resources("azurerm_public_ip").into_iter().map(|(n, _)| n).collect();
@@ -235,5 +234,42 @@ fn scale_set_rolls_repairs_and_autoscales_without_flapping() {
             ("GreaterThan".into(), "var.scale_out_cpu".into(), "Increase".into()),
             ("LessThan".into(), "var.scale_in_cpu".into(), "Decrease".into())
         ]
+    );
+}
+
+/// A scale set's system-assigned identity exists only once the scale set does, so role assignments
+/// on its principal_id are created after the first VMs booted (and their service got 403). The
+/// instances use a user-assigned identity instead, whose Cosmos DB role assignments the scale set
+/// waits for. It must be the only identity: IMDS, asked for a token without a client id (the
+/// server's `ManagedIdentityCredential::new(None)`; azure_identity 1.0 reads no AZURE_CLIENT_ID,
+/// Azure/azure-sdk-for-rust#2578), answers with the system-assigned identity when there is one,
+/// and with the single user-assigned one when there is no system-assigned identity (Microsoft
+/// Entra, "Managed identities for Azure resources frequently asked questions": "What identity
+/// will IMDS default to if I don't specify the identity in the request?").
+#[test]
+fn instances_identity_is_user_assigned_and_granted_before_the_scale_set() {
+    let m = azure();
+    let vmss = m.resource("azurerm_linux_virtual_machine_scale_set", "this");
+    let identity = block(vmss, "identity");
+    assert_eq!(
+        str_attr(identity, "type").as_deref(),
+        Some("UserAssigned"),
+        "no system-assigned identity beside it (IMDS would default to that one)"
+    );
+    assert_eq!(text(identity, "identity_ids"), "[azurerm_user_assigned_identity.instances.id]", "exactly one");
+    assert_eq!(m.resources("azurerm_user_assigned_identity").len(), 1);
+
+    let depends_on = text(vmss, "depends_on");
+    for (name, a) in m.resources("azurerm_cosmosdb_sql_role_assignment") {
+        assert_eq!(text(a, "principal_id"), "azurerm_user_assigned_identity.instances.principal_id", "{name}");
+        assert!(
+            depends_on.contains(&format!("azurerm_cosmosdb_sql_role_assignment.{name}")),
+            "the scale set must wait for role assignment {name}: depends_on = {depends_on}"
+        );
+    }
+    // Nothing may read the scale set's own principal any more.
+    assert!(
+        m.expressions().iter().all(|e| !e.contains("azurerm_linux_virtual_machine_scale_set.this.identity")),
+        "a reference to the scale set's (system-assigned) identity is left"
     );
 }
