@@ -112,8 +112,20 @@ variable "gcp_project_id" {
 
 variable "gcp_zone" {
   type        = string
-  description = "GCP zone of the temporary build instance."
+  description = "GCP zone of the temporary build instance (scripts/gcp/apply.sh passes an UP zone of its region)."
   default     = "us-central1-a"
+}
+
+variable "gcp_network" {
+  type        = string
+  description = "VPC network of the temporary GCP build instance. It must admit 35.235.240.0/20 (IAP) on 22; the default network's default-allow-ssh does."
+  default     = "default"
+}
+
+variable "gcp_subnetwork" {
+  type        = string
+  description = "Subnetwork of the temporary GCP build instance, in gcp_zone's region: needed when gcp_network is a custom-mode network. Empty: the network's subnet of that region (auto mode)."
+  default     = ""
 }
 
 variable "gcp_machine_type" {
@@ -194,11 +206,21 @@ source "googlecompute" "gcp" {
   image_family        = var.image_family
   image_labels        = local.labels
   disk_size           = 10
+  network             = var.gcp_network
+  subnetwork          = var.gcp_subnetwork
   # No external address at all: SSH goes through Identity-Aware Proxy (35.235.240.0/20), so the
-  # build VM is not reachable from the internet. Provisioning downloads nothing.
+  # build VM is not reachable from the internet. Provisioning downloads nothing. The IAP API must
+  # be enabled (the plugin's docs; scripts/gcp/apply.sh does it before the build).
   omit_external_ip = true
   use_internal_ip  = true
   use_iap          = true
+  # Packer's temporary key goes into the builder's OS Login profile (the OS Login API), not into
+  # instance metadata, so a project that blocks metadata SSH keys or enforces OS Login still
+  # builds; ssh_username is replaced by the profile's POSIX name, which needs
+  # roles/compute.osAdminLogin for sudo. No service account on the build VM: it calls no Google
+  # API, and none means the builder needs no Service Account User on one.
+  use_os_login                    = true
+  disable_default_service_account = true
 }
 
 build {

@@ -28,7 +28,8 @@ wait_for "${HEALTH_TIMEOUT:-900}" "every REST backend HEALTHY" all_healthy
 wait_for "${HEALTH_TIMEOUT:-900}" "the load balancer answering GET /gtg with 200" lb_answers
 
 log "details: $rest_url/gtg?details=true"
-curl -sS --max-time 10 "$rest_url/gtg?details=true"
+# One transient error must not abort the whole validation (set -e): curl retries it.
+curl -sS --max-time 10 --retry 5 --retry-delay 3 --retry-all-errors "$rest_url/gtg?details=true"
 echo
 contract_check "$rest_url"
 
@@ -37,7 +38,7 @@ if [[ -z ${SKIP_GRPC:-} && -z ${validation_vm:-} ]]; then
   echo "validation_host is off: gRPC not checked (an instance of $mig cannot test its own load balancer)" >&2
 elif [[ -z ${SKIP_GRPC:-} ]]; then
   log "contract check over gRPC from $validation_vm ($zone, in no instance group) to $grpc_endpoint"
-  gcloud compute ssh "$validation_vm" --zone "${zone##*/}" --project "$PROJECT" --tunnel-through-iap \
+  gcloud compute ssh "$validation_vm" --zone "${zone##*/}" --project "$PROJECT" --tunnel-through-iap --quiet \
     --command "candidatectl check --skip-rest --grpc-target http://$grpc_endpoint" ||
     die "the gRPC contract check failed on the validation host"
 fi
