@@ -5,13 +5,15 @@
 # Env: ARM_CLIENT_ID/ARM_CLIENT_SECRET/ARM_TENANT_ID/ARM_SUBSCRIPTION_ID (required),
 # AZURE_LOCATION (default centralus), IMAGE_RG (default candidates-images), SKIP_IMAGE=1 to reuse
 # the newest image in the manifest, MAX_SURGE=1 for surge rolling upgrades (needs the
-# MaxSurgeRollingUpgrade feature registered: checked here), TF_EXTRA_ARGS for more terraform flags.
+# MaxSurgeRollingUpgrade feature registered: checked here), TF_EXTRA_ARGS for more terraform flags,
+# ADMIN_SSH_PUBLIC_KEY or SSH_PUBLIC_KEY_FILE (default ~/.ssh/id_ed25519.pub, then id_rsa.pub).
 set -euo pipefail
 # shellcheck source=scripts/azure/env.sh
 source "$(dirname "$0")/env.sh"
 
 require_tools packer cargo
 check_azure
+add_admin_key_var
 if [[ -n ${MAX_SURGE:-} ]]; then
   state=$(az feature show --namespace Microsoft.Compute --name MaxSurgeRollingUpgrade --query properties.state --output tsv)
   [[ $state == Registered ]] || die "MAX_SURGE=1 needs the MaxSurgeRollingUpgrade feature (state: ${state:-none}):" \

@@ -7,6 +7,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
 check_azure
+add_admin_key_var
 log "terraform destroy (terraform/azure)"
 tf "$TF_DIR" init -input=false
 tf "$TF_DIR" destroy -input=false "${TF_VARS[@]}" ${AUTO_APPROVE:+-auto-approve}

@@ -41,13 +41,6 @@ module "instance_config" {
   enable_units = ["candidates-scheduled-events.service"]
 }
 
-# A key the platform requires for a Linux scale set; nobody needs it (no port 22 is open).
-resource "tls_private_key" "admin" {
-  count     = var.admin_ssh_public_key == "" ? 1 : 0
-  algorithm = "RSA"
-  rsa_bits  = 4096
-}
-
 resource "azurerm_linux_virtual_machine_scale_set" "this" {
   name                            = "${var.name}-vmss"
   resource_group_name             = azurerm_resource_group.this.name
@@ -68,8 +61,10 @@ resource "azurerm_linux_virtual_machine_scale_set" "this" {
   #checkov:skip=CKV_AZURE_97:Encryption at host needs a per-subscription feature registration; it is the variable encryption_at_host. Disks are encrypted at rest by the platform either way.
 
   admin_ssh_key {
-    username   = "azureuser"
-    public_key = var.admin_ssh_public_key != "" ? var.admin_ssh_public_key : tls_private_key.admin[0].public_key_openssh
+    username = "azureuser"
+    # The operator's own public key: the platform requires one, and no private key is ever in the
+    # state (no port 22 is open either).
+    public_key = trimspace(var.admin_ssh_public_key)
   }
 
   # Exactly one identity, user-assigned, already granted its Cosmos DB roles (cosmos.tf).

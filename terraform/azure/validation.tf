@@ -37,7 +37,7 @@ resource "azurerm_linux_virtual_machine" "validation" {
 
   admin_ssh_key {
     username   = "azureuser"
-    public_key = var.admin_ssh_public_key != "" ? var.admin_ssh_public_key : tls_private_key.admin[0].public_key_openssh
+    public_key = trimspace(var.admin_ssh_public_key)
   }
 
   os_disk {

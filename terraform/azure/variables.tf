@@ -99,8 +99,11 @@ variable "vm_size" {
 
 variable "admin_ssh_public_key" {
   type        = string
-  description = "SSH public key for the admin user; empty generates one that is never output (no port 22 is open anyway: use `az vmss run-command`)."
-  default     = ""
+  description = "SSH public key (OpenSSH format, ssh-rsa of at least 2048 bits or ssh-ed25519) for the admin user of the instances and the validation host. Required: a key Terraform generated would keep its private half unencrypted in the state. No port 22 is open anyway: use `az vmss run-command`. scripts/azure/apply.sh passes ADMIN_SSH_PUBLIC_KEY or ~/.ssh/id_ed25519.pub / id_rsa.pub."
+  validation {
+    condition     = can(regex("^(ssh-rsa|ssh-ed25519) [A-Za-z0-9+/=]+( .*)?$", trimspace(var.admin_ssh_public_key)))
+    error_message = "admin_ssh_public_key must be one OpenSSH public key line (ssh-rsa or ssh-ed25519), e.g. the contents of ~/.ssh/id_ed25519.pub."
+  }
 }
 
 variable "rolling_upgrade_max_surge" {

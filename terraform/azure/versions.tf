@@ -6,10 +6,6 @@ terraform {
       source  = "hashicorp/azurerm"
       version = "~> 4.55" # attribute names checked against 4.55 (terraform/tests/provider-schemas.json)
     }
-    tls = {
-      source  = "hashicorp/tls"
-      version = "~> 4.1"
-    }
   }
 }
 

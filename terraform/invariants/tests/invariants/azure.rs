@@ -273,3 +273,139 @@ fn instances_identity_is_user_assigned_and_granted_before_the_scale_set() {
         "a reference to the scale set's (system-assigned) identity is left"
     );
 }
+
+/// A stand-in for `az` on PATH: `vmss run-command invoke ... --scripts S` runs S with bash here
+/// and answers as Run Command does, keeping only the last 4,096 bytes of each stream ("Run
+/// scripts in your Linux VM by using action Run Commands": "the output is limited to the last
+/// 4,096 bytes"); every other subcommand (login, account set) succeeds silently.
+const FAKE_AZ: &str = r#"#!/usr/bin/env bash
+[[ -n ${AZ_LOG:-} ]] && echo "${AZURE_CONFIG_DIR:-unset} $1 $2" >>"$AZ_LOG"
+[[ $1 == vmss && $2 == run-command ]] || exit 0
+while (($#)); do
+  if [[ $1 == --scripts ]]; then script=$2; fi
+  shift
+done
+dir=$(mktemp -d)
+bash -c "$script" >"$dir/out" 2>"$dir/err"
+printf 'Enable succeeded: \n[stdout]\n%s\n[stderr]\n%s\n' "$(tail -c 4096 "$dir/out")" "$(tail -c 4096 "$dir/err")"
+rm -rf "$dir"
+"#;
+
+/// Runs `body` in bash after sourcing scripts/azure/env.sh, with the fake `az` first on PATH;
+/// returns (status, stdout, stderr).
+fn with_fake_az(body: &str) -> (i32, String, String) {
+    with_fake_az_env(body, &[])
+}
+
+fn with_fake_az_env(body: &str, env: &[(&str, &str)]) -> (i32, String, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = tempfile::tempdir().unwrap();
+    let az = bin.path().join("az");
+    std::fs::write(&az, FAKE_AZ).unwrap();
+    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root = crate::infra::repo_root();
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap());
+    let script = format!("set -euo pipefail\nsource {}/scripts/azure/env.sh\n{body}", root.display());
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .env("PATH", path)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+/// Run Command returns only the last 4,096 bytes of output; calibrate-instance.sh's one-line JSON
+/// report is longer (~6 KB with a 60-row timeline), so the transport calibrate.sh hands to
+/// lib.sh, vmss_run, must bring back the whole standard output however long.
+#[test]
+fn calibration_report_survives_run_commands_4_kib_output_limit() {
+    let calibrate = std::fs::read_to_string(crate::infra::repo_root().join("scripts/azure/calibrate.sh")).unwrap();
+    assert!(calibrate.contains(" vmss_run \"$rg\""), "calibrate.sh's transport is vmss_run:\n{calibrate}");
+
+    // An incompressible 8,000-character line (several pieces) and a last line, as the report and
+    // the calibration line; stderr and a failing status come back too.
+    let script = r#"head -c 6000 /dev/urandom | base64 -w0 > /tmp/cand-expected-$$
+cat /tmp/cand-expected-$$; echo; echo "calibration: cpu_ticks=1"; echo "a warning" >&2; rm /tmp/cand-expected-$$; exit 3"#;
+    let body = format!(
+        "set +e\nout=$(vmss_run rg vmss 0 <<'SCRIPT'\n{script}\nSCRIPT\n)\nstatus=$?\n\
+         printf '%s\\n' \"$out\"\necho \"status=$status\"\n\
+         old=$(vmss_run_tail rg vmss 0 <<'SCRIPT'\n{script}\nSCRIPT\n)\necho \"old-bytes=${{#old}}\""
+    );
+    let (status, stdout, stderr) = with_fake_az(&body);
+    assert_eq!(status, 0, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}\n{stderr}");
+    assert_eq!(lines[0].len(), 8000, "the long line comes back whole");
+    assert_eq!(lines[1], "calibration: cpu_ticks=1");
+    assert_eq!(lines[2], "status=3", "the script's status");
+    assert!(stderr.contains("a warning"), "{stderr}");
+    // And Run Command's own answer (the old vmss_run) does lose it.
+    let old: usize = lines[3].trim_start_matches("old-bytes=").parse().unwrap();
+    assert!(old < 4200, "the fake must cut like Run Command: {old}");
+}
+
+/// Terraform's tls_private_key keeps the private key unencrypted in the state ("Sensitive Data in
+/// State"; the tls provider's own docs advise against it for production): the admin key is the
+/// operator's public key, required, and nothing generates one.
+#[test]
+fn no_private_key_in_the_state_the_admin_key_is_the_operators() {
+    let m = azure();
+    assert!(m.all_resources().iter().all(|(ty, _, _)| !ty.starts_with("tls_")), "a generated key pair");
+    let (_, var) = m.variables().into_iter().find(|(n, _)| *n == "admin_ssh_public_key").expect("the variable");
+    assert!(attr(var, "default").is_none(), "admin_ssh_public_key must be required (no default)");
+    assert!(!blocks(var, "validation").is_empty(), "and checked to be a public key line");
+    let keys: Vec<String> = [
+        m.resource("azurerm_linux_virtual_machine_scale_set", "this"),
+        m.resource("azurerm_linux_virtual_machine", "validation"),
+    ]
+    .iter()
+    .map(|r| text(block(r, "admin_ssh_key"), "public_key"))
+    .collect();
+    assert_eq!(keys, ["trimspace(var.admin_ssh_public_key)"; 2]);
+    let root = crate::infra::repo_root();
+    let versions = std::fs::read_to_string(root.join("terraform/azure/versions.tf")).unwrap();
+    assert!(!versions.contains("hashicorp/tls"), "the tls provider is no longer needed");
+    for script in ["apply.sh", "destroy.sh"] {
+        let text = std::fs::read_to_string(root.join("scripts/azure").join(script)).unwrap();
+        assert!(text.contains("\nadd_admin_key_var\n"), "{script} must pass the operator's key");
+    }
+    let (status, _, stderr) = with_fake_az_env(
+        "add_admin_key_var; printf '%s\\n' \"${TF_VARS[@]}\"",
+        &[("HOME", "/nonexistent"), ("ADMIN_SSH_PUBLIC_KEY", "")],
+    );
+    assert_ne!(status, 0, "no key anywhere must stop the script");
+    assert!(stderr.contains("ssh-keygen"), "{stderr}");
+}
+
+/// `az login --service-principal` replaces the CLI's signed-in account in its configuration
+/// directory (AZURE_CONFIG_DIR, default ~/.azure: "Azure CLI configuration"); the scripts log in
+/// in a directory of their own, exported so Packer's use_azure_cli_auth sees the same login.
+#[test]
+fn scripts_log_the_service_principal_in_outside_the_operators_az_config() {
+    let home = tempfile::tempdir().unwrap();
+    let log = home.path().join("az.log");
+    let (status, stdout, stderr) = with_fake_az_env(
+        "check_azure; echo \"dir=$AZURE_CONFIG_DIR\"; bash -c 'echo \"child=$AZURE_CONFIG_DIR\"'",
+        &[
+            ("HOME", home.path().to_str().unwrap()),
+            ("XDG_CONFIG_HOME", ""),
+            ("CANDIDATES_AZURE_CONFIG_DIR", ""),
+            ("AZ_LOG", log.to_str().unwrap()),
+            ("ARM_CLIENT_ID", "11111111-2222-3333-4444-555555555555"),
+            ("ARM_CLIENT_SECRET", "secret"),
+            ("ARM_TENANT_ID", "tenant"),
+            ("ARM_SUBSCRIPTION_ID", "subscription"),
+        ],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    let own = home.path().join(".config/candidates/az-11111111-2222-3333-4444-555555555555");
+    assert!(stdout.contains(&format!("dir={}", own.display())), "{stdout}");
+    assert!(stdout.contains(&format!("child={}", own.display())), "exported for Packer: {stdout}");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let login = calls.lines().find(|l| l.ends_with(" login --service-principal")).expect(&calls);
+    assert!(login.starts_with(&own.display().to_string()), "az login ran with AZURE_CONFIG_DIR {login}");
+    assert!(!home.path().join(".azure").exists());
+}
