@@ -1,6 +1,7 @@
 # The instances: a shielded, address-less instance template from the Packer image and a regional
 # managed instance group over three zones, autohealed on /gtg, replaced rolling (surge first) when
-# the template changes, and autoscaled on the REST load balancer's request rate (CPU as a backstop).
+# the template changes, and autoscaled on the REST load balancer's request count (a per-group
+# Cloud Monitoring metric; CPU as a backstop).
 
 data "google_compute_zones" "available" {
   region     = var.region
@@ -13,14 +14,23 @@ locals {
   manifest      = fileexists(local.manifest_path) ? jsondecode(file(local.manifest_path)) : { builds = [] }
   # Builds are appended, so the last googlecompute one is the newest; its artifact_id is the image name.
   manifest_images = [for build in local.manifest.builds : build.artifact_id if build.builder_type == "googlecompute"]
+  # Always one concrete image, never a family path: the template records what it is given, so a
+  # family path would stay the same string when the family gets a new image, and the group would
+  # never roll. The family is resolved here (data source below), at plan time.
+  image_from_family = var.image == "" && length(local.manifest_images) == 0
   image = (var.image != "" ? var.image :
     length(local.manifest_images) > 0 ? "projects/${var.project_id}/global/images/${local.manifest_images[length(local.manifest_images) - 1]}" :
-  "projects/${var.project_id}/global/images/family/${var.image_family}")
+  data.google_compute_image.family[0].self_link)
   zones = length(var.zones) > 0 ? var.zones : slice(sort(data.google_compute_zones.available.names), 0, 3)
-  # The autoscaler keeps each instance at lb_utilization_target of its RATE capacity, so the
-  # capacity is the per-instance target divided by it: scaling starts at exactly
-  # target_requests_per_instance_per_second (README "Scaling").
-  max_rate_per_instance = var.target_requests_per_instance_per_second / var.lb_utilization_target
+}
+
+# The newest non-deprecated image of the family, by name: a new image in the family changes
+# local.image, hence the template, hence a rolling replacement.
+data "google_compute_image" "family" {
+  count      = local.image_from_family ? 1 : 0
+  family     = var.image_family
+  project    = var.project_id
+  depends_on = [google_project_service.apis]
 }
 
 # The env file (store Firestore; the VM's service account authenticates). No drain watcher: the
@@ -154,6 +164,12 @@ resource "google_compute_region_instance_group_manager" "this" {
   lifecycle {
     ignore_changes = [target_size]
   }
+
+  # No instance before its service account may use the database. GCP documents that a new grant
+  # can take up to ~7 minutes to apply everywhere; the rest of that window is covered by the server
+  # itself, which serves /gtg 503 and retries opening the store for up to 15 minutes
+  # (--store-open-timeout) before it exits for autohealing to replace it.
+  depends_on = [google_project_iam_member.firestore]
 }
 
 resource "google_compute_region_autoscaler" "this" {
@@ -167,11 +183,21 @@ resource "google_compute_region_autoscaler" "this" {
     cooldown_period = var.cooldown_seconds
     mode            = "ON"
 
-    # The demo's and production's signal: requests per second per instance through the REST load
-    # balancer (RATE balancing mode, load_balancers.tf). The autoscaler follows whichever signal
-    # asks for more instances, so CPU stays as the backstop (and the `stress` demo's signal).
-    load_balancing_utilization {
-      target = var.lb_utilization_target
+    # The demo's and production's signal: requests per second through the REST load balancer,
+    # one instance per target_requests_per_instance_per_second. Not load_balancing_utilization: the
+    # group is a backend of two backend services (REST and the internal gRPC one), and the
+    # autoscaler refuses to scale such a group on it (AutoscalerStatusDetails
+    # MORE_THAN_ONE_BACKEND_SERVICE). A per-group metric instead: the filter names a resource type
+    # other than gce_instance (the LB's forwarding rule) and the REST backend service, the
+    # autoscaler sums the matching time series (every zone, every response code) and keeps
+    # sum / single_instance_assignment instances. request_count is a DELTA count, read per second.
+    # The autoscaler follows whichever signal asks for more instances, so CPU stays as the backstop
+    # (and the `STRESS=1` demo's signal).
+    metric {
+      name                       = "loadbalancing.googleapis.com/https/request_count"
+      filter                     = "resource.type = \"https_lb_rule\" AND resource.label.backend_target_name = \"${google_compute_backend_service.rest.name}\""
+      single_instance_assignment = var.target_requests_per_instance_per_second
+      type                       = "DELTA_PER_SECOND"
     }
 
     cpu_utilization {

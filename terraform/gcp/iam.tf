@@ -21,8 +21,12 @@ resource "google_service_account" "instances" {
   depends_on   = [google_project_service.apis]
 }
 
+# The role ID ends in the service account's unique ID, which is new every time the account is
+# created: GCP keeps a deleted custom role's ID reserved for 37 days (undelete works only within 7),
+# so a fixed ID would fail a re-deploy in that window. At most 21 + 11 + 21 = 53 characters (the
+# limit is 64).
 resource "google_project_iam_custom_role" "firestore" {
-  role_id     = "${replace(var.name, "-", "_")}_firestore"
+  role_id     = "${replace(var.name, "-", "_")}_firestore_${google_service_account.instances.unique_id}"
   title       = "candidates: Firestore documents"
   description = "Exactly what candidate-server's Firestore backend calls (get, upsert, delete, list documents)"
   permissions = local.firestore_permissions

@@ -50,12 +50,14 @@ resource "google_compute_backend_service" "rest" {
   connection_draining_timeout_sec = local.connection_draining
 
   # RATE, not UTILIZATION: the same group is a backend of the internal passthrough load balancer,
-  # which must use CONNECTION, and UTILIZATION cannot share an instance group with it. The rate is
-  # also the autoscaler's signal (compute.tf): an instance is "full" at max_rate_per_instance.
+  # which must use CONNECTION, and UTILIZATION cannot share an instance group with it. The rate
+  # only shapes balancing (it is a target, not a cap); the autoscaler reads the load balancer's
+  # request count instead (compute.tf), since a group behind two backend services cannot be
+  # scaled on load-balancing utilisation.
   backend {
     group                 = google_compute_region_instance_group_manager.this.instance_group
     balancing_mode        = "RATE"
-    max_rate_per_instance = local.max_rate_per_instance
+    max_rate_per_instance = var.target_requests_per_instance_per_second
     capacity_scaler       = 1
   }
 

@@ -11,12 +11,18 @@ locals {
   instance_tag         = "${var.name}-instance"
 }
 
+# IAP and OS Login carry every SSH session (validate.sh, calibrate.sh, STRESS=1, Packer's build VM:
+# its docs require the IAP API); Monitoring holds the load balancer's request count, the
+# autoscaler's signal (compute.tf). apply.sh enables Compute, IAP and OS Login before Packer runs.
 resource "google_project_service" "apis" {
   for_each = toset([
     "compute.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
     "cloudresourcemanager.googleapis.com",
+    "iap.googleapis.com",
+    "oslogin.googleapis.com",
+    "monitoring.googleapis.com",
   ])
   service = each.value
   # Other stacks in the project may use them too.

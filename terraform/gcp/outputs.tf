@@ -44,7 +44,7 @@ output "max_replicas" {
 }
 
 output "target_requests_per_instance_per_second" {
-  description = "Requests per second per instance at which the autoscaler scales out (RATE capacity x utilisation target)."
+  description = "Requests per second per instance at which the autoscaler scales out (the single_instance_assignment of the load balancer's request count)."
   value       = var.target_requests_per_instance_per_second
 }
 

@@ -29,7 +29,9 @@ resource "google_compute_instance" "validation" {
     subnetwork = google_compute_subnetwork.this.id
   }
 
-  # No service account: candidatectl needs no Google API.
+  # The instances' own service account rather than the project's default one (which has Editor on
+  # many projects), with no OAuth scopes: nothing on this VM can get a token for any Google API,
+  # and candidatectl needs none.
   service_account {
     email  = google_service_account.instances.email
     scopes = []

@@ -21,7 +21,7 @@ variable "region" {
 
 variable "zones" {
   type        = list(string)
-  description = "Zones the regional instance group spreads over; empty means three zones of the region (a, b, c)."
+  description = "Zones the regional instance group spreads over; empty means the first three UP zones of the region (by name)."
   default     = []
 }
 
@@ -204,16 +204,6 @@ variable "target_requests_per_instance_per_second" {
   validation {
     condition     = var.target_requests_per_instance_per_second >= 1
     error_message = "target_requests_per_instance_per_second must be at least 1."
-  }
-}
-
-variable "lb_utilization_target" {
-  type        = number
-  description = "Fraction of each instance's RATE capacity the autoscaler keeps (Google's default 0.8); max_rate_per_instance is the target divided by it."
-  default     = 0.8
-  validation {
-    condition     = var.lb_utilization_target > 0 && var.lb_utilization_target <= 1
-    error_message = "lb_utilization_target must be in (0, 1]."
   }
 }
 

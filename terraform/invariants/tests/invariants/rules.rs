@@ -175,23 +175,6 @@ fn gcp_backend_services_on_one_instance_group_use_compatible_balancing_modes() {
     }
 }
 
-// GCP autoscaler: "scale based on the serving capacity of an external Application Load Balancer ...
-// fullness is defined by the target capacity of the selected balancing mode"; with RATE the
-// capacity is max_rate_per_instance and the autoscaler keeps utilization_target of it.
-#[test]
-fn gcp_autoscaler_scales_on_the_rest_load_balancers_request_rate() {
-    let m = Module::load("gcp");
-    let policy = block(m.resource("google_compute_region_autoscaler", "this"), "autoscaling_policy");
-    assert_eq!(text(block(policy, "load_balancing_utilization"), "target"), "var.lb_utilization_target");
-    let rest = block(m.resource("google_compute_backend_service", "rest"), "backend");
-    assert_eq!(str_attr(rest, "balancing_mode").as_deref(), Some("RATE"));
-    assert_eq!(text(rest, "max_rate_per_instance"), "local.max_rate_per_instance");
-    assert_eq!(
-        one_line(m.local("max_rate_per_instance")),
-        "var.target_requests_per_instance_per_second / var.lb_utilization_target"
-    );
-}
-
 /// resource address -> the resource addresses its body mentions (references and depends_on).
 fn dependency_graph(m: &Module, prefix: &str) -> BTreeMap<String, BTreeSet<String>> {
     let mut graph = BTreeMap::new();
