@@ -100,8 +100,15 @@ variable "azure_vm_size" {
 
 variable "azure_allowed_inbound_ip_addresses" {
   type        = list(string)
-  description = "Addresses or CIDR ranges that may reach the temporary Azure build VM over SSH: the builder's own address (scripts/azure/apply.sh passes it). Empty leaves the plugin's default, open to all."
-  default     = []
+  description = "Addresses or CIDR ranges that may reach the temporary Azure build VM over SSH: the builder's own public address (scripts/azure/apply.sh passes it; by hand: -var 'azure_allowed_inbound_ip_addresses=[\"$(curl -s https://checkip.amazonaws.com)\"]'). Never empty and never open to all: the plugin's default for an empty list admits everyone, so the default is 192.0.2.1 (TEST-NET-1, nobody), with which an Azure build that was not told the address times out on SSH instead. A variable without a default would be required by the AWS and GCP builds too."
+  default     = ["192.0.2.1"]
+  validation {
+    condition = length(var.azure_allowed_inbound_ip_addresses) > 0 && alltrue([
+      for a in var.azure_allowed_inbound_ip_addresses :
+      can(regex("^[0-9]{1,3}(\\.[0-9]{1,3}){3}(/([89]|[12][0-9]|3[0-2]))?$", a)) && a != "0.0.0.0"
+    ])
+    error_message = "azure_allowed_inbound_ip_addresses: the builder's own IPv4 address(es) or narrow CIDR ranges (/8 or longer), not empty and not 0.0.0.0/0 (an empty list leaves the build VM's SSH open to all)."
+  }
 }
 
 variable "gcp_project_id" {

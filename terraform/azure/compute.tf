@@ -11,6 +11,11 @@ locals {
   manifest_images = [for build in local.manifest.builds : build.artifact_id if build.builder_type == "azure-arm"]
   image_id        = var.image_id != "" ? var.image_id : try(local.manifest_images[length(local.manifest_images) - 1], "")
 
+  # Rolling upgrades: 20 % batches, one instance at a time up to 5 instances (Azure rounds a
+  # batch to at least one; ceil is the conservative reading).
+  rolling_batch_percent = 20
+  rolling_batch_size    = max(1, ceil(var.instances_max * local.rolling_batch_percent / 100))
+
   # The gateway's metric counts per minute; the variable is per second like every cloud's.
   requests_per_host_per_minute = var.target_requests_per_instance_per_second * 60
 
@@ -124,10 +129,15 @@ resource "azurerm_linux_virtual_machine_scale_set" "this" {
     timeout = "PT5M"
   }
 
-  # A new image (source_image_id) rolls through in batches, new instances first (surge).
+  # A new image (source_image_id) rolls through in batches of one instance. By default in place:
+  # MaxSurge (new instances before old ones go) is a preview feature, off unless
+  # rolling_upgrade_max_surge, and even then Azure falls back to in-place batches when the quota
+  # check before a batch fails ("Rolling upgrades with MaxSurge on Virtual Machine Scale Sets").
+  # So capacity is kept by the count instead: batches of one, and at least 3 instances
+  # (instances_min), so that 2 serve while one is upgraded (precondition below).
   upgrade_mode = "Rolling"
   rolling_upgrade_policy {
-    max_batch_instance_percent              = 50
+    max_batch_instance_percent              = local.rolling_batch_percent
     max_unhealthy_instance_percent          = 50
     max_unhealthy_upgraded_instance_percent = 20
     pause_time_between_batches              = "PT30S"
@@ -145,6 +155,10 @@ resource "azurerm_linux_virtual_machine_scale_set" "this" {
   lifecycle {
     # Autoscale owns the instance count after creation.
     ignore_changes = [instances]
+    precondition {
+      condition     = var.instances_min - local.rolling_batch_size >= 2
+      error_message = "A rolling upgrade takes local.rolling_batch_size instances out at a time (in place: MaxSurge is a preview and falls back to in-place batches); instances_min must leave 2 serving."
+    }
     precondition {
       condition     = local.image_id != ""
       error_message = "No image: set image_id, or run `packer build -only=azure-arm.azure` so that the manifest has one."
@@ -178,7 +192,11 @@ resource "azurerm_monitor_autoscale_setting" "this" {
 
     # The signal that matters: requests per minute per healthy backend through the Application
     # Gateway (AvgRequestCountPerHealthyHost), the counterpart of AWS's ALBRequestCountPerTarget.
-    # Scale-out rules act when any one fires; scale-in only when all scale-in rules agree.
+    # Scale-out rules act when any one fires; scale-in only when all scale-in rules agree, and a
+    # rule whose metric has no datapoints in its window does not agree. The gateway's request
+    # metrics may emit nothing at zero traffic, so a request-count scale-in rule could block
+    # scale-in exactly when the set is idle. Scale-in therefore rests on CPU alone, a VM metric
+    # that has a value every minute whatever the traffic; fewer requests mean less CPU.
     rule {
       metric_trigger {
         metric_name        = "AvgRequestCountPerHealthyHost"
@@ -199,27 +217,7 @@ resource "azurerm_monitor_autoscale_setting" "this" {
       }
     }
 
-    rule {
-      metric_trigger {
-        metric_name        = "AvgRequestCountPerHealthyHost"
-        metric_resource_id = azurerm_application_gateway.rest.id
-        metric_namespace   = "microsoft.network/applicationgateways"
-        time_grain         = "PT1M"
-        statistic          = "Average"
-        time_window        = "PT10M"
-        time_aggregation   = "Average"
-        operator           = "LessThan"
-        threshold          = local.requests_per_host_per_minute / 2
-      }
-      scale_action {
-        direction = "Decrease"
-        type      = "ChangeCount"
-        value     = "1"
-        cooldown  = "PT10M"
-      }
-    }
-
-    # CPU: the backstop, and what the `STRESS=1` scale demo drives.
+    # CPU: the backstop for scale-out, the whole scale-in signal, and what `STRESS=1` drives.
     rule {
       metric_trigger {
         metric_name        = "Percentage CPU"

@@ -210,20 +210,24 @@ variable "cosmos_container" {
 
 variable "instances_min" {
   type        = number
-  description = "Fewest instances."
-  default     = 2
+  description = "Fewest instances. At least 3: a rolling image upgrade takes one out at a time in place (MaxSurge is a preview), and 2 keep serving."
+  default     = 3
+  validation {
+    condition     = var.instances_min >= 3
+    error_message = "instances_min must be at least 3, so that 2 instances serve while a rolling upgrade replaces one in place."
+  }
 }
 
 variable "instances_default" {
   type        = number
   description = "Instances when autoscale has no metrics, and at creation."
-  default     = 2
+  default     = 3
 }
 
 variable "instances_max" {
   type        = number
   description = "Most instances."
-  default     = 4
+  default     = 5
 }
 
 variable "target_requests_per_instance_per_second" {

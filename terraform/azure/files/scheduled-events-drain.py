@@ -25,7 +25,12 @@ STOPPING = {"Terminate", "Preempt", "Reboot", "Redeploy"}
 
 
 def imds(path, body=None):
-    request = urllib.request.Request(IMDS + path, data=body, headers={"Metadata": "true"},
+    headers = {"Metadata": "true"}
+    if body is not None:
+        # The approval is JSON; without this header urllib sends
+        # application/x-www-form-urlencoded, which is not what the endpoint documents.
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(IMDS + path, data=body, headers=headers,
                                      method="POST" if body is not None else "GET")
     with urllib.request.urlopen(request, timeout=5) as response:
         return response.read().decode()

@@ -1,7 +1,8 @@
 use std::collections::BTreeSet;
 
 use crate::infra::{
-    Module, attr, binary, block, blocks, bool_attr, integers, num_attr, one_line, str_attr, strings, text, world_open,
+    Module, attr, binary, block, blocks, bool_attr, integers, num_attr, number, one_line, str_attr, strings, text,
+    world_open,
 };
 
 fn azure() -> Module {
@@ -207,7 +208,7 @@ fn scale_set_rolls_repairs_and_autoscales_without_flapping() {
     assert_eq!(text(vmss, "zones"), "var.zones");
     assert_eq!(
         (m.default_number("instances_min"), m.default_number("instances_default"), m.default_number("instances_max")),
-        (2, 2, 4)
+        (3, 3, 5)
     );
     let (out, inn) = (m.default_number("scale_out_cpu"), m.default_number("scale_in_cpu"));
     assert_eq!(out, 60);
@@ -224,13 +225,12 @@ fn scale_set_rolls_repairs_and_autoscales_without_flapping() {
             )
         })
         .collect();
-    // Requests per healthy host first (the demo's signal, rules.rs checks its thresholds), CPU as
-    // the backstop.
+    // Requests per healthy host out (the demo's signal, rules.rs checks its threshold), CPU out as
+    // the backstop, CPU alone in (scale_in_rules_use_a_metric_defined_at_zero_traffic).
     assert_eq!(
         rules,
         [
             ("GreaterThan".into(), "local.requests_per_host_per_minute".into(), "Increase".into()),
-            ("LessThan".into(), "local.requests_per_host_per_minute / 2".into(), "Decrease".into()),
             ("GreaterThan".into(), "var.scale_out_cpu".into(), "Increase".into()),
             ("LessThan".into(), "var.scale_in_cpu".into(), "Decrease".into())
         ]
@@ -408,4 +408,104 @@ fn scripts_log_the_service_principal_in_outside_the_operators_az_config() {
     let login = calls.lines().find(|l| l.ends_with(" login --service-principal")).expect(&calls);
     assert!(login.starts_with(&own.display().to_string()), "az login ran with AZURE_CONFIG_DIR {login}");
     assert!(!home.path().join(".azure").exists());
+}
+
+/// The scheduled-events approval is a JSON body (`{"StartRequests": [...]}`) and must say so:
+/// Python's urllib otherwise labels a POST body application/x-www-form-urlencoded.
+#[test]
+fn drain_watcher_posts_its_approval_as_json() {
+    let script = std::fs::read_to_string(
+        crate::infra::repo_root().join("terraform/azure/files/scheduled-events-drain.py"),
+    )
+    .unwrap();
+    let imds = script.split("def imds(").nth(1).expect("def imds").split("\ndef ").next().unwrap();
+    assert!(
+        imds.contains(r#"headers["Content-Type"] = "application/json""#),
+        "the POST must carry Content-Type: application/json:\n{imds}"
+    );
+    assert!(script.contains("imds(EVENTS, json.dumps(approval).encode())"), "the approval goes through imds()");
+}
+
+/// Azure autoscale scales in only when every scale-in rule holds ("Understand autoscale settings":
+/// "scale-in ... only if all the scale-in rules are met"), and a rule over a metric with no
+/// datapoints in its window does not hold. The Application Gateway's request metrics
+/// (AvgRequestCountPerHealthyHost) may emit nothing at zero traffic, which would block scale-in
+/// exactly when the set is idle; the VM's Percentage CPU has a value every minute. So every
+/// scale-in rule is on the scale set's CPU.
+#[test]
+fn scale_in_rules_use_a_metric_defined_at_zero_traffic() {
+    let m = azure();
+    let profile = block(m.resource("azurerm_monitor_autoscale_setting", "this"), "profile");
+    let decreases: Vec<(String, String)> = blocks(profile, "rule")
+        .into_iter()
+        .filter(|r| str_attr(block(r, "scale_action"), "direction").as_deref() == Some("Decrease"))
+        .map(|r| {
+            let t = block(r, "metric_trigger");
+            (str_attr(t, "metric_name").unwrap(), text(t, "metric_resource_id"))
+        })
+        .collect();
+    assert!(!decreases.is_empty(), "no scale-in rule");
+    for (metric, resource) in decreases {
+        assert_eq!(
+            (metric.as_str(), resource.as_str()),
+            ("Percentage CPU", "azurerm_linux_virtual_machine_scale_set.this.id"),
+            "a scale-in rule on a metric that may have no datapoints at zero traffic"
+        );
+    }
+}
+
+/// MaxSurge is a preview (off unless rolling_upgrade_max_surge), and with it Azure still falls
+/// back to in-place batches when a batch's quota check fails ("Rolling upgrades with MaxSurge on
+/// Virtual Machine Scale Sets"). In place, a batch is out of service while it is upgraded, so the
+/// batch is one instance and the set keeps at least 2 serving: instances_min >= 3, checked by a
+/// validation and a precondition; and no comment may promise a surge.
+#[test]
+fn rolling_upgrades_keep_two_instances_serving_without_surge() {
+    let m = azure();
+    let vmss = m.resource("azurerm_linux_virtual_machine_scale_set", "this");
+    let policy = block(vmss, "rolling_upgrade_policy");
+    assert_eq!(text(policy, "max_batch_instance_percent"), "local.rolling_batch_percent");
+    let percent = number(m.local("rolling_batch_percent")).expect("a literal percent");
+    let (min, max) = (m.default_number("instances_min"), m.default_number("instances_max"));
+    let batch = std::cmp::max(1, (max * percent + 99) / 100);
+    assert_eq!(batch, 1, "batches of one at the default instances_max {max}");
+    assert!(min - batch >= 2, "instances_min {min} leaves {} serving during a batch", min - batch);
+    assert_eq!(
+        one_line(m.local("rolling_batch_size")),
+        "max(1, ceil(var.instances_max * local.rolling_batch_percent / 100))"
+    );
+    let preconditions: Vec<String> = blocks(block(vmss, "lifecycle"), "precondition")
+        .into_iter()
+        .map(|p| text(p, "condition"))
+        .collect();
+    assert!(
+        preconditions.contains(&"var.instances_min - local.rolling_batch_size >= 2".to_owned()),
+        "{preconditions:?}"
+    );
+    let (_, var) = m.variables().into_iter().find(|(n, _)| *n == "instances_min").unwrap();
+    assert_eq!(text(block(var, "validation"), "condition"), "var.instances_min >= 3");
+    let compute = std::fs::read_to_string(crate::infra::repo_root().join("terraform/azure/compute.tf")).unwrap();
+    assert!(!compute.contains("new instances first (surge)"), "the comment must not promise a surge");
+}
+
+/// azure-arm's allowed_inbound_ip_addresses: when empty, the plugin's temporary NSG admits SSH
+/// from anywhere (Packer's azure-arm builder docs, allowed_inbound_ip_addresses). So the variable
+/// can never be empty or open to all: its default admits nobody (TEST-NET-1) and its validation
+/// refuses an empty list, 0.0.0.0 and ranges wider than /8. (A variable without a default would be
+/// required by the AWS and GCP builds of the same template too: Packer refuses any unset variable.)
+#[test]
+fn packer_azure_build_vm_ssh_is_never_open_to_all() {
+    let template = std::fs::read_to_string(crate::infra::repo_root().join("packer/candidates.pkr.hcl")).unwrap();
+    let body = hcl::parse(&template).unwrap();
+    let var = body
+        .blocks()
+        .find(|b| b.identifier() == "variable" && b.labels()[0].as_str() == "azure_allowed_inbound_ip_addresses")
+        .expect("the variable")
+        .body();
+    let default = strings(attr(var, "default").expect("a default that admits nobody"));
+    assert_eq!(default, ["192.0.2.1"], "not empty (the plugin opens SSH to all) and nobody's address");
+    assert!(!world_open(&format!("{default:?}")));
+    let condition = text(block(var, "validation"), "condition");
+    assert!(condition.starts_with("length(var.azure_allowed_inbound_ip_addresses) > 0 &&"), "{condition}");
+    assert!(condition.contains(r#"a != "0.0.0.0""#) && condition.contains("([89]|[12][0-9]|3[0-2])"), "{condition}");
 }
