@@ -57,3 +57,8 @@ output "cosmos_serverless" {
   description = "Whether Cosmos DB is serverless (5,000 RU/s per container: scale-demo keeps its load under it)."
   value       = var.cosmos_serverless
 }
+
+output "instances_identity_client_id" {
+  description = "Client id of the instances' user-assigned identity (the one with the Cosmos DB roles)."
+  value       = azurerm_user_assigned_identity.instances.client_id
+}

@@ -414,10 +414,9 @@ fn scripts_log_the_service_principal_in_outside_the_operators_az_config() {
 /// Python's urllib otherwise labels a POST body application/x-www-form-urlencoded.
 #[test]
 fn drain_watcher_posts_its_approval_as_json() {
-    let script = std::fs::read_to_string(
-        crate::infra::repo_root().join("terraform/azure/files/scheduled-events-drain.py"),
-    )
-    .unwrap();
+    let script =
+        std::fs::read_to_string(crate::infra::repo_root().join("terraform/azure/files/scheduled-events-drain.py"))
+            .unwrap();
     let imds = script.split("def imds(").nth(1).expect("def imds").split("\ndef ").next().unwrap();
     assert!(
         imds.contains(r#"headers["Content-Type"] = "application/json""#),
@@ -474,10 +473,8 @@ fn rolling_upgrades_keep_two_instances_serving_without_surge() {
         one_line(m.local("rolling_batch_size")),
         "max(1, ceil(var.instances_max * local.rolling_batch_percent / 100))"
     );
-    let preconditions: Vec<String> = blocks(block(vmss, "lifecycle"), "precondition")
-        .into_iter()
-        .map(|p| text(p, "condition"))
-        .collect();
+    let preconditions: Vec<String> =
+        blocks(block(vmss, "lifecycle"), "precondition").into_iter().map(|p| text(p, "condition")).collect();
     assert!(
         preconditions.contains(&"var.instances_min - local.rolling_batch_size >= 2".to_owned()),
         "{preconditions:?}"
@@ -508,4 +505,20 @@ fn packer_azure_build_vm_ssh_is_never_open_to_all() {
     let condition = text(block(var, "validation"), "condition");
     assert!(condition.starts_with("length(var.azure_allowed_inbound_ip_addresses) > 0 &&"), "{condition}");
     assert!(condition.contains(r#"a != "0.0.0.0""#) && condition.contains("([89]|[12][0-9]|3[0-2])"), "{condition}");
+}
+
+/// The stack assigns no Azure RBAC role (checked above: no azurerm_role_assignment), only Cosmos
+/// DB data-plane ones, whose sqlRoleAssignments/write action Contributor has; so the deploy doc
+/// asks for Contributor alone, not User Access Administrator.
+#[test]
+fn deploy_doc_asks_for_contributor_only() {
+    let doc = std::fs::read_to_string(crate::infra::repo_root().join("docs/deploy-azure.md")).unwrap();
+    let prerequisites = doc.split("## Prerequisites").nth(1).unwrap().split("\n## ").next().unwrap();
+    assert!(prerequisites.contains("Contributor"), "{prerequisites}");
+    assert!(
+        !prerequisites.contains("User Access Administrator is needed")
+            && !prerequisites.contains("and User Access Administrator or"),
+        "the prerequisites ask for User Access Administrator"
+    );
+    assert!(azure().resources("azurerm_role_assignment").is_empty());
 }
