@@ -69,8 +69,6 @@ async fn rest_edge(State(edge): State<Arc<RestEdge>>, request: Request, next: Ne
     let line = rest_line(&request);
     let method = line.method;
     observe(request, line, log_request, |request| async move {
-        // `/candidate/:name`: no braces in label values, which simple exposition-format parsers
-        // (e.g. the prometheus-parse crate) cannot read.
         let route = metric_route(crate::routes::route_template(request.uri().path()));
         let http1 = request.version() <= http::Version::HTTP_11;
         let _in_flight = InFlight::new("http_requests_in_flight");
@@ -164,15 +162,20 @@ fn classify(request: &Request) -> limit::Admission {
     if request.uri().path() == "/gtg" { limit::Admission::Exempt } else { limit::Admission::Buffered }
 }
 
-/// The label of a route template: `/candidate/{name}` is `/candidate/:name`.
+/// The label of a route template: `/candidate/{name}` is `/candidate/:name` (no braces in label
+/// values, which simple exposition-format parsers cannot read). Derived once from the route table,
+/// so a new route needs no change here.
 fn metric_route(template: &'static str) -> &'static str {
-    match template {
-        "/candidate/{name}" => "/candidate/:name",
-        other => {
-            debug_assert!(!other.contains('{'), "a new path parameter needs its label here: {other}");
-            other
-        }
-    }
+    static LABELS: std::sync::LazyLock<Vec<(&'static str, &'static str)>> = std::sync::LazyLock::new(|| {
+        crate::ROUTES
+            .iter()
+            .map(|route| {
+                let label = route.path.replace('{', ":").replace('}', "");
+                (route.path, if label == route.path { route.path } else { &*label.leak() })
+            })
+            .collect()
+    });
+    LABELS.iter().find(|(t, _)| *t == template).map_or(template, |(_, label)| label)
 }
 
 /// A status code as a label, without allocating for the codes this service sends.

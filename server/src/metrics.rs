@@ -104,23 +104,31 @@ pub async fn render() -> Response {
 }
 
 /// Every RPC the gRPC listener serves, as `/package.Service/Method`: the `rpc` label takes one of
-/// these or `other`, so clients cannot add series by sending made-up paths. A test checks the
-/// list against the services' descriptors.
-pub const KNOWN_RPCS: &[&str] = &[
-    "/candidates.v1.CandidateService/GetCandidate",
-    "/candidates.v1.CandidateService/PutCandidate",
-    "/candidates.v1.CandidateService/DeleteCandidate",
-    "/candidates.v1.CandidateService/ListCandidates",
-    "/candidates.v1.CandidateService/GetStatus",
-    "/grpc.health.v1.Health/Check",
-    "/grpc.health.v1.Health/Watch",
-    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-];
+/// these or `other`, so clients cannot add series by sending made-up paths. Read once from the
+/// services' descriptors, so a new RPC needs no change here.
+pub fn known_rpcs() -> &'static [&'static str] {
+    static KNOWN: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+        let mut paths = Vec::new();
+        for set in [candidates_api::FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET] {
+            let pool = prost_reflect::DescriptorPool::decode(set).expect("the compiled descriptor sets decode");
+            for service in pool.services() {
+                for method in service.methods() {
+                    // Leaked once: a handful of strings for the life of the process.
+                    paths.push(&*format!("/{}/{}", service.full_name(), method.name()).leak());
+                }
+            }
+        }
+        // tonic-reflection's services (v1 and v1alpha), whose descriptors it keeps to itself.
+        paths.push("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo");
+        paths.push("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo");
+        paths
+    });
+    &KNOWN
+}
 
 /// The bounded `rpc` label (and log field) for a request path.
 pub fn rpc_label(path: &str) -> &'static str {
-    KNOWN_RPCS.iter().find(|rpc| **rpc == path).copied().unwrap_or("other")
+    known_rpcs().iter().find(|rpc| **rpc == path).copied().unwrap_or("other")
 }
 
 /// A gRPC status code as a label: `0` to `16`, or `other`.
@@ -157,9 +165,10 @@ mod tests {
         served.push("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo".into());
         served.push("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo".into());
         served.sort();
-        let mut known: Vec<String> = KNOWN_RPCS.iter().map(|s| s.to_string()).collect();
+        let mut known: Vec<String> = known_rpcs().iter().map(|s| s.to_string()).collect();
         known.sort();
         assert_eq!(known, served);
+        assert!(known.contains(&"/candidates.v1.CandidateService/GetCandidate".to_owned()));
         assert_eq!(rpc_label("/candidates.v1.CandidateService/Nope"), "other");
         assert_eq!(rpc_label("/grpc.x/y"), "other");
     }

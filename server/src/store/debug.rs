@@ -4,10 +4,7 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
-
-use super::{Candidate, CandidateStore, DynStore, Page, Result, StoreError};
-use crate::name::CandidateName;
+use super::{DynStore, Result, StoreError};
 
 #[derive(Debug)]
 pub struct Faulty {
@@ -19,6 +16,11 @@ pub struct Faulty {
 impl Faulty {
     pub fn new(inner: DynStore, delay: Duration, fail: bool) -> Self {
         Self { inner, delay, fail }
+    }
+
+    async fn around<T>(&self, _op: super::Op, call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        self.before().await?;
+        call.await
     }
 
     async fn before(&self) -> Result<()> {
@@ -35,42 +37,4 @@ impl Faulty {
     }
 }
 
-#[async_trait]
-impl CandidateStore for Faulty {
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
-
-    fn lists_in_name_order(&self) -> bool {
-        self.inner.lists_in_name_order()
-    }
-
-    fn may_return_empty_pages(&self) -> bool {
-        self.inner.may_return_empty_pages()
-    }
-
-    async fn get(&self, name: &CandidateName) -> Result<Candidate> {
-        self.before().await?;
-        self.inner.get(name).await
-    }
-
-    async fn put(&self, name: &CandidateName) -> Result<Candidate> {
-        self.before().await?;
-        self.inner.put(name).await
-    }
-
-    async fn delete(&self, name: &CandidateName) -> Result<()> {
-        self.before().await?;
-        self.inner.delete(name).await
-    }
-
-    async fn list(&self, page_size: usize, page_token: Option<&str>) -> Result<Page> {
-        self.before().await?;
-        self.inner.list(page_size, page_token).await
-    }
-
-    async fn ping(&self) -> Result<()> {
-        self.before().await?;
-        self.inner.ping().await
-    }
-}
+super::wrap_store!(Faulty, inner, around);

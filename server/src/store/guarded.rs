@@ -18,10 +18,7 @@ use std::{future::Future, sync::Mutex, time::Duration};
 
 use tokio::time::Instant;
 
-use async_trait::async_trait;
-
-use super::{Candidate, CandidateStore, DynStore, Page, Result, StoreError};
-use crate::name::CandidateName;
+use super::{DynStore, Result, StoreError};
 
 /// Consecutive store failures (unavailable or timed out) that open the breaker.
 pub const TRIP_AFTER: u32 = 5;
@@ -130,7 +127,7 @@ impl Guarded {
         }
     }
 
-    async fn call<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
+    async fn around<T>(&self, _op: super::Op, call: impl Future<Output = Result<T>>) -> Result<T> {
         let permit = self.admit()?;
         let result = match tokio::time::timeout(self.timeout, call).await {
             Ok(result) => result,
@@ -142,40 +139,7 @@ impl Guarded {
     }
 }
 
-#[async_trait]
-impl CandidateStore for Guarded {
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
-
-    fn lists_in_name_order(&self) -> bool {
-        self.inner.lists_in_name_order()
-    }
-
-    fn may_return_empty_pages(&self) -> bool {
-        self.inner.may_return_empty_pages()
-    }
-
-    async fn get(&self, name: &CandidateName) -> Result<Candidate> {
-        self.call(self.inner.get(name)).await
-    }
-
-    async fn put(&self, name: &CandidateName) -> Result<Candidate> {
-        self.call(self.inner.put(name)).await
-    }
-
-    async fn delete(&self, name: &CandidateName) -> Result<()> {
-        self.call(self.inner.delete(name)).await
-    }
-
-    async fn list(&self, page_size: usize, page_token: Option<&str>) -> Result<Page> {
-        self.call(self.inner.list(page_size, page_token)).await
-    }
-
-    async fn ping(&self) -> Result<()> {
-        self.call(self.inner.ping()).await
-    }
-}
+super::wrap_store!(Guarded, inner, around);
 
 #[cfg(test)]
 mod tests {
@@ -184,8 +148,13 @@ mod tests {
         atomic::{AtomicBool, Ordering},
     };
 
+    use async_trait::async_trait;
+
     use super::*;
-    use crate::store::memory::MemoryStore;
+    use crate::{
+        name::CandidateName,
+        store::{Candidate, CandidateStore, Page, memory::MemoryStore},
+    };
 
     /// A store that hangs while `stalled` is set (a stopped emulator), else a memory store.
     #[derive(Debug)]

@@ -3,10 +3,7 @@
 
 use std::time::Instant;
 
-use async_trait::async_trait;
-
-use super::{Candidate, CandidateStore, DynStore, Page, Result, StoreError};
-use crate::name::CandidateName;
+use super::{DynStore, Op, Result, StoreError};
 
 #[derive(Debug)]
 pub struct Instrumented {
@@ -16,6 +13,13 @@ pub struct Instrumented {
 impl Instrumented {
     pub fn new(inner: DynStore) -> Self {
         Self { inner }
+    }
+
+    async fn around<T>(&self, op: Op, call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        let started = Instant::now();
+        let result = call.await;
+        self.observe(op.as_str(), started, &result);
+        result
     }
 
     fn observe<T>(&self, operation: &'static str, started: Instant, result: &Result<T>) {
@@ -38,52 +42,4 @@ impl Instrumented {
     }
 }
 
-#[async_trait]
-impl CandidateStore for Instrumented {
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
-
-    fn lists_in_name_order(&self) -> bool {
-        self.inner.lists_in_name_order()
-    }
-
-    fn may_return_empty_pages(&self) -> bool {
-        self.inner.may_return_empty_pages()
-    }
-
-    async fn get(&self, name: &CandidateName) -> Result<Candidate> {
-        let started = Instant::now();
-        let result = self.inner.get(name).await;
-        self.observe("get", started, &result);
-        result
-    }
-
-    async fn put(&self, name: &CandidateName) -> Result<Candidate> {
-        let started = Instant::now();
-        let result = self.inner.put(name).await;
-        self.observe("put", started, &result);
-        result
-    }
-
-    async fn delete(&self, name: &CandidateName) -> Result<()> {
-        let started = Instant::now();
-        let result = self.inner.delete(name).await;
-        self.observe("delete", started, &result);
-        result
-    }
-
-    async fn list(&self, page_size: usize, page_token: Option<&str>) -> Result<Page> {
-        let started = Instant::now();
-        let result = self.inner.list(page_size, page_token).await;
-        self.observe("list", started, &result);
-        result
-    }
-
-    async fn ping(&self) -> Result<()> {
-        let started = Instant::now();
-        let result = self.inner.ping().await;
-        self.observe("ping", started, &result);
-        result
-    }
-}
+super::wrap_store!(Instrumented, inner, around);

@@ -155,6 +155,77 @@ pub trait CandidateStore: fmt::Debug + Send + Sync + 'static {
 
 pub type DynStore = Arc<dyn CandidateStore>;
 
+/// A store operation, for wrappers that treat every call alike ([`wrap_store!`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Get,
+    Put,
+    Delete,
+    List,
+    Ping,
+}
+
+impl Op {
+    /// The metric label and log field.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "get",
+            Self::Put => "put",
+            Self::Delete => "delete",
+            Self::List => "list",
+            Self::Ping => "ping",
+        }
+    }
+}
+
+/// Implements [`CandidateStore`] for a wrapper `$ty` around the store in its field `$inner`, every
+/// call going through its method `$around(op, call)` (`async fn $around<T>(&self, op: Op, call:
+/// impl Future<Output = Result<T>>) -> Result<T>`). One place forwards the trait's methods, so a
+/// wrapper is its one method, and a new store method is added here once, not per wrapper.
+macro_rules! wrap_store {
+    ($ty:ty, $inner:ident, $around:ident) => {
+        #[async_trait::async_trait]
+        impl $crate::store::CandidateStore for $ty {
+            fn kind(&self) -> &'static str {
+                self.$inner.kind()
+            }
+
+            fn lists_in_name_order(&self) -> bool {
+                self.$inner.lists_in_name_order()
+            }
+
+            fn may_return_empty_pages(&self) -> bool {
+                self.$inner.may_return_empty_pages()
+            }
+
+            async fn get(&self, name: &$crate::name::CandidateName) -> $crate::store::Result<$crate::store::Candidate> {
+                self.$around($crate::store::Op::Get, self.$inner.get(name)).await
+            }
+
+            async fn put(&self, name: &$crate::name::CandidateName) -> $crate::store::Result<$crate::store::Candidate> {
+                self.$around($crate::store::Op::Put, self.$inner.put(name)).await
+            }
+
+            async fn delete(&self, name: &$crate::name::CandidateName) -> $crate::store::Result<()> {
+                self.$around($crate::store::Op::Delete, self.$inner.delete(name)).await
+            }
+
+            async fn list(
+                &self,
+                page_size: usize,
+                page_token: Option<&str>,
+            ) -> $crate::store::Result<$crate::store::Page> {
+                self.$around($crate::store::Op::List, self.$inner.list(page_size, page_token)).await
+            }
+
+            async fn ping(&self) -> $crate::store::Result<()> {
+                self.$around($crate::store::Op::Ping, self.$inner.ping()).await
+            }
+        }
+    };
+}
+pub(crate) use wrap_store;
+
 /// Turns `page_size + 1` fetched rows into a page: the extra row only tells that more exist.
 pub(crate) fn paginate(rows: &mut Vec<Candidate>, page_size: usize) -> Page {
     let more = rows.len() > page_size;

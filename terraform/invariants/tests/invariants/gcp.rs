@@ -314,7 +314,11 @@ fn autoscaler_signal_works_for_a_group_behind_two_backend_services() {
         assert!(!value.contains(" OR ") && !value.contains('('), "{value}");
         selectors.insert(key.to_string(), value.trim_matches('"').to_string());
     }
-    assert_eq!(selectors.get("resource.type").map(String::as_str), Some("https_lb_rule"), "per-group: not gce_instance");
+    assert_eq!(
+        selectors.get("resource.type").map(String::as_str),
+        Some("https_lb_rule"),
+        "per-group: not gce_instance"
+    );
     if let Some(in_filter) = selectors.get("metric.type") {
         assert_eq!(in_filter, &name, "the metric in the filter must be the metric's");
     }
@@ -346,10 +350,9 @@ fn custom_role_id_is_new_on_every_deploy() {
         "a fixed role ID fails a re-deploy within 37 days of a destroy: {role_id}"
     );
     // name: 2-21 characters (its validation), the literal part, 21 digits; role IDs have 3-64.
-    let literal = role_id.replace("${replace(var.name, \"-\", \"_\")}", "").replace(
-        "${google_service_account.instances.unique_id}",
-        "",
-    );
+    let literal = role_id
+        .replace("${replace(var.name, \"-\", \"_\")}", "")
+        .replace("${google_service_account.instances.unique_id}", "");
     let literal = literal.trim_matches('"');
     assert!(literal.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{literal}");
     assert!(21 + literal.len() + 21 <= 64, "role ID may exceed 64 characters: {role_id}");
