@@ -10,10 +10,15 @@
 #     the pinned provider packages on PyPI say;
 #   - terraform/tests: that module applied for real in a throwaway root and its cloud-init
 #     document parsed as YAML, and the instance drain scripts against a fake metadata server on
-#     127.0.0.1.
+#     127.0.0.1;
+#   - terraform/tests/moto/run.sh: terraform/aws validated, applied, re-planned (no changes) and
+#     destroyed with the real aws provider (a local filesystem mirror, never a download) against a
+#     private moto_server on 127.0.0.1, and nothing left behind; skipped, with the reason, when the
+#     mirror is missing.
 # The HCL invariants (ports, health paths, permissions, open ingress) are a cargo test:
-# terraform/invariants/tests/invariants/. Not run here: `terraform init/validate/plan` (they download providers
-# and plan needs credentials), except for modules/instance-config, which has no providers.
+# terraform/invariants/tests/invariants/. Not run here: `terraform init/validate/plan` of azure and gcp
+# (they download providers and plan needs credentials); modules/instance-config has no providers,
+# and terraform/aws runs from the local mirror against moto (above).
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(cd .. && pwd)
@@ -51,3 +56,6 @@ echo "provider schemas (terraform/tests/provider-schemas.json) current"
 
 echo "terraform/tests"
 (cd tests && "$VENV/bin/python" -m unittest -v 2>&1)
+
+echo "terraform/aws against moto (terraform/tests/moto/run.sh)"
+tests/moto/run.sh
