@@ -78,14 +78,15 @@ resource "aws_launch_template" "this" {
     enabled = true
   }
 
+  # The stack's tags (versions.tf) spelled out: default_tags do not reach what the group launches.
   tag_specifications {
     resource_type = "instance"
-    tags          = { Name = "${var.name}-instance" }
+    tags          = merge(local.common_tags, { Name = "${var.name}-instance" })
   }
 
   tag_specifications {
     resource_type = "volume"
-    tags          = { Name = "${var.name}-root" }
+    tags          = merge(local.common_tags, { Name = "${var.name}-root" })
   }
 
   lifecycle {
@@ -118,8 +119,11 @@ resource "aws_autoscaling_group" "this" {
   }
 
   # A new launch template version (new image, new user-data) rolls through the group: new
-  # instances first (up to 200 %), old ones leave only after the new ones are healthy and warm,
-  # and a failed refresh rolls back.
+  # instances first (up to 200 % of desired), old ones leave only after the new ones are healthy
+  # and warm, so a bad image never takes capacity away. No auto_rollback: the provider sets the
+  # group's launch template version before it starts the refresh, so a "rollback" returns to the
+  # new version (terraform-provider-aws #34189). Rolling back is `apply` with the previous image
+  # (docs/deploy-aws.md "Rolling back").
   instance_refresh {
     strategy = "Rolling"
     preferences {
@@ -127,7 +131,7 @@ resource "aws_autoscaling_group" "this" {
       max_healthy_percentage = 200
       instance_warmup        = var.instance_warmup_seconds
       skip_matching          = true
-      auto_rollback          = true
+      auto_rollback          = false
     }
   }
 
@@ -149,6 +153,19 @@ resource "aws_autoscaling_group" "this" {
     value               = "${var.name}-asg"
     propagate_at_launch = false
   }
+
+  # Instances boot as soon as the group exists and the service opens the table at once. Nothing
+  # in the group's arguments refers to what that needs, so without these Terraform may create the
+  # group first: the table policy and SSM core on the role (the profile alone does not wait for
+  # them), the DynamoDB gateway endpoint, and the private subnets' route tables with their NAT
+  # route (SSM, apt). Destroy then also drains the group before any of them goes.
+  depends_on = [
+    aws_iam_role_policy.table_access,
+    aws_iam_role_policy_attachment.ssm_core,
+    aws_vpc_endpoint.dynamodb,
+    aws_route.private_nat,
+    aws_route_table_association.private,
+  ]
 
   lifecycle {
     # Scaling policies own the desired capacity after creation.

@@ -55,13 +55,26 @@ resource "aws_iam_instance_profile" "instance" {
   role        = aws_iam_role.instance.name
 }
 
-# VPC flow logs write to their log group only.
+# VPC flow logs write to their log group only. The service may assume the role only for flow
+# logs of this account (confused deputy: the VPC user guide's "IAM role for publishing flow logs
+# to CloudWatch Logs" recommends aws:SourceAccount and aws:SourceArn; the flow log's ID is not
+# known before the role exists, so its ARN is matched with a wildcard, as that page suggests).
 data "aws_iam_policy_document" "flow_logs_assume" {
   statement {
     actions = ["sts:AssumeRole"]
     principals {
       type        = "Service"
       identifiers = ["vpc-flow-logs.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [aws_vpc.this.owner_id]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${data.aws_partition.current.partition}:ec2:${var.region}:${aws_vpc.this.owner_id}:vpc-flow-log/*"]
     }
   }
 }

@@ -4,8 +4,9 @@
 #                                       not preserve client addresses, so instances admit the NLB)
 #   NLB health checks                -> instances :8000 /gtg
 #   VPC (var.metrics_scrape_cidrs)   -> instances :9090 /metrics (no load balancer forwards it)
-#   instances -> 443 out (DynamoDB via the gateway endpoint, SSM via NAT), and 50051 to the NLB
-#   (validate.sh's SSM port-forward starts on an instance); nothing else.
+#   instances -> 443 out (DynamoDB via the gateway endpoint, SSM via NAT), 80 out via NAT (Ubuntu's
+#   apt mirrors, plain HTTP), and 50051 to the NLB (validate.sh's SSM port-forward starts on an
+#   instance); nothing else.
 
 locals {
   grpc_client_cidrs    = length(var.grpc_client_cidrs) > 0 ? var.grpc_client_cidrs : [var.vpc_cidr]
@@ -148,5 +149,20 @@ resource "aws_vpc_security_group_egress_rule" "instances_https" {
   ip_protocol       = "tcp"
   from_port         = 443
   to_port           = 443
+  cidr_ipv4         = "0.0.0.0/0"
+}
+
+# apt and unattended-upgrades: Ubuntu's EC2 images point apt at <region>.ec2.archive.ubuntu.com and
+# security.ubuntu.com over plain HTTP (packages are verified by their signed indexes, not by TLS).
+# Those are Canonical's hosts with no published address range or AWS prefix list, so a security
+# group cannot name them more narrowly than 0.0.0.0/0; what bounds it is the route: the private
+# subnets' only way out is the NAT gateway (no public IPs, no internet gateway route), and nothing
+# can open a connection back in.
+resource "aws_vpc_security_group_egress_rule" "instances_http" {
+  security_group_id = aws_security_group.instances.id
+  description       = "HTTP out via NAT: Ubuntu apt mirrors and security updates"
+  ip_protocol       = "tcp"
+  from_port         = 80
+  to_port           = 80
   cidr_ipv4         = "0.0.0.0/0"
 }

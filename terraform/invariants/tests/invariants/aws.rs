@@ -241,3 +241,254 @@ fn table_is_the_originals_with_recovery_and_encryption() {
     assert_eq!(bool_attr(block(t, "point_in_time_recovery"), "enabled"), Some(true));
     assert_eq!(bool_attr(block(t, "server_side_encryption"), "enabled"), Some(true));
 }
+
+// --- issue 24 -------------------------------------------------------------------------------
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(crate::infra::repo_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The references in a `depends_on = [...]` list.
+fn depends_on(body: &hcl::Body) -> BTreeSet<String> {
+    match attr(body, "depends_on") {
+        Some(hcl::Expression::Array(items)) => items.iter().map(one_line).collect(),
+        Some(other) => panic!("depends_on is not a list: {other}"),
+        None => BTreeSet::new(),
+    }
+}
+
+// Terraform's depends_on reference: a hidden dependency is one that Terraform cannot infer, where
+// a resource relies on another's behaviour without reading its data; its own example is an EC2
+// instance whose software needs an `aws_iam_role_policy` that only the instance profile's role
+// names. Here the group's instances open the table at boot (DynamoDB through the gateway endpoint,
+// SSM and apt through NAT), and the group's arguments reach none of those resources.
+#[test]
+fn group_waits_for_the_role_policies_the_dynamodb_endpoint_and_the_nat_route() {
+    let m = aws();
+    let asg = m.resource("aws_autoscaling_group", "this");
+    let deps = depends_on(asg);
+    for needed in [
+        "aws_iam_role_policy.table_access",
+        "aws_iam_role_policy_attachment.ssm_core",
+        "aws_vpc_endpoint.dynamodb",
+        "aws_route.private_nat",
+        "aws_route_table_association.private",
+    ] {
+        assert!(deps.contains(needed), "aws_autoscaling_group.this does not depend on {needed}: {deps:?}");
+    }
+    // The hidden part: the policies hang off the role, which the group reaches only through the
+    // launch template's instance profile, so no reference orders them.
+    assert_eq!(text(m.resource("aws_iam_role_policy", "table_access"), "role"), "aws_iam_role.instance.id");
+    assert_eq!(text(m.resource("aws_iam_role_policy_attachment", "ssm_core"), "role"), "aws_iam_role.instance.name");
+}
+
+// Ubuntu's EC2 images point apt at http://<region>.ec2.archive.ubuntu.com and
+// http://security.ubuntu.com (cloud-init's EC2 datasource sets the regional mirror): plain HTTP,
+// so without port 80 out, apt and unattended-upgrades never install a security fix. Canonical
+// publishes no address range for them, so the rule is 80 to 0.0.0.0/0, bounded by the route: the
+// instances have no public address and their subnets reach the internet through NAT only.
+#[test]
+fn instances_reach_ubuntus_http_mirrors_through_nat_only() {
+    let m = aws();
+    let mut world_ports = BTreeSet::new();
+    for (name, rule) in m.resources("aws_vpc_security_group_egress_rule") {
+        if text(rule, "security_group_id") != "aws_security_group.instances.id" {
+            continue;
+        }
+        if world_open(&m.expand_attr(rule, "cidr_ipv4")) {
+            assert_eq!(str_attr(rule, "ip_protocol").as_deref(), Some("tcp"), "{name}");
+            let (from, to) = (num_attr(rule, "from_port"), num_attr(rule, "to_port"));
+            assert_eq!(from, to, "{name}: a port range to the internet");
+            world_ports.insert(from.unwrap_or_else(|| panic!("{name}: from_port is not a literal")));
+        }
+    }
+    assert_eq!(world_ports, BTreeSet::from([80, 443]), "the instances' egress to the internet");
+    // ...through NAT only: the private route tables' default route is a NAT gateway, never the
+    // internet gateway, and nothing gives an instance a public address.
+    let route = m.resource("aws_route", "private_nat");
+    assert_eq!(text(route, "route_table_id"), "aws_route_table.private[count.index].id");
+    assert_eq!(str_attr(route, "destination_cidr_block").as_deref(), Some("0.0.0.0/0"));
+    assert!(text(route, "nat_gateway_id").starts_with("aws_nat_gateway.this["), "{}", text(route, "nat_gateway_id"));
+    assert!(attr(route, "gateway_id").is_none());
+    for (name, r) in m.resources("aws_route") {
+        if text(r, "route_table_id").starts_with("aws_route_table.private") {
+            assert!(attr(r, "gateway_id").is_none(), "{name}: a private route table routes to the internet gateway");
+        }
+    }
+    assert_eq!(
+        text(m.resource("aws_route_table_association", "private"), "subnet_id"),
+        "aws_subnet.private[count.index].id"
+    );
+    assert_ne!(bool_attr(m.resource("aws_subnet", "private"), "map_public_ip_on_launch"), Some(true));
+    assert!(blocks(m.resource("aws_launch_template", "this"), "network_interfaces").is_empty());
+}
+
+// terraform-provider-aws #34189 (open): with a launch template, apply first points the group at the
+// new template version (UpdateAutoScalingGroup), then starts the refresh; AutoRollback returns the
+// group to "its previous configuration", which is by then the new one. So the stack does not rely
+// on it, and docs/deploy-aws.md says how to roll back instead.
+#[test]
+fn instance_refresh_does_not_rely_on_auto_rollback_and_the_docs_say_how_to_roll_back() {
+    let m = aws();
+    let refresh = block(m.resource("aws_autoscaling_group", "this"), "instance_refresh");
+    let prefs = block(refresh, "preferences");
+    assert_ne!(bool_attr(prefs, "auto_rollback"), Some(true), "auto_rollback is ineffective (#34189)");
+    assert!(attr(prefs, "auto_rollback").is_none_or(|e| e.to_string() == "false"));
+    // Launch first, terminate after: a bad image never lowers capacity, so a rollback is a second
+    // refresh, not a recovery.
+    assert_eq!(num_attr(prefs, "min_healthy_percentage"), Some(100));
+    let docs = read("docs/deploy-aws.md");
+    let section =
+        docs.split("\n## Rolling back").nth(1).expect("docs/deploy-aws.md has no \"## Rolling back\" section");
+    let section = section.split("\n## ").next().unwrap();
+    for needed in ["34189", "cancel-instance-refresh", "image_id", "describe-instance-refreshes"] {
+        assert!(section.contains(needed), "the rollback section does not mention {needed}");
+    }
+    assert!(!docs.contains("rolls back on failure"), "docs/deploy-aws.md still promises an automatic rollback");
+}
+
+// terraform-provider-aws #19387: default_tags apply to a resource's top-level `tags` only, not to a
+// launch template's tag_specifications, and an ASG's `tag` blocks get none; so instances and volumes
+// the group launches carry only what the launch template names.
+#[test]
+fn instances_and_volumes_carry_the_stacks_tags() {
+    let m = aws();
+    let versions = hcl::parse(&read("terraform/aws/versions.tf")).unwrap();
+    let provider = versions
+        .blocks()
+        .find(|b| b.identifier() == "provider" && b.labels()[0].as_str() == "aws")
+        .expect("provider \"aws\" in versions.tf");
+    assert_eq!(text(block(provider.body(), "default_tags"), "tags"), "local.common_tags");
+    let common = one_line(m.local("common_tags"));
+    assert!(common.starts_with("merge(var.tags,"), "{common}");
+    let lt = m.resource("aws_launch_template", "this");
+    let mut tagged = BTreeSet::new();
+    for spec in blocks(lt, "tag_specifications") {
+        let tags = text(spec, "tags");
+        assert!(tags.starts_with("merge(local.common_tags,") || tags == "local.common_tags", "{tags}");
+        tagged.insert(str_attr(spec, "resource_type").unwrap());
+    }
+    assert!(tagged.is_superset(&BTreeSet::from(["instance".to_string(), "volume".to_string()])), "{tagged:?}");
+}
+
+// VPC user guide, "IAM role for publishing flow logs to CloudWatch Logs": use the aws:SourceAccount
+// and aws:SourceArn condition keys against the confused deputy problem; the source account owns the
+// flow log, the source ARN is the flow log's (a wildcard for its ID when it is not yet known).
+#[test]
+fn flow_logs_role_trusts_the_service_only_for_this_accounts_flow_logs() {
+    let m = aws();
+    let doc = m.data("aws_iam_policy_document", "flow_logs_assume");
+    let statements = blocks(doc, "statement");
+    assert_eq!(statements.len(), 1);
+    let s = statements[0];
+    assert_eq!(strings(attr(block(s, "principals"), "identifiers").unwrap()), ["vpc-flow-logs.amazonaws.com"]);
+    let conditions: Vec<(String, String, String)> = blocks(s, "condition")
+        .into_iter()
+        .map(|c| (str_attr(c, "test").unwrap(), str_attr(c, "variable").unwrap(), text(c, "values")))
+        .collect();
+    let account = conditions.iter().find(|(_, v, _)| v == "aws:SourceAccount").expect("no aws:SourceAccount condition");
+    assert_eq!(account.0, "StringEquals");
+    assert_eq!(account.2, "[aws_vpc.this.owner_id]");
+    let arn = conditions.iter().find(|(_, v, _)| v == "aws:SourceArn").expect("no aws:SourceArn condition");
+    assert!(arn.0 == "ArnLike" || arn.0 == "ArnEquals", "{arn:?}");
+    assert!(
+        arn.2.contains(":ec2:") && arn.2.contains("aws_vpc.this.owner_id") && arn.2.contains(":vpc-flow-log/"),
+        "{arn:?}"
+    );
+    assert_eq!(
+        text(m.resource("aws_iam_role", "flow_logs"), "assume_role_policy"),
+        "data.aws_iam_policy_document.flow_logs_assume.json"
+    );
+}
+
+// RefreshPreferences / InstanceMaintenancePolicy: MaxHealthyPercentage is a percentage of the
+// desired capacity, so a refresh (or a health replacement) at desired = max_size may run
+// max_size × 200 % instances at once. The quota the docs ask for must cover that, plus the Packer
+// build instance.
+#[test]
+fn quota_docs_cover_a_refresh_at_max_size() {
+    let m = aws();
+    let asg = m.resource("aws_autoscaling_group", "this");
+    let refresh_max = num_attr(block(block(asg, "instance_refresh"), "preferences"), "max_healthy_percentage").unwrap();
+    let maintenance_max = num_attr(block(asg, "instance_maintenance_policy"), "max_healthy_percentage").unwrap();
+    let peak_percent = refresh_max.max(maintenance_max);
+    let vcpus = match m.default_string("instance_type").as_str() {
+        "t3.micro" | "t3.small" | "t3.medium" | "t3.large" | "c7i.large" | "m7i.large" => 2,
+        other => panic!("vCPUs of {other} unknown to this test"),
+    };
+    let build_vcpus = 2; // packer's amazon-ebs builder: a t3.small-class instance
+    let peak = m.default_number("max_size") * peak_percent / 100 * vcpus + build_vcpus;
+    let docs = read("docs/deploy-aws.md");
+    let quota = docs
+        .lines()
+        .skip_while(|l| !l.starts_with("- Quotas:"))
+        .take_while(|l| !l.starts_with("- `STACK`"))
+        .flat_map(str::split_whitespace)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        quota.contains(&format!("{peak_percent} %")),
+        "the quota bullet ignores max_healthy_percentage = {peak_percent}: {quota}"
+    );
+    assert!(
+        quota.contains(&format!("{peak} with the defaults")),
+        "the quota bullet does not say {peak} vCPUs: {quota}"
+    );
+}
+
+/// `major.minor.patch` against one `>= x` / `< x` / `~> x` clause list, as Terraform reads them.
+fn satisfies(version: &str, constraint: &str) -> bool {
+    fn parse(v: &str) -> Vec<u64> {
+        let mut parts: Vec<u64> = v.trim().split('.').map(|p| p.parse().unwrap()).collect();
+        parts.resize(3, 0);
+        parts
+    }
+    let v = parse(version);
+    constraint.split(',').all(|clause| {
+        let clause = clause.trim();
+        let (op, rest) = clause.split_at(clause.find(|c: char| c.is_ascii_digit()).unwrap());
+        let bound = parse(rest);
+        match op.trim() {
+            ">=" => v >= bound,
+            ">" => v > bound,
+            "<" => v < bound,
+            "<=" => v <= bound,
+            "=" | "" => v == bound,
+            "~>" => {
+                let fixed = rest.trim().split('.').count() - 1; // ~> 6.25 fixes the major only
+                v >= bound && v[..fixed] == bound[..fixed]
+            }
+            other => panic!("operator {other} in {constraint}"),
+        }
+    })
+}
+
+// The provider constraint admits both versions the project checks the root against: the schema
+// names of terraform/tests/provider-schemas.json, and the mirrored 5.100 that the moto harness
+// (terraform/tests/moto) validates, applies, re-plans and destroys with.
+#[test]
+fn provider_constraint_admits_the_checked_versions() {
+    let versions = hcl::parse(&read("terraform/aws/versions.tf")).unwrap();
+    let terraform = versions.blocks().find(|b| b.identifier() == "terraform").unwrap();
+    let providers = block(terraform.body(), "required_providers");
+    let Some(hcl::Expression::Object(aws)) = attr(providers, "aws") else { panic!("required_providers.aws") };
+    let constraint = aws
+        .iter()
+        .find(|(k, _)| k.to_string() == "version")
+        .and_then(|(_, v)| crate::infra::string(v))
+        .expect("required_providers.aws.version");
+    let schemas: serde_json::Value = serde_json::from_str(&read("terraform/tests/provider-schemas.json")).unwrap();
+    let schema_version = schemas["source"]["aws"]["provider_version"].as_str().unwrap();
+    let harness = read("terraform/tests/moto/run.sh");
+    let mirrored = harness
+        .lines()
+        .find_map(|l| l.strip_prefix("AWS_PROVIDER_VERSION="))
+        .expect("AWS_PROVIDER_VERSION= in terraform/tests/moto/run.sh")
+        .trim_matches('"');
+    for v in [schema_version, mirrored] {
+        assert!(satisfies(v, &constraint), "aws {v} is outside {constraint:?}");
+    }
+    assert!(!satisfies("7.0.0", &constraint), "{constraint:?} admits a major nobody checked");
+    // The checker itself.
+    assert!(satisfies("6.30.1", "~> 6.25") && !satisfies("5.100.0", "~> 6.25") && !satisfies("7.0.0", "~> 6.25"));
+}
