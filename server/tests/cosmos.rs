@@ -150,7 +150,7 @@ async fn managed_identity_token_is_fetched_and_used() {
     }
     let (database, container) = (cosmos::unique("db"), cosmos::unique("c"));
     cosmos::create_container(&cosmos::endpoint(), &database, &container).await;
-    let (token_url, calls) = cosmos::fake_token_endpoint("x-id-secret").await;
+    let (token_url, calls, queries) = cosmos::fake_token_endpoint("x-id-secret").await;
     let endpoint = cosmos::endpoint();
     let args = [
         "--store",
@@ -161,12 +161,20 @@ async fn managed_identity_token_is_fetched_and_used() {
         &database,
         "--cosmos-container",
         &container,
+        // The deployment's user-assigned identity (terraform/azure): named, not guessed.
+        "--cosmos-identity-client-id",
+        "11111111-2222-3333-4444-555555555555",
     ];
     let server =
         TestServer::spawn_with_env(&args, &[("IDENTITY_ENDPOINT", &token_url), ("IDENTITY_HEADER", "x-id-secret")]);
     let resp = http().post(server.url("/candidate/Entra%20User")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert!(calls.load(Ordering::SeqCst) >= 1, "the credential never asked the token endpoint");
+    let queries = queries.lock().unwrap().clone();
+    assert!(
+        queries.iter().all(|q| q.contains("client_id=11111111-2222-3333-4444-555555555555")),
+        "every token request names the user-assigned identity: {queries:?}"
+    );
 }
 
 /// The emulator goes away mid-run: 503 / UNAVAILABLE with a clear message, no panic; it comes

@@ -38,6 +38,8 @@ module "instance_config" {
     COSMOS_CONTAINER_NAME        = azurerm_cosmosdb_sql_container.candidates.name
     CANDIDATES_COSMOS_REGION     = var.location
     CANDIDATES_INSTANCE_METADATA = "azure"
+    # Names the identity rather than relying on IMDS's default for a VM's only identity.
+    CANDIDATES_COSMOS_IDENTITY_CLIENT_ID = azurerm_user_assigned_identity.instances.client_id
   }
   files = [
     { path = "/usr/local/sbin/candidates-scheduled-events", permissions = "0755", content = file("${path.module}/files/scheduled-events-drain.py") },

@@ -56,6 +56,10 @@ pub struct Args {
     /// Account key instead of Entra ID (emulators; accounts with key auth). Environment only.
     #[arg(id = "cosmos_key", long = "cosmos-key", env = "CANDIDATES_COSMOS_KEY", hide_env_values = true, hide = true)]
     pub key: Option<CosmosKey>,
+    /// Client id of the user-assigned managed identity to authenticate as (Entra ID), when the VM
+    /// may carry more than one; without it the VM's only identity is used.
+    #[arg(id = "cosmos_identity_client_id", long = "cosmos-identity-client-id", env = "CANDIDATES_COSMOS_IDENTITY_CLIENT_ID")]
+    pub identity_client_id: Option<String>,
     /// Secret for the MAC on page tokens, the same on every instance behind one load balancer.
     /// Without it the MAC key is derived from the endpoint, database and container: enough to
     /// stop corrupted and blindly forged tokens, not one forged by someone who knows all three.
@@ -166,7 +170,12 @@ impl CosmosStore {
         let account = match key {
             Some(key) => AccountReference::with_authentication_key(endpoint, Secret::from(key)),
             None => {
-                let credential = azure_identity::ManagedIdentityCredential::new(None)
+                // azure_identity 1.0 reads no AZURE_CLIENT_ID: a user-assigned identity is named here.
+                let options = config.identity_client_id.clone().map(|id| azure_identity::ManagedIdentityCredentialOptions {
+                    user_assigned_id: Some(azure_identity::UserAssignedId::ClientId(id)),
+                    ..Default::default()
+                });
+                let credential = azure_identity::ManagedIdentityCredential::new(options)
                     .map_err(|e| OpenError::Credential(e.to_string()))?;
                 AccountReference::with_credential(endpoint, credential)
             }

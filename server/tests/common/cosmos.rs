@@ -60,6 +60,7 @@ pub fn config(endpoint: &str, database: &str, container: &str) -> CosmosConfig {
         region: "eastus".into(),
         key: Some(key().parse().unwrap()),
         key_file: None,
+        identity_client_id: None,
         page_token_secret: None,
     }
 }
@@ -106,17 +107,24 @@ impl PrivateCosmos {
 
 /// A fake managed-identity token endpoint (the App Service protocol azure_identity speaks when
 /// IDENTITY_ENDPOINT and IDENTITY_HEADER are set): checks the secret header, counts the calls.
-pub async fn fake_token_endpoint(secret: &'static str) -> (String, Arc<AtomicUsize>) {
+pub async fn fake_token_endpoint(
+    secret: &'static str,
+) -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
     use axum::{Json, Router, http::HeaderMap, routing::get};
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&calls);
+    let queries = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&queries);
     let router = Router::new().route(
         "/msi/token",
         get(move |headers: HeaderMap, query: axum::extract::RawQuery| {
             let counter = Arc::clone(&counter);
+            let seen = Arc::clone(&seen);
             async move {
+                let query = query.0.unwrap_or_default();
+                seen.lock().unwrap().push(query.clone());
                 let ok = headers.get("x-identity-header").is_some_and(|v| v == secret)
-                    && query.0.unwrap_or_default().contains("api-version=2019-08-01");
+                    && query.contains("api-version=2019-08-01");
                 if !ok {
                     return Err(axum::http::StatusCode::UNAUTHORIZED);
                 }
@@ -135,5 +143,5 @@ pub async fn fake_token_endpoint(secret: &'static str) -> (String, Arc<AtomicUsi
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (format!("http://{addr}/msi/token"), calls)
+    (format!("http://{addr}/msi/token"), calls, queries)
 }

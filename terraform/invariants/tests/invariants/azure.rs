@@ -267,6 +267,12 @@ fn instances_identity_is_user_assigned_and_granted_before_the_scale_set() {
             "the scale set must wait for role assignment {name}: depends_on = {depends_on}"
         );
     }
+    // The service authenticates as that identity by name (server flag --cosmos-identity-client-id).
+    assert!(
+        m.expressions().iter().any(|e| e.contains("CANDIDATES_COSMOS_IDENTITY_CLIENT_ID")
+            && e.contains("azurerm_user_assigned_identity.instances.client_id")),
+        "the instances must be told the identity's client id"
+    );
     // Nothing may read the scale set's own principal any more.
     assert!(
         m.expressions().iter().all(|e| !e.contains("azurerm_linux_virtual_machine_scale_set.this.identity")),
