@@ -269,31 +269,19 @@ impl InProcess {
 
 type Reply<T> = Result<tonic::Response<T>, Status>;
 
-#[tonic::async_trait]
-impl CandidateService for InProcess {
-    async fn get_candidate(&self, request: tonic::Request<pb::GetCandidateRequest>) -> Reply<pb::Candidate> {
-        self.bounded(request, |r| self.api.get_candidate(r)).await
-    }
-
-    async fn put_candidate(&self, request: tonic::Request<pb::PutCandidateRequest>) -> Reply<pb::Candidate> {
-        self.bounded(request, |r| self.api.put_candidate(r)).await
-    }
-
-    async fn delete_candidate(&self, request: tonic::Request<pb::DeleteCandidateRequest>) -> Reply<pb::Candidate> {
-        self.bounded(request, |r| self.api.delete_candidate(r)).await
-    }
-
-    async fn list_candidates(
-        &self,
-        request: tonic::Request<pb::ListCandidatesRequest>,
-    ) -> Reply<pb::ListCandidatesResponse> {
-        self.bounded(request, |r| self.api.list_candidates(r)).await
-    }
-
-    async fn get_status(&self, request: tonic::Request<pb::GetStatusRequest>) -> Reply<pb::Status> {
-        self.bounded(request, |r| self.api.get_status(r)).await
-    }
+macro_rules! in_process_impl {
+    ($($method:ident($request:ident) -> $response:ident;)*) => {
+        #[tonic::async_trait]
+        impl CandidateService for InProcess {
+            $(
+                async fn $method(&self, request: tonic::Request<pb::$request>) -> Reply<pb::$response> {
+                    self.bounded(request, |r| self.api.$method(r)).await
+                }
+            )*
+        }
+    };
 }
+candidates_gateway::for_each_rpc!(in_process_impl);
 
 /// `grpc-timeout`: 1 to 8 ASCII digits and a unit (H M S m u n), per the gRPC HTTP/2 spec.
 pub fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
