@@ -104,24 +104,69 @@ wait_port() {
   return 1
 }
 
-# calibrate CLOUD STORE MAX_INSTANCES RUN_ON_INSTANCE...: runs scripts/deploy/calibrate-instance.sh
-# on one instance through RUN_ON_INSTANCE (a command that executes stdin there as root and prints
-# its output), turns the measurement into target_requests_per_instance_per_second
-# (scripts/deploy/scaling.py) and writes it to terraform/CLOUD/calibration.auto.tfvars.json, which
-# the next apply reads. CAL_SECONDS (default 60) and CAL_CONCURRENCY (32) bound the run;
-# CAL_MAX_DEMO_RATE (3000 req/s; 0 for none) caps the target so that the demo stays drivable.
+# http_retry URL [CURL_ARGS...]: one HTTP request with bounded retries, for scripts under `set -e`
+# where a single transient failure (a reset, a timeout, a 5xx from a load balancer still warming
+# up) must not abort the run: at most HTTP_ATTEMPTS (5) attempts, 2 s apart doubling (2, 4, 8, 16),
+# each bounded by --max-time 10. Prints the last answer's body (whatever its status: a 503 with
+# /gtg?details is worth printing); fails only when no attempt got an HTTP answer, or with -f when
+# the last answer was an HTTP error (pass -f to retry on HTTP errors too).
+http_retry() {
+  local url=$1 attempt delay=${HTTP_RETRY_DELAY:-2} attempts=${HTTP_ATTEMPTS:-5} status
+  shift
+  for ((attempt = 1; ; attempt++)); do
+    status=0
+    curl -sS --max-time 10 "$@" "$url" && return 0 || status=$?
+    ((attempt < attempts)) || break
+    echo "  $url: attempt $attempt/$attempts failed (curl exit $status); again in ${delay}s" >&2
+    sleep "$delay"
+    delay=$((delay * 2))
+  done
+  echo "$url: no answer after $attempts attempts (curl exit $status)" >&2
+  return "$status"
+}
+
+# run_limit SECONDS: how long a remote command that runs SECONDS may take before its transport
+# gives up on it (SSM's executionTimeout, a poll loop): SECONDS plus 10 %, at least 120 s more.
+run_limit() {
+  local margin=$(($1 / 10))
+  ((margin >= 120)) || margin=120
+  echo $(($1 + margin))
+}
+
+# calibrate CLOUD STORE MAX_INSTANCES INSTANCE_TYPE RUN_ON_INSTANCE...: runs
+# scripts/deploy/calibrate-instance.sh on one instance through RUN_ON_INSTANCE (a command that
+# executes stdin there as root and prints its output), turns the measurement into
+# target_requests_per_instance_per_second (scripts/deploy/scaling.py) and writes it to
+# terraform/CLOUD/calibration.auto.tfvars.json, which the next apply reads. The load is open loop,
+# ramped and capped within the store's rules (scaling.py calibration-load: Firestore 500/50/5,
+# Cosmos DB serverless's RU/s); on a burstable INSTANCE_TYPE the target is capped at its baseline
+# CPU share. CAL_SECONDS (default 60) bounds the run, CAL_RATE overrides the rate (never above the
+# store's cap), CAL_BASELINE the baseline share; CAL_MAX_DEMO_RATE (3000 req/s; 0 for none) caps
+# the target so that the demo stays drivable; CAL_TFVARS replaces the file written (tests).
 calibrate() {
-  local cloud=$1 store=$2 max=$3
-  shift 3
-  local out result tfvars=$ROOT/terraform/$cloud/calibration.auto.tfvars.json
+  local cloud=$1 store=$2 max=$3 instance_type=$4
+  shift 4
+  local out result load seconds=${CAL_SECONDS:-60} rate ramp keys
+  local tfvars=${CAL_TFVARS:-$ROOT/terraform/$cloud/calibration.auto.tfvars.json}
+  load=$(python3 "$SCALING" calibration-load --store "$store" --seconds "$seconds") || die "no calibration load for $store"
+  rate=$(json_field "$load" rate)
+  if [[ -n ${CAL_RATE:-} ]]; then
+    ((CAL_RATE <= rate)) || die "CAL_RATE=$CAL_RATE is over the calibration's cap of $rate req/s for $store"
+    rate=$CAL_RATE
+  fi
+  ramp=$(json_field "$load" ramp_s)
+  keys=$(json_field "$load" keys)
   out=$(mktemp)
-  log "calibration: ${CAL_SECONDS:-60}s of closed-loop load (c=${CAL_CONCURRENCY:-32}) on one instance, against itself"
+  log "calibration on one ${instance_type:-instance}: ${seconds}s of open-loop load ramped to $rate req/s over ${ramp}s" \
+    "($keys names; $store), against itself"
   {
-    echo "set -- ${CAL_SECONDS:-60} ${CAL_CONCURRENCY:-32}"
+    echo "set -- $seconds $rate $ramp"
+    echo "export KEYS=$keys"
     cat "$ROOT/scripts/deploy/calibrate-instance.sh"
   } | "$@" | tee "$out"
   result=$(python3 "$SCALING" calibrate "$out" --store "$store" --max-instances "$max" \
-    --max-demo-rate "${CAL_MAX_DEMO_RATE:-3000}") || die "calibration failed (output above)"
+    --max-demo-rate "${CAL_MAX_DEMO_RATE:-3000}" ${instance_type:+--instance-type "$instance_type"} \
+    ${CAL_BASELINE:+--baseline "$CAL_BASELINE"}) || die "calibration failed (output above)"
   rm -f "$out"
   echo "$result" | python3 -m json.tool
   python3 - "$result" "$tfvars" <<'PY'
@@ -135,65 +180,111 @@ PY
   log "apply it: SKIP_IMAGE=1 scripts/$cloud/apply.sh (only the scaling policies change)"
 }
 
-# scale_demo REST_URL TARGET MIN MAX STORE COUNT_COMMAND...: prints what must happen (scaling.py
-# plan: the load, the instance counts before, at the peak and after), then drives the load
-# balancer with a bounded open-loop load at that rate (ramped within the store's rules, then held)
-# and prints the instance count every INTERVAL seconds until the load stops, then for WATCH_AFTER
-# seconds more so the scale-in shows too. RATE/RAMP/DURATION override the plan.
+# scale_demo CLOUD REST_URL TARGET MIN MAX STORE COUNT_COMMAND...: prints what must happen
+# (scaling.py plan: the load, the instance counts before, at the peak and after, and by when the
+# cloud's policy must reach them), then drives the load balancer with a bounded open-loop load at
+# that rate (ramped within the store's rules, then held) and samples the instance count every
+# INTERVAL seconds until the load stops, then until the count is back at the minimum (at most
+# WATCH_AFTER seconds, by default the policy's bound plus two intervals). COUNT_COMMAND prints
+# "RUNNING TARGET" (two integers: in service, and what the group is asked for). Then it checks the
+# samples (scaling.py verify): the peak reached within peak_by_s of the load's start, the minimum
+# again within final_by_s of its end. When they fall short it prints the autoscaler's own account
+# (autoscaler_status, defined by the cloud's script) and fails. RATE/RAMP/DURATION override the plan.
 # STRESS=1 instead burns CPU on every instance (stress_instances, defined by the cloud's script)
-# for DURATION: it exercises only the CPU policies, not the request-rate signal the plan is about.
+# for DURATION: it exercises only the CPU policies, not the request-rate signal the plan is about,
+# and expects at least one instance more.
 scale_demo() {
-  local rest=$1 target=$2 min=$3 max=$4 store=$5
-  shift 5
-  local plan
-  plan=$(python3 "$SCALING" plan --target "$target" --min "$min" --max "$max" --store "$store") ||
+  local cloud=$1 rest=$2 target=$3 min=$4 max=$5 store=$6
+  shift 6
+  local plan plan_args=(--target "$target" --min "$min" --max "$max" --store "$store" --cloud "$cloud")
+  [[ -n ${RATE:-} ]] && plan_args+=(--rate "$RATE")
+  [[ -n ${RAMP:-} ]] && plan_args+=(--ramp "$RAMP")
+  [[ -n ${DURATION:-} ]] && plan_args+=(--duration "$DURATION")
+  [[ -n ${STRESS:-} ]] && plan_args+=(--stress)
+  plan=$(python3 "$SCALING" plan "${plan_args[@]}") ||
     die "no demo plan for target $target req/s per instance (see above)"
-  local rate ramp duration interval=${INTERVAL:-30} watch_after=${WATCH_AFTER:-1800}
-  rate=${RATE:-$(json_field "$plan" rate)}
-  ramp=${RAMP:-$(json_field "$plan" ramp_s)s}
-  duration=${DURATION:-$(json_field "$plan" duration_s)s}
+  local rate ramp duration peak peak_by final_by interval=${INTERVAL:-30} watch_after
+  rate=$(json_field "$plan" rate)
+  ramp=$(json_field "$plan" ramp_s)
+  duration=$(json_field "$plan" duration_s)
+  peak=$(json_field "$plan" expected_peak)
+  peak_by=$(json_field "$plan" peak_by_s)
+  final_by=$(json_field "$plan" final_by_s)
+  watch_after=${WATCH_AFTER:-$((final_by + 2 * interval))}
   if [[ -n ${STRESS:-} ]]; then
-    log "STRESS=1: CPU burn on every instance for $duration (forces the CPU policies; NOT the request-rate demo)"
-    echo "expected: $min instance(s) now; more while the average CPU is above the CPU target; back to $min after"
+    log "STRESS=1: CPU burn on every instance for ${duration}s (forces the CPU policies; NOT the request-rate demo)"
+    echo "expected: $min instance(s) now; at least $peak within ${peak_by}s while the average CPU is above the" \
+      "CPU target; back to $min within ${final_by}s after the burn"
   else
     log "scale demo plan (scripts/deploy/scaling.py plan)"
     echo "$plan" | python3 -m json.tool
-    echo "expected instance counts: $min now -> $(json_field "$plan" expected_peak) at full load" \
+    echo "expected instance counts: $min now -> $peak at full load" \
       "($rate req/s = $(json_field "$plan" per_instance_rps_at_min) req/s per instance at $min, target $target)" \
-      "-> $min again within ${watch_after}s after the load stops"
+      "within ${peak_by}s of the start -> $min again within ${final_by}s after the load stops"
   fi
   build_client
   local timeline=""
   if [[ -n ${STRESS:-} ]]; then
-    [[ ${duration%s} =~ ^[0-9]+$ ]] || die "STRESS=1 takes DURATION in seconds (e.g. 1200s), not $duration"
-    stress_instances "${duration%s}" &
+    stress_instances "$duration" &
   else
-    log "load: $rate req/s (ramp $ramp, total $duration) against $rest; instance count every ${interval}s"
+    log "load: $rate req/s (ramp ${ramp}s, total ${duration}s) against $rest; instance count every ${interval}s"
     # The per-second timeline (offered / answered req/s, errors, p50/p99) goes to TIMELINE;
     # `candidatectl chart` draws it.
     timeline=${TIMELINE:-$ROOT/scale-demo-timeline.json}
     # Keys load-000000...: see docs/scaling.md on Firestore and sequential names.
-    "$CANDIDATECTL" --rest --target "$rest" load --rate "$rate" --ramp-up "$ramp" -d "$duration" \
+    "$CANDIDATECTL" --rest --target "$rest" load --rate "$rate" --ramp-up "${ramp}s" -d "${duration}s" \
       --mix "$(json_field "$plan" mix)" --populate --quiet --max-error-rate 0.01 --timeline "$timeline" &
   fi
   local load_pid=$!
   # The load generator stops by itself; stop it too if this script is interrupted.
-  trap 'kill "$load_pid" 2>/dev/null || true' EXIT INT TERM
-  local start=$SECONDS
-  report() { printf '%s  t=%4ds  instances: %s\n' "$(date -u +%H:%M:%S)" $((SECONDS - start)) "$("$@" 2>/dev/null || echo '?')"; }
+  # shellcheck disable=SC2064 # the pid now: load_pid is local and gone when the trap runs
+  trap "kill $load_pid 2>/dev/null || true" EXIT INT TERM
+  local start=$SECONDS samples
+  samples=$(mktemp)
+  # sample: one count, printed and kept ("T RUNNING TARGET"); succeeds when it is the minimum.
+  sample() {
+    local running="?" wanted="?" out
+    out=$("$@" 2>/dev/null) || out=""
+    read -r running wanted _ <<<"$out" || true
+    [[ $running =~ ^[0-9]+$ ]] || running="?"
+    [[ $wanted =~ ^[0-9]+$ ]] || wanted="?"
+    printf '%s  t=%4ds  instances: %s in service, %s wanted\n' "$(date -u +%H:%M:%S)" $((SECONDS - start)) \
+      "$running" "$wanted"
+    echo "$((SECONDS - start)) $running $wanted" >>"$samples"
+    [[ $running == "$min" && $wanted == "$min" ]]
+  }
   while kill -0 "$load_pid" 2>/dev/null; do
-    report "$@"
+    sample "$@" || true
     sleep "$interval"
   done
-  local load_status=0
+  local load_status=0 stopped
   wait "$load_pid" || load_status=$?
-  log "load finished (exit $load_status${timeline:+; per-second timeline in $timeline}); watching scale-in for ${watch_after}s"
-  local stop=$((SECONDS + watch_after))
+  trap - EXIT INT TERM
+  stopped=$((SECONDS - start))
+  log "load finished after ${stopped}s (exit $load_status${timeline:+; per-second timeline in $timeline});" \
+    "watching scale-in for at most ${watch_after}s"
+  local stop=$((SECONDS + watch_after)) at_min=0
   while ((SECONDS < stop)); do
-    report "$@"
+    if sample "$@"; then at_min=$((at_min + 1)); else at_min=0; fi
+    # Two samples in a row at the minimum: scaled in (the check below wants it to hold).
+    ((at_min < 2)) || break
     sleep "$interval"
   done
-  return "$load_status"
+  sample "$@" || true
+  log "check: the instance counts against the plan (scripts/deploy/scaling.py verify)"
+  local verdict=0
+  python3 "$SCALING" verify "$plan" "$samples" "$stopped" || verdict=$?
+  rm -f "$samples"
+  if ((verdict != 0)); then
+    log "the group did not scale as planned; the autoscaler's own account follows"
+    if declare -F autoscaler_status >/dev/null; then
+      autoscaler_status || echo "(autoscaler_status failed)" >&2
+    fi
+    echo "scale demo: FAILED (see the checks above)" >&2
+    return 1
+  fi
+  ((load_status == 0)) || { echo "scale demo: the load itself failed (exit $load_status)" >&2; return "$load_status"; }
+  echo "scale demo: ok"
 }
 
 # stress_script SECONDS: the shell script stress_instances runs on each instance: one busy loop per

@@ -1,6 +1,8 @@
-"""Local stand-ins for the cloud pieces the instance scripts talk to: a metadata server on
-127.0.0.1 and a `systemctl` that records what it was asked to do."""
+"""Local stand-ins for the cloud pieces the scripts talk to: a metadata server on 127.0.0.1, a
+`systemctl` that records what it was asked to do, and fake cloud CLIs (FakeCommands) for the
+deploy scripts."""
 import http.server
+import json
 import os
 import stat
 import subprocess
@@ -75,3 +77,68 @@ def run(script, env, timeout):
 
 def run_python(script, env, timeout):
     return subprocess.run(["python3", script], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+class FakeCommands:
+    """A directory to put first on PATH holding fake commands (`aws`, `az`, `gcloud`, `terraform`,
+    `uname`, ...). Each answers by rules: the first rule whose every substring is in the joined
+    arguments prints its next output (the last one repeats) and exits with its code; no rule: exit
+    0 with no output. Every call is logged (calls()). Nothing leaves this machine."""
+
+    SCRIPT = r'''#!/usr/bin/env python3
+import json, os, sys
+here = os.path.dirname(os.path.abspath(__file__))
+name = os.path.basename(sys.argv[0])
+args = " ".join(sys.argv[1:])
+with open(os.path.join(here, "calls"), "a") as f:
+    f.write(json.dumps([name] + sys.argv[1:]) + "\n")
+rules = json.load(open(os.path.join(here, name + ".rules")))
+state_path = os.path.join(here, name + ".state")
+state = json.load(open(state_path)) if os.path.exists(state_path) else {}
+for i, (match, outputs, code) in enumerate(rules):
+    if all(m in args for m in match):
+        n = state.get(str(i), 0)
+        state[str(i)] = n + 1
+        json.dump(state, open(state_path, "w"))
+        out = outputs[min(n, len(outputs) - 1)] if outputs else ""
+        if out:
+            print(out)
+        sys.exit(code)
+sys.exit(0)
+'''
+
+    def __init__(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.path = self.dir.name
+
+    def add(self, name, rules):
+        """rules: [(substrings, outputs, exit code)]; outputs a string or a list in call order."""
+        norm = [[list(m), [o] if isinstance(o, str) else list(o), code] for m, o, code in rules]
+        with open(os.path.join(self.path, name + ".rules"), "w") as f:
+            json.dump(norm, f)
+        path = os.path.join(self.path, name)
+        with open(path, "w") as f:
+            f.write(self.SCRIPT)
+        os.chmod(path, stat.S_IRWXU)
+
+    def add_script(self, name, text):
+        path = os.path.join(self.path, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, stat.S_IRWXU)
+
+    def env(self, **extra):
+        env = dict(os.environ, PATH=f"{self.path}:{os.environ['PATH']}")
+        env.update(extra)
+        return env
+
+    def calls(self, name=None):
+        try:
+            with open(os.path.join(self.path, "calls")) as f:
+                calls = [json.loads(line) for line in f]
+        except FileNotFoundError:
+            return []
+        return [c for c in calls if name is None or c[0] == name]
+
+    def close(self):
+        self.dir.cleanup()

@@ -1,0 +1,298 @@
+"""The deploy scripts that drive a cloud, run offline: scripts/{aws,azure,gcp}/scale-demo.sh and
+the shared functions of scripts/deploy/lib.sh (calibrate, http_retry) against fake `aws`, `az`,
+`gcloud`, `terraform` and `candidatectl` commands on PATH (fakes.FakeCommands), and
+scripts/build-release.sh's host check against a fake `uname`. Nothing here leaves 127.0.0.1."""
+import base64
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, HERE)
+from fakes import FakeCommands  # noqa: E402
+
+TF_OUTPUTS = {
+    "aws": {"asg_name": "cand-asg", "rest_url": "http://127.0.0.1:9", "min_size": "2", "max_size": "4",
+            "target_requests_per_instance_per_second": "200"},
+    "gcp": {"mig_name": "cand-mig", "rest_url": "http://127.0.0.1:9", "min_replicas": "2", "max_replicas": "4",
+            "target_requests_per_instance_per_second": "200"},
+    "azure": {"resource_group": "cand-rg", "vmss_name": "cand-vmss", "rest_url": "http://127.0.0.1:9",
+              "instances_min": "2", "instances_max": "4", "cosmos_serverless": "true",
+              "target_requests_per_instance_per_second": "200"},
+}
+AZURE_ENV = {"ARM_CLIENT_ID": "c", "ARM_CLIENT_SECRET": "s", "ARM_TENANT_ID": "t", "ARM_SUBSCRIPTION_ID": "sub"}
+# What each cloud's autoscaler says when asked why it did not scale (printed on failure).
+AWS_ACTIVITY = "2025-01-01T00:00:00Z\tFailed\tLaunching a new EC2 instance\tcause\tInsufficientInstanceCapacity"
+GCP_STATUS = "autoscaler:\n  statusDetails:\n  - type: MORE_THAN_ONE_BACKEND_SERVICE"
+AZURE_HISTORY = "2025-01-01T00:00:00Z\tMicrosoft.Insights/AutoscaleSettings/Scaleup/Action\tFailed\tquota"
+
+
+class Demo:
+    """One cloud's scale-demo.sh with fakes: `counts` is the (running, target) sequence the group
+    reports, one per sample (the last repeats)."""
+
+    def __init__(self, cloud, counts, load_seconds=3):
+        self.cloud = cloud
+        self.fake = FakeCommands()
+        self.tmp = tempfile.TemporaryDirectory()
+        os.makedirs(os.path.join(self.tmp.name, "release"))
+        self.fake_ctl = os.path.join(self.tmp.name, "release", "candidatectl")
+        with open(self.fake_ctl, "w") as f:
+            f.write(f'#!/bin/sh\necho "$@" >> "{self.tmp.name}/ctl-calls"\nsleep {load_seconds}\n')
+        os.chmod(self.fake_ctl, 0o755)
+        self.fake.add("terraform", [(["output -raw " + k], v, 0) for k, v in TF_OUTPUTS[cloud].items()])
+        if cloud == "aws":
+            self.fake.add("aws", [
+                (["sts", "get-caller-identity"], "arn:aws:iam::111111111111:user/test", 0),
+                (["describe-auto-scaling-groups", "length(Instances"], [f"{r}\t{t}" for r, t in counts], 0),
+                (["describe-auto-scaling-groups", "InstanceId"], "i-1\ti-2", 0),
+                (["describe-scaling-activities"], AWS_ACTIVITY, 0),
+                (["describe-alarms"], "TargetTracking-cand-asg-AlarmHigh-1\tINSUFFICIENT_DATA\tno data", 0),
+                (["ssm", "send-command"], "cmd-1", 0),
+                (["get-command-invocation", "Status"], "Success", 0),
+            ])
+        elif cloud == "gcp":
+            self.fake.add("gcloud", [
+                (["config", "get-value", "project"], "proj", 0),
+                (["print-access-token"], "token", 0),
+                (["list-instances"], ["\n".join(f"zones/z/instances/i{i}" for i in range(r)) for r, _ in counts], 0),
+                (["managed describe", "value(targetSize)"], [str(t) for _, t in counts], 0),
+                (["managed describe", "autoscaler.statusDetails"], GCP_STATUS, 0),
+            ])
+        else:
+            self.fake.add("az", [
+                (["login"], "", 0),
+                (["account", "set"], "", 0),
+                (["vmss list-instances", "length("], [str(r) for r, _ in counts], 0),
+                (["vmss show", "sku.capacity"], [str(t) for _, t in counts], 0),
+                (["monitor autoscale list"], '[{"name": "cand-autoscale", "enabled": true}]', 0),
+                (["monitor activity-log list"], AZURE_HISTORY, 0),
+            ])
+
+    def run(self, **env):
+        full = self.fake.env(CARGO_TARGET_DIR=self.tmp.name, INTERVAL="1", WATCH_AFTER="8",
+                             TIMELINE=os.path.join(self.tmp.name, "timeline.json"), **AZURE_ENV)
+        full.update(env)
+        return subprocess.run(["bash", os.path.join("scripts", self.cloud, "scale-demo.sh")], cwd=ROOT, env=full,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180)
+
+    def close(self):
+        self.fake.close()
+        self.tmp.cleanup()
+
+
+class ScaleDemoChecksItself(unittest.TestCase):
+    def demo(self, cloud, counts, **kw):
+        d = Demo(cloud, counts, **kw)
+        self.addCleanup(d.close)
+        return d
+
+    def test_fails_and_prints_the_autoscalers_account_when_nothing_scaled(self):
+        for cloud, fake, status_call, status_text in (
+                ("aws", "aws", "describe-scaling-activities", "InsufficientInstanceCapacity"),
+                ("gcp", "gcloud", "autoscaler.statusDetails", "MORE_THAN_ONE_BACKEND_SERVICE"),
+                ("azure", "az", "activity-log", "AutoscaleSettings/Scaleup/Action")):
+            with self.subTest(cloud=cloud):
+                d = self.demo(cloud, [(2, 2)])
+                run = d.run(WATCH_AFTER="3")
+                out = run.stdout + run.stderr
+                self.assertNotEqual(run.returncode, 0, out)
+                self.assertIn("peak: FAIL", out)
+                self.assertIn(status_text, out)
+                self.assertTrue(any(status_call in " ".join(c) for c in d.fake.calls(fake)), d.fake.calls(fake))
+                self.assertIn("scale demo: FAILED", out)
+
+    def test_fails_when_the_group_does_not_come_back_to_the_minimum(self):
+        d = self.demo("aws", [(2, 2), (4, 4)])
+        run = d.run(WATCH_AFTER="3")
+        out = run.stdout + run.stderr
+        self.assertNotEqual(run.returncode, 0, out)
+        self.assertIn("peak: ok", out)
+        self.assertIn("final: FAIL", out)
+
+    def test_passes_when_the_group_scales_out_and_back_in(self):
+        for cloud in ("aws", "gcp", "azure"):
+            with self.subTest(cloud=cloud):
+                d = self.demo(cloud, [(2, 2), (4, 4), (4, 4), (4, 4), (4, 4), (3, 3), (2, 2)])
+                run = d.run()
+                out = run.stdout + run.stderr
+                self.assertEqual(run.returncode, 0, out)
+                self.assertIn("peak: ok", out)
+                self.assertIn("final: ok", out)
+                self.assertIn("scale demo: ok", out)
+                # The autoscaler's account is for failures only.
+                calls = " ".join(" ".join(c) for c in d.fake.calls())
+                for status_call in ("describe-scaling-activities", "autoscaler.statusDetails", "activity-log"):
+                    self.assertNotIn(status_call, calls)
+
+
+class AwsStressLastsItsDuration(unittest.TestCase):
+    """STRESS=1 on AWS: SSM's executionTimeout and the wait for the command follow DURATION (the old
+    900 s of both cut a 1,200 s burn short)."""
+
+    def test_execution_timeout_and_wait_cover_the_burn(self):
+        d = Demo("aws", [(2, 2)], load_seconds=0)
+        self.addCleanup(d.close)
+        run = d.run(STRESS="1", DURATION="1200s", WATCH_AFTER="1", SSM_POLL="0")
+        sends = [c for c in d.fake.calls("aws") if "send-command" in c]
+        self.assertEqual(len(sends), 2, run.stderr)  # one per in-service instance
+        for call in sends:
+            params = json.loads(call[call.index("--parameters") + 1])
+            limit = int(params["executionTimeout"][0])
+            self.assertGreaterEqual(limit, 1200 + 120, params)
+            script = base64.b64decode(params["commands"][0].split()[1]).decode()
+            self.assertIn("timeout 1200 ", script)
+
+    def test_the_wait_outlasts_in_progress_polls(self):
+        d = Demo("aws", [(2, 2)], load_seconds=0)
+        self.addCleanup(d.close)
+        d.fake.add("aws", [
+            (["sts", "get-caller-identity"], "arn", 0),
+            (["describe-auto-scaling-groups", "length(Instances"], "2\t2", 0),
+            (["describe-auto-scaling-groups", "InstanceId"], "i-1", 0),
+            (["ssm", "send-command"], "cmd-1", 0),
+            (["get-command-invocation", "Status"], ["InProgress"] * 200 + ["Success"], 0),
+        ])
+        run = d.run(STRESS="1", DURATION="1200s", WATCH_AFTER="1", SSM_POLL="0")
+        polls = [c for c in d.fake.calls("aws") if "get-command-invocation" in c]
+        self.assertEqual(len(polls), 201, run.stderr)
+        self.assertNotIn("ended InProgress", run.stderr)
+
+
+class CalibrationWithinTheStoresRules(unittest.TestCase):
+    """lib.sh's calibrate sends calibrate-instance.sh an open-loop, ramped, capped load and caps
+    the target at a burstable type's baseline."""
+
+    def calibrate(self, store, instance_type, extra_env=None):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        canned = os.path.join(tmp.name, "canned")
+        with open(canned, "w") as f:
+            f.write('{"sent": 100000, "ok": 100000, "elapsed_s": 60.0}\n'
+                    "calibration: cpu_ticks=100 hz=100 cores=2 seconds=60 rate=500 ramp=15\n")
+        env = dict(os.environ, CAPTURE=os.path.join(tmp.name, "script"), CANNED=canned,
+                   CAL_TFVARS=os.path.join(tmp.name, "out.json"), CAL_MAX_DEMO_RATE="0", **(extra_env or {}))
+        script = ('source scripts/deploy/lib.sh; runner() { cat > "$CAPTURE"; cat "$CANNED"; }; '
+                  f'calibrate gcp {store} 4 {instance_type} runner')
+        run = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=60)
+        sent = open(env["CAPTURE"]).read() if os.path.exists(env["CAPTURE"]) else ""
+        out = json.load(open(env["CAL_TFVARS"])) if os.path.exists(env["CAL_TFVARS"]) else None
+        return run, sent, out
+
+    def test_firestore_calibration_is_ramped_and_capped_and_e2_small_is_capped_at_its_baseline(self):
+        run, sent, out = self.calibrate("firestore", "e2-small")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        first = sent.splitlines()[:2]
+        self.assertEqual(first, ["set -- 60 555 15", "export KEYS=450"], sent[:200])
+        # 1 s of CPU for 100,000 requests on 2 vCPUs: 10 us each; e2-small sustains 25 % of them.
+        self.assertEqual(out, {"target_requests_per_instance_per_second": 50000})
+        self.assertIn("cpu-baseline", run.stdout)
+
+    def test_cosmos_calibration_stays_under_the_serverless_cap(self):
+        run, sent, _ = self.calibrate("cosmos", "Standard_B2s")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(sent.splitlines()[:2], ["set -- 60 2222 15", "export KEYS=400"])
+
+    def test_a_rate_over_the_stores_cap_is_refused(self):
+        run, sent, out = self.calibrate("firestore", "e2-small", {"CAL_RATE": "5000"})
+        self.assertNotEqual(run.returncode, 0)
+        self.assertIn("over the calibration's cap", run.stderr)
+        self.assertEqual(sent, "")
+
+
+class FlakyServer:
+    """127.0.0.1: the first `failures` requests get a reset connection (or a 503), then 200 'ok'."""
+
+    def __init__(self, failures, mode="reset"):
+        self.count = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.count += 1
+                if outer.count <= failures:
+                    if mode == "reset":
+                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                        self.connection.close()
+                        return
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/gtg"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class HttpRetry(unittest.TestCase):
+    """lib.sh's http_retry: one transient failure does not abort a `set -e` script; the retries
+    are bounded."""
+
+    def run_retry(self, url, *curl_args, attempts=4):
+        script = f'set -euo pipefail; source scripts/deploy/lib.sh; http_retry "{url}" {" ".join(curl_args)}; echo " done"'
+        return subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                              env=dict(os.environ, HTTP_RETRY_DELAY="0", HTTP_ATTEMPTS=str(attempts)))
+
+    def test_retries_a_reset_and_a_503(self):
+        for mode, args in (("reset", ()), ("503", ("-f",))):
+            with self.subTest(mode=mode):
+                server = FlakyServer(2, mode)
+                self.addCleanup(server.close)
+                run = self.run_retry(server.url, *args)
+                self.assertEqual(run.returncode, 0, run.stderr)
+                self.assertEqual(run.stdout, "ok done\n")
+                self.assertEqual(server.count, 3)
+
+    def test_gives_up_after_the_bounded_attempts(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]  # closed again: connections are refused
+        run = self.run_retry(f"http://127.0.0.1:{port}/gtg", attempts=3)
+        self.assertNotEqual(run.returncode, 0)
+        self.assertNotIn("done", run.stdout)
+        self.assertEqual(run.stderr.count("failed (curl exit"), 2, run.stderr)
+        self.assertIn("no answer after 3 attempts", run.stderr)
+
+
+class BuildHost(unittest.TestCase):
+    """scripts/build-release.sh refuses a host that cannot build the image's binaries before it
+    runs cargo (fake `uname`, fake `cargo`)."""
+
+    def test_refuses_a_non_x86_64_or_non_linux_host(self):
+        for os_name, arch in (("Linux", "aarch64"), ("Darwin", "x86_64")):
+            with self.subTest(host=f"{os_name} {arch}"):
+                fake = FakeCommands()
+                self.addCleanup(fake.close)
+                fake.add("uname", [(["-s"], os_name, 0), (["-m"], arch, 0)])
+                fake.add("cargo", [])
+                with tempfile.TemporaryDirectory() as target:
+                    run = subprocess.run(["bash", "scripts/build-release.sh"], cwd=ROOT, stdin=subprocess.DEVNULL,
+                                         env=fake.env(CARGO_TARGET_DIR=target), capture_output=True, text=True,
+                                         timeout=60)
+                self.assertNotEqual(run.returncode, 0)
+                self.assertIn("Linux x86_64", run.stderr)
+                self.assertEqual(fake.calls("cargo"), [], "cargo ran on a host that cannot build the image's binaries")
+
+
+if __name__ == "__main__":
+    unittest.main()
