@@ -14,13 +14,10 @@ use candidates_api::v1::{
 use tokio::sync::watch;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
 
-pub mod context;
 pub mod error;
 pub mod layers;
-pub mod limit;
 pub mod openapi;
 mod routes;
-pub mod throttle;
 
 pub use routes::{ROUTES, RouteSpec, Rpc, route_template};
 

@@ -15,8 +15,9 @@ use candidates_api::v1::{
 };
 use futures::stream;
 
-use crate::{Gateway, Upstream, error::ApiError, limit::Lease};
+use crate::{Gateway, Upstream, error::ApiError};
 use axum::Extension;
+use candidates_edge::limit::Lease;
 use std::sync::{
     Arc,
     atomic::{AtomicBool, Ordering},
@@ -311,7 +312,7 @@ async fn list_candidates(
     let (chunks, received) = tokio::sync::mpsc::channel::<Bytes>(1);
     let completed = Arc::new(AtomicBool::new(false));
     // In the request's context: warnings about later pages (here and in the store) carry its id.
-    crate::context::spawn(produce_pages(gw, forwarded, first, chunks, Arc::clone(&completed), lease));
+    candidates_edge::context::spawn(produce_pages(gw, forwarded, first, chunks, Arc::clone(&completed), lease));
     let body = stream::unfold(Some(received), move |received| {
         let completed = Arc::clone(&completed);
         async move {
@@ -343,11 +344,11 @@ async fn produce_pages(
             match chunks.send_timeout(chunk, send_timeout).await {
                 Ok(()) => true,
                 Err(tokio::sync::mpsc::error::SendTimeoutError::Timeout(_)) => {
-                    static STALLED: crate::throttle::Throttle =
-                        crate::throttle::Throttle::new("client stopped reading the listing");
+                    static STALLED: candidates_edge::throttle::Throttle =
+                        candidates_edge::throttle::Throttle::new("client stopped reading the listing");
                     if STALLED.admit(|| format!("send timeout {send_timeout:?}")) {
                         tracing::warn!(
-                            request_id = crate::context::request_id(),
+                            request_id = candidates_edge::context::request_id(),
                             ?send_timeout,
                             "client stopped reading the listing; giving up on it"
                         );
@@ -381,9 +382,10 @@ async fn produce_pages(
         page = match fetch_page(&gw.upstream, forwarded.request(request)).await {
             Ok(page) => page,
             Err(status) => {
-                static FAILED: crate::throttle::Throttle = crate::throttle::Throttle::new("listing failed mid-stream");
+                static FAILED: candidates_edge::throttle::Throttle =
+                    candidates_edge::throttle::Throttle::new("listing failed mid-stream");
                 if FAILED.admit(|| format!("{:?}: {}", status.code(), status.message())) {
-                    tracing::error!(request_id = crate::context::request_id(), code = ?status.code(), message = status.message(), "listing failed mid-stream; aborting the response");
+                    tracing::error!(request_id = candidates_edge::context::request_id(), code = ?status.code(), message = status.message(), "listing failed mid-stream; aborting the response");
                 }
                 break;
             }

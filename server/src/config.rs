@@ -280,8 +280,8 @@ impl Config {
     }
 
     /// The admission limits of a listener.
-    pub fn admission(&self) -> candidates_gateway::limit::Limits {
-        candidates_gateway::limit::Limits {
+    pub fn admission(&self) -> candidates_edge::limit::Limits {
+        candidates_edge::limit::Limits {
             max_concurrency: self.max_concurrency as usize,
             body_limit: self.body_limit,
             body_timeout: self.body_timeout,

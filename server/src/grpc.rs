@@ -17,11 +17,11 @@ use candidates_api::v1::{
     self as pb,
     candidate_service_server::{CandidateService, CandidateServiceServer},
 };
-use candidates_gateway::{
-    Upstream,
-    layers::{ACCESS_LOG, InFlight, latency_ms, observe},
+use candidates_edge::{
     limit::{Admission, Admit, Limits, Rejections},
+    observe::{ACCESS_LOG, InFlight, latency_ms, observe},
 };
+use candidates_gateway::Upstream;
 use tonic::{Status, service::Routes};
 use tonic_health::pb::health_server::{Health, HealthServer};
 

@@ -89,7 +89,7 @@ pub async fn upkeep(stopped: impl std::future::Future<Output = ()>) {
             _ = every.tick() => {
                 handle.run_upkeep();
                 // Summaries of throttled log lines are written here when no new line comes.
-                candidates_gateway::throttle::flush_due();
+                candidates_edge::throttle::flush_due();
             }
             () = &mut stopped => return,
         }

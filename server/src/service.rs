@@ -10,7 +10,7 @@ use candidates_api::v1::{
     self as pb, DeleteCandidateRequest, GetCandidateRequest, GetStatusRequest, ListCandidatesRequest,
     ListCandidatesResponse, PutCandidateRequest, candidate_service_server::CandidateService,
 };
-use candidates_gateway::{context, throttle::Throttle};
+use candidates_edge::{context, throttle::Throttle};
 use tokio::sync::Mutex;
 use tonic::{Request, Response, Status};
 

@@ -28,7 +28,7 @@ use std::{
 
 use activity::{Activity, Due, InFlightGuard, Timeouts, Watched};
 use axum::{Router, body::Body, extract::Request, response::Response};
-use candidates_gateway::limit::GuardedBody;
+use candidates_edge::limit::GuardedBody;
 pub use cap::Connections;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},

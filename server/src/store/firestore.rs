@@ -205,9 +205,9 @@ impl FirestoreStore {
                 Err(e) if attempt < ATTEMPTS && retryable(&e) => {
                     let max = 100u64 << attempt;
                     let delay = Duration::from_millis(rand_millis(max));
-                    static RETRYING: candidates_gateway::throttle::Throttle = candidates_gateway::throttle::Throttle::new("Firestore write retried");
+                    static RETRYING: candidates_edge::throttle::Throttle = candidates_edge::throttle::Throttle::new("Firestore write retried");
                     if RETRYING.admit(|| e.to_string()) {
-                        tracing::warn!(request_id = candidates_gateway::context::request_id(), error = %e, attempt, ?delay, "Firestore write failed; retrying");
+                        tracing::warn!(request_id = candidates_edge::context::request_id(), error = %e, attempt, ?delay, "Firestore write failed; retrying");
                     }
                     tokio::time::sleep(delay).await;
                     attempt += 1;

@@ -114,7 +114,7 @@ impl Guarded {
         if b.failures >= TRIP_AFTER {
             if b.open_until.is_none() {
                 tracing::warn!(
-                    request_id = candidates_gateway::context::request_id(),
+                    request_id = candidates_edge::context::request_id(),
                     store = self.inner.kind(),
                     failures = b.failures,
                     "store is down: failing fast"

@@ -12,7 +12,7 @@
 
 use std::fmt::{self, Write};
 
-use candidates_gateway::layers::ACCESS_LOG;
+use candidates_edge::observe::ACCESS_LOG;
 use tracing::{
     Event, Level, Subscriber,
     field::{Field, Visit},

@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use candidates_gateway::layers::ACCESS_LOG;
+use candidates_edge::observe::ACCESS_LOG;
 use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
 
