@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The scaling-group rehearsal (`candidatectl fleet`) with everything it needs: HAProxy from
+# The scaling-group rehearsal (`candidates-rehearsal run`) with everything it needs: HAProxy from
 # Debian (installed if missing; the distribution's own service is stopped so that nothing else
 # listens), the release binaries, and a shared store emulator of its own (started with the
 # functions of scripts/emulators.sh, stopped on exit).
@@ -9,8 +9,8 @@
 #                                         # then SIGKILL again with HAProxy retries; about 2 minutes
 #   scripts/fleet.sh --store moto -- --scenarios kill --retries
 #
-# Everything after `--` goes to `candidatectl fleet` (see `candidatectl fleet --help`).
-# CANDIDATE_SERVER and CANDIDATECTL name prebuilt binaries (both given: no build).
+# Everything after `--` goes to `candidates-rehearsal run` (see `candidates-rehearsal run --help`).
+# CANDIDATE_SERVER and CANDIDATES_REHEARSAL name prebuilt binaries (both given: no build).
 # Output: fleet-out/ (or FLEET_OUT): timeline.json, chart.svg, logs/. Exit 1 when a bar fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +22,7 @@ while [[ $# -gt 0 ]]; do
     --store) store=$2; shift 2 ;;
     --short) short=1; shift ;;
     --) shift; break ;;
-    *) echo "usage: $0 [--store dynamodb-local|moto] [--short] [-- candidatectl fleet flags]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--store dynamodb-local|moto] [--short] [-- candidates-rehearsal run flags]" >&2; exit 2 ;;
   esac
 done
 
@@ -50,10 +50,10 @@ python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.11", 0))' ||
 
 bin=${CARGO_TARGET_DIR:-target}/release
 server=${CANDIDATE_SERVER:-$bin/candidate-server}
-ctl=${CANDIDATECTL:-$bin/candidatectl}
-if [[ -z "${CANDIDATE_SERVER:-}" || -z "${CANDIDATECTL:-}" ]]; then
-  log "release build (candidate-server, candidatectl)"
-  cargo build --release --locked -p candidates-server --bin candidate-server -p candidates-clients --bin candidatectl
+rehearsal=${CANDIDATES_REHEARSAL:-$bin/candidates-rehearsal}
+if [[ -z "${CANDIDATE_SERVER:-}" || -z "${CANDIDATES_REHEARSAL:-}" ]]; then
+  log "release build (candidate-server, candidates-rehearsal)"
+  cargo build --release --locked -p candidates-server --bin candidate-server -p candidates-rehearsal --bin candidates-rehearsal
 fi
 
 log "store: $store (127.0.0.1)"
@@ -84,12 +84,12 @@ if [[ $short -eq 1 ]]; then
   args+=(--time-factor 0.05 --stall 3s)
 fi
 status=0
-log "candidatectl fleet ${args[*]} --out $out $*"
-"$ctl" fleet "${args[@]}" --out "$out" "$@" || status=$?
+log "candidates-rehearsal run ${args[*]} --out $out $*"
+"$rehearsal" run "${args[@]}" --out "$out" "$@" || status=$?
 if [[ $short -eq 1 ]]; then
   # The retries bar (0 failed GETs when HAProxy may retry them elsewhere) needs its own HAProxy
   # configuration: a second, kill-only run on the same store.
-  log "candidatectl fleet ${args[*]} --out $out/retries --scenarios kill --retries"
-  "$ctl" fleet "${args[@]}" --out "$out/retries" --scenarios kill --retries || status=$?
+  log "candidates-rehearsal run ${args[*]} --out $out/retries --scenarios kill --retries"
+  "$rehearsal" run "${args[@]}" --out "$out/retries" --scenarios kill --retries || status=$?
 fi
 exit "$status"

@@ -8,7 +8,7 @@ use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use candidates_clients::{
     api::{Api, ClientError, GrpcApi, RestApi},
-    check, fleet, load, output,
+    check, load, output,
 };
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource};
 use serde_json::json;
@@ -80,22 +80,6 @@ enum Command {
     /// Generate load (closed- or open-loop) and report throughput, latency and a per-second
     /// timeline.
     Load(Box<load::LoadArgs>),
-    /// Rehearse a scaling group on this machine: HAProxy, N candidate-server instances on
-    /// loopback, a shared store emulator, an autoscaler, and REST + gRPC load through it all
-    /// (see scripts/fleet.sh, which starts the store).
-    Fleet(Box<fleet::FleetArgs>),
-    /// Draw a timeline (`candidatectl fleet`'s timeline.json, or `load --timeline FILE`) as an SVG
-    /// chart: req/s, latency, and instances when the timeline has them.
-    Chart {
-        /// The timeline JSON.
-        timeline: std::path::PathBuf,
-        /// Where the SVG goes.
-        #[arg(short, long, default_value = "chart.svg")]
-        out: std::path::PathBuf,
-        /// Title (default: the timeline's path).
-        #[arg(long)]
-        title: Option<String>,
-    },
 }
 
 /// Flags that were typed on the command line (not from the environment or defaults).
@@ -170,33 +154,6 @@ async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
         Command::Check(args) => {
             let report = check::run(conn.timeout, &args).await;
             return Ok(if report.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE });
-        }
-        Command::Chart { timeline, out, title } => {
-            return Ok(match fleet::redraw(&timeline, &out, title) {
-                Ok(()) => {
-                    eprintln!("chart: {}", out.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("candidatectl chart: {e}");
-                    ExitCode::from(2)
-                }
-            });
-        }
-        Command::Fleet(args) => {
-            let filter = tracing_subscriber::EnvFilter::try_from_env("CANDIDATECTL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-            tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-            return match fleet::run(&args).await {
-                Ok(outcome) => {
-                    println!("fleet: {} bars passed, {} failed", outcome.passed, outcome.failed);
-                    Ok(if outcome.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-                }
-                Err(e) => {
-                    eprintln!("candidatectl fleet: {e}");
-                    Ok(ExitCode::from(2))
-                }
-            };
         }
         Command::Load(args) => {
             let report = load::run(&conn.target(conn.rest), conn.rest, conn.timeout, &args).await?;

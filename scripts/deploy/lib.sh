@@ -229,7 +229,7 @@ scale_demo() {
   else
     log "load: $rate req/s (ramp ${ramp}s, total ${duration}s) against $rest; instance count every ${interval}s"
     # The per-second timeline (offered / answered req/s, errors, p50/p99) goes to TIMELINE;
-    # `candidatectl chart` draws it.
+    # `candidates-rehearsal chart` draws it.
     timeline=${TIMELINE:-$ROOT/scale-demo-timeline.json}
     # Keys load-000000...: see docs/scaling.md on Firestore and sequential names.
     "$CANDIDATECTL" --rest --target "$rest" load --rate "$rate" --ramp-up "${ramp}s" -d "${duration}s" \

@@ -31,7 +31,7 @@ pub use plan::Scenario;
 use serde_json::json;
 pub use timing::Timing;
 
-use crate::{
+use candidates_clients::{
     api::{Api, GrpcApi, RestApi},
     load::{self, Mix, OpenLoop, Progress, Tally, Timeline},
 };
@@ -47,7 +47,7 @@ pub enum FleetError {
     #[error("{0}")]
     Setup(String),
     #[error(transparent)]
-    Client(#[from] crate::api::ClientError),
+    Client(#[from] candidates_clients::api::ClientError),
 }
 
 impl FleetError {

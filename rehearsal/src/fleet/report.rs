@@ -10,7 +10,7 @@ use super::{
     plan::{Phase, Scenario},
     probe::StallProbes,
 };
-use crate::{load::Timeline, output};
+use candidates_clients::{load::Timeline, output};
 
 /// One second of the run. Read back by `candidatectl chart`, also from a load generator's
 /// timeline, which has only the load's fields (the rest default to zero).
