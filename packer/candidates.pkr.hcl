@@ -158,7 +158,7 @@ locals {
   }
 }
 
-# Ubuntu 24.04 LTS (glibc 2.39) on all three clouds: the release binary needs glibc 2.36 at most.
+# Ubuntu 24.04 LTS (glibc 2.39) on all three clouds: build-release.sh refuses a binary that needs more.
 source "amazon-ebs" "aws" {
   region        = var.aws_region
   instance_type = var.aws_instance_type

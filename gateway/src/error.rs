@@ -126,7 +126,7 @@ pub async fn json_errors(response: Response) -> Response {
 mod tests {
     use super::*;
 
-    /// The whole table of anchors.md §1.2, row by row.
+    /// grpc-gateway's table (runtime/errors.go, HTTPStatusFromCode), row by row.
     #[test]
     fn grpc_gateway_table() {
         let table = [

@@ -41,11 +41,7 @@ struct RestEdge {
 }
 
 pub(crate) fn apply(router: Router, options: &Options, ready: watch::Receiver<bool>) -> Router {
-    let limits = limit::Limits {
-        max_concurrency: options.max_concurrency,
-        body_limit: options.body_limit,
-        body_timeout: options.body_timeout,
-    };
+    let limits = options.limits;
     let rejections = limit::Rejections {
         overloaded: || {
             ApiError::from_http(StatusCode::SERVICE_UNAVAILABLE, "server is overloaded, retry later").into_response()
@@ -61,7 +57,7 @@ pub(crate) fn apply(router: Router, options: &Options, ready: watch::Receiver<bo
         unreadable: || ApiError::from_http(StatusCode::BAD_REQUEST, "could not read the request body").into_response(),
     };
     let edge =
-        RestEdge { admit: limit::Admit::new(limits, classify, rejections), ready, body_limit: options.body_limit };
+        RestEdge { admit: limit::Admit::new(limits, classify, rejections), ready, body_limit: limits.body_limit };
     router.layer(middleware::from_fn_with_state(Arc::new(edge), rest_edge))
 }
 

@@ -96,12 +96,9 @@ for_each_rpc!(remote_impl);
 /// Limits applied to the REST listener.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Largest request body, in bytes (413 above it).
-    pub body_limit: usize,
-    /// How long a request body may take to arrive (408 after it).
-    pub body_timeout: std::time::Duration,
-    /// Requests served at once before new ones are shed with 503 (`/gtg` is never shed).
-    pub max_concurrency: usize,
+    /// Admission: requests at once (503 beyond, `/gtg` never shed), body size (413) and time (408);
+    /// built once from the configuration, the same for both listeners.
+    pub limits: candidates_edge::limit::Limits,
     /// How long a streamed response (`GET /candidates`) waits for the client to take its next
     /// chunk before giving up on it.
     pub send_timeout: std::time::Duration,

@@ -48,7 +48,7 @@ for key in Type=notify User=candidates StateDirectory=candidates Restart=always 
   StartLimitIntervalSec=0 RestartSteps=10 RestartMaxDelaySec=120; do
   grep -qx "$key" "$work/root/etc/systemd/system/candidates.service" || fail "unit lacks $key"
 done
-# The unit must never reach a state where systemd stops restarting it (issue 24): no start limit
+# The unit must never reach a state where systemd stops restarting it: no start limit
 # other than "none", and restarts that back off instead.
 if grep -E '^StartLimit(IntervalSec|Burst)=' "$work/root/etc/systemd/system/candidates.service" | grep -vqx 'StartLimitIntervalSec=0'; then
   fail "unit has a start limit: systemd would stop restarting it"

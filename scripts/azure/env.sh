@@ -45,8 +45,13 @@ check_azure() {
   export AZURE_CONFIG_DIR=${CANDIDATES_AZURE_CONFIG_DIR:-${XDG_CONFIG_HOME:-$HOME/.config}/candidates/az-$ARM_CLIENT_ID}
   mkdir -p "$AZURE_CONFIG_DIR"
   chmod 700 "$AZURE_CONFIG_DIR"
-  az login --service-principal --username "$ARM_CLIENT_ID" --password "$ARM_CLIENT_SECRET" \
-    --tenant "$ARM_TENANT_ID" --output none || die "az login with the service principal failed"
+  # Already logged in as the principal in this directory (say with a certificate, which keeps the
+  # secret off the command line): keep that session. Else log in with the secret; it is on
+  # az's command line for the seconds that takes (docs/deploy-azure.md).
+  if [[ $(az account show --query user.name --output tsv 2>/dev/null) != "$ARM_CLIENT_ID" ]]; then
+    az login --service-principal --username "$ARM_CLIENT_ID" --password "$ARM_CLIENT_SECRET" \
+      --tenant "$ARM_TENANT_ID" --output none || die "az login with the service principal failed"
+  fi
   az account set --subscription "$ARM_SUBSCRIPTION_ID"
 }
 

@@ -118,12 +118,7 @@ impl Application {
         };
         let grpc_router =
             grpc::router(api, health_server, config.admission(), config.request_timeout, config.stream_idle_timeout);
-        let options = gateway::Options {
-            body_limit: config.body_limit,
-            body_timeout: config.body_timeout,
-            max_concurrency: config.max_concurrency as usize,
-            send_timeout: config.send_timeout,
-        };
+        let options = gateway::Options { limits: config.admission(), send_timeout: config.send_timeout };
         let mut http_router = gateway::router(upstream, lifecycle.readiness(), options);
         if metrics.is_none() {
             http_router = http_router.merge(metrics_router());
@@ -177,8 +172,7 @@ impl Application {
         if let Some(listener) = self.metrics {
             servers.spawn(serve(listener, metrics_router(), self.http_limits, Arc::clone(conns), stopped()));
         }
-        let upkeep = tokio::spawn(crate::metrics::upkeep(stopped()));
-        let allocator_upkeep = tokio::spawn(crate::allocator::upkeep(stopped()));
+        let upkeep = tokio::spawn(crate::upkeep::run(stopped()));
         // Ready once the store is open: at once, or when a retry opens it.
         let lifecycle = self.lifecycle.clone();
         let pending = self.pending;
@@ -222,7 +216,6 @@ impl Application {
         })
         .await;
         upkeep.abort();
-        allocator_upkeep.abort();
         match finished {
             Ok(result) => {
                 tracing::info!("stopped");

@@ -15,6 +15,7 @@ pub mod serve;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod upkeep;
 
 pub use app::{Application, StartError};
 pub use config::Config;

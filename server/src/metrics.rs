@@ -73,29 +73,6 @@ pub fn init(store: &'static str) {
     metrics::gauge!("candidates_draining").set(0.0);
 }
 
-/// How often histogram samples are folded into their buckets.
-const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Folds recorded histogram samples into their buckets every few seconds until `stopped`. The
-/// recorder queues every sample until upkeep runs; without this, an instance nobody scrapes grows
-/// by every sample it records (the soak benchmark measured about 30 MiB a minute at 15k req/s).
-pub async fn upkeep(stopped: impl std::future::Future<Output = ()>) {
-    let handle = handle();
-    let mut every = tokio::time::interval(UPKEEP_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            _ = every.tick() => {
-                handle.run_upkeep();
-                // Summaries of throttled log lines are written here when no new line comes.
-                candidates_edge::throttle::flush_due();
-            }
-            () = &mut stopped => return,
-        }
-    }
-}
-
 /// `GET /metrics`: the Prometheus text format.
 pub async fn render() -> Response {
     let handle = handle();

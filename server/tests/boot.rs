@@ -1,4 +1,4 @@
-//! Boot resilience (issue 24): a cloud store that cannot be opened at start (the emulator not up
+//! Boot resilience: a cloud store that cannot be opened at start (the emulator not up
 //! yet, a table not created yet) no longer kills the process. The listeners serve at once, `/gtg`
 //! is 503 and says why, and the same process becomes ready as soon as the store opens; after
 //! `--store-open-timeout` it exits with 2 so that the group replaces the instance.

@@ -1,5 +1,5 @@
 //! Slow, hostile and unlucky clients against the real binary: each test is one finding of the
-//! hardening review (issue 17) and failed before its fix.
+//! hardening review and failed before its fix.
 
 mod common;
 
@@ -455,9 +455,11 @@ async fn a_full_disk_is_a_clear_retryable_error_and_writes_recover_without_a_res
 async fn a_client_that_stops_reading_a_listing_is_given_up_on() {
     use tower::ServiceExt;
     let options = candidates_gateway::Options {
-        body_limit: 1024,
-        body_timeout: Duration::from_secs(1),
-        max_concurrency: 1,
+        limits: candidates_edge::limit::Limits {
+            max_concurrency: 1,
+            body_limit: 1024,
+            body_timeout: Duration::from_secs(1),
+        },
         send_timeout: Duration::from_millis(300),
     };
     let gateway = common::in_process_gateway(5000, options).await;

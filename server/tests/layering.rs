@@ -1,4 +1,4 @@
-//! The workspace's layering, kept by a test (issue 26): dependencies run api <- edge <- {gateway,
+//! The workspace's layering, kept by a test: dependencies run api <- edge <- {gateway,
 //! server}, and no store module imports anything HTTP (a store knows its storage engine or cloud
 //! SDK and the service's vocabulary, not how requests arrive).
 

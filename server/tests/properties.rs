@@ -81,9 +81,11 @@ async fn call(gateway: &axum::Router, method: &str, uri: &str) -> (u16, serde_js
 
 fn gateway(runtime: &tokio::runtime::Runtime) -> axum::Router {
     let options = candidates_gateway::Options {
-        body_limit: 1024,
-        body_timeout: Duration::from_secs(1),
-        max_concurrency: 64,
+        limits: candidates_edge::limit::Limits {
+            max_concurrency: 64,
+            body_limit: 1024,
+            body_timeout: Duration::from_secs(1),
+        },
         send_timeout: Duration::from_secs(1),
     };
     runtime.block_on(common::in_process_gateway(3, options))

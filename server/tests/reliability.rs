@@ -1,4 +1,4 @@
-//! The reliability probe's findings (issue 25) against the real binary and a real emulator: each
+//! The reliability probe's findings against the real binary and a real emulator: each
 //! test failed before its fix.
 
 mod common;
@@ -239,6 +239,7 @@ fn request_heads_over_the_limit_get_431_at_once() {
 /// `/gtg` stopped answering. Under a descriptor limit of 256 (cap 192), 400 idle connections:
 /// the oldest idle ones are closed to make room, and health answers throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[allow(unsafe_code)] // pre_exec + setrlimit(2): see the SAFETY comment.
 async fn idle_connections_cannot_exhaust_descriptors_or_health() {
     use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();

@@ -1,4 +1,4 @@
-//! The REST wire contract (`contract.md`), row by row, over HTTP against the real binary.
+//! The REST wire contract (README's API table and docs/client.md), row by row, over HTTP against the real binary.
 
 mod common;
 

@@ -37,6 +37,23 @@ data "aws_iam_policy_document" "table_access" {
     actions   = local.dynamodb_actions
     resources = [aws_dynamodb_table.candidates.arn]
   }
+
+  # A customer managed key on the table: DynamoDB uses it on the caller's behalf, so the role
+  # needs it too (the actions of the AWS managed key's own policy, aws/dynamodb), only through
+  # DynamoDB in this region. Without it every call is AccessDenied.
+  dynamic "statement" {
+    for_each = var.table_kms_key_arn != "" ? [var.table_kms_key_arn] : []
+    content {
+      sid       = "CandidatesTableKey"
+      actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*", "kms:CreateGrant"]
+      resources = [statement.value]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["dynamodb.${var.region}.amazonaws.com"]
+      }
+    }
+  }
 }
 
 resource "aws_iam_role_policy" "table_access" {

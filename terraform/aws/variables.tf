@@ -146,7 +146,7 @@ variable "table_name" {
 
 variable "table_kms_key_arn" {
   type        = string
-  description = "Customer managed KMS key for the table; empty uses the AWS managed key (aws/dynamodb). A CMK also needs kms:Decrypt for the instance role."
+  description = "Customer managed KMS key for the table; empty uses the AWS managed key (aws/dynamodb). The instance role is granted its use through DynamoDB (iam.tf); the key's own policy must allow the account's IAM policies (the default key policy does)."
   default     = ""
 }
 

@@ -135,8 +135,8 @@ variable "unhealthy_threshold" {
 
 variable "autohealing_initial_delay" {
   type        = number
-  description = "Seconds after boot before autohealing acts. The service is ready within milliseconds of start; this covers the VM's boot (the original's 300 s left broken instances for 5 minutes)."
-  default     = 60
+  description = "Seconds after boot before autohealing acts. The service is ready within milliseconds of start once its store opens; a first deployment's Firestore grant can take up to ~7 minutes to propagate (IAM), during which the server serves /gtg 503 and retries: 480 s covers that and the VM's boot, so first instances are not recreated in a loop while the grant spreads."
+  default     = 480
 }
 
 variable "drain_period_seconds" {

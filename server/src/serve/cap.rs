@@ -28,6 +28,7 @@ pub fn cap_for(nofile: u64) -> usize {
 }
 
 /// The soft descriptor limit of this process.
+#[allow(unsafe_code)] // getrlimit(2): see the SAFETY comment.
 pub fn nofile_limit() -> Option<u64> {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes into the struct we own and has no other preconditions.

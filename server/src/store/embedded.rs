@@ -54,6 +54,8 @@ pub async fn open(args: &Args, _context: &super::OpenContext) -> Result<super::D
 pub enum OpenError {
     #[error("cannot create data directory {path}: {source}")]
     CreateDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot start the embedded store's writer thread: {source}")]
+    Thread { source: std::io::Error },
     #[error("{path} is already open in another process (is another candidate-server running?)")]
     AlreadyOpen { path: PathBuf },
     #[error(
@@ -193,7 +195,7 @@ impl EmbeddedStore {
         std::thread::Builder::new()
             .name("embedded-writer".into())
             .spawn(move || writer(&writer_handle, queue))
-            .map_err(|source| OpenError::CreateDir { path: data_dir.to_owned(), source })?;
+            .map_err(|source| OpenError::Thread { source })?;
         Ok(Self { handle, writes })
     }
 

@@ -1,7 +1,8 @@
 //! In-memory store: a sorted set behind a lock. For tests of other layers and for `--store memory`
 //! (nothing survives a restart).
 
-use std::{collections::BTreeSet, ops::Bound, sync::RwLock};
+use std::{
+    sync::PoisonError,collections::BTreeSet, ops::Bound, sync::RwLock};
 
 use async_trait::async_trait;
 
@@ -35,24 +36,24 @@ impl CandidateStore for MemoryStore {
     }
 
     async fn get(&self, name: &CandidateName) -> Result<Candidate> {
-        let names = self.names.read().expect("memory store lock poisoned");
+        let names = self.names.read().unwrap_or_else(PoisonError::into_inner);
         names.get(name.as_str()).map(|n| Candidate { name: n.clone() }).ok_or(StoreError::NotFound)
     }
 
     async fn put(&self, name: &CandidateName) -> Result<Candidate> {
-        self.names.write().expect("memory store lock poisoned").insert(name.as_str().to_owned());
+        self.names.write().unwrap_or_else(PoisonError::into_inner).insert(name.as_str().to_owned());
         Ok(name.into())
     }
 
     async fn delete(&self, name: &CandidateName) -> Result<()> {
-        let removed = self.names.write().expect("memory store lock poisoned").remove(name.as_str());
+        let removed = self.names.write().unwrap_or_else(PoisonError::into_inner).remove(name.as_str());
         if removed { Ok(()) } else { Err(StoreError::NotFound) }
     }
 
     async fn list(&self, page_size: usize, page_token: Option<&str>) -> Result<Page> {
         let after = page_token.map(decode_name_cursor).transpose()?;
         let lower = after.as_ref().map_or(Bound::Unbounded, |a| Bound::Excluded(a.clone()));
-        let names = self.names.read().expect("memory store lock poisoned");
+        let names = self.names.read().unwrap_or_else(PoisonError::into_inner);
         let mut candidates: Vec<Candidate> =
             names.range((lower, Bound::Unbounded)).take(page_size + 1).map(|n| Candidate { name: n.clone() }).collect();
         Ok(paginate(&mut candidates, page_size))

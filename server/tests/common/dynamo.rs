@@ -94,6 +94,7 @@ impl PrivateMoto {
     }
 
     /// Stops (SIGSTOP) or resumes (SIGCONT) the process: a store that hangs, not one that is gone.
+    #[allow(unsafe_code)] // kill(2): see the SAFETY comment.
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
         assert_eq!(unsafe { libc::kill(self.process.pid(), signal) }, 0);

@@ -149,6 +149,7 @@ impl TestServer {
         self.child.id() as i32
     }
 
+    #[allow(unsafe_code)] // kill(2): see the SAFETY comment.
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
         let rc = unsafe { libc::kill(self.pid(), signal) };

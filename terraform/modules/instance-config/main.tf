@@ -40,6 +40,13 @@ variable "drain_period_seconds" {
 variable "shutdown_grace_seconds" {
   type        = number
   description = "CANDIDATES_SHUTDOWN_GRACE."
+
+  # The image's unit stops the service with TimeoutStopSec=60 (packer/files/candidates.service):
+  # a drain and grace that do not fit with 5 s to spare would be cut short by SIGKILL.
+  validation {
+    condition     = var.drain_period_seconds + var.shutdown_grace_seconds <= 55
+    error_message = "drain_period_seconds + shutdown_grace_seconds must be at most 55: the unit's TimeoutStopSec (60 s) would SIGKILL the service mid-drain."
+  }
 }
 
 variable "files" {

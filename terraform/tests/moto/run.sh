@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# terraform/aws applied for real against moto (issue 24): the real hashicorp/aws provider from a
+# terraform/aws applied for real against moto: the real hashicorp/aws provider from a
 # local filesystem mirror, a private moto_server on 127.0.0.1, dummy credentials. Steps:
 #   terraform init (offline, mirror only) + validate; apply; a second plan that must show no
 #   changes (-detailed-exitcode 0); destroy; then nothing left in moto beyond what was there before.

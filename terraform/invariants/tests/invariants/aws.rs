@@ -242,7 +242,7 @@ fn table_is_the_originals_with_recovery_and_encryption() {
     assert_eq!(bool_attr(block(t, "server_side_encryption"), "enabled"), Some(true));
 }
 
-// --- issue 24 -------------------------------------------------------------------------------
+// --- ordering, patches, rollback, tags, flow logs, quota ------------------------------------
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(crate::infra::repo_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -491,4 +491,30 @@ fn provider_constraint_admits_the_checked_versions() {
     assert!(!satisfies("7.0.0", &constraint), "{constraint:?} admits a major nobody checked");
     // The checker itself.
     assert!(satisfies("6.30.1", "~> 6.25") && !satisfies("5.100.0", "~> 6.25") && !satisfies("7.0.0", "~> 6.25"));
+}
+
+/// A customer managed key on the table must come with the role's right to use it through DynamoDB
+/// (every call is AccessDenied otherwise; the pre-production review's finding), and only through
+/// DynamoDB in this region.
+#[test]
+fn a_customer_managed_table_key_is_usable_by_the_instances_through_dynamodb_only() {
+    let m = aws();
+    let doc = m.data("aws_iam_policy_document", "table_access");
+    let dynamic: Vec<&hcl::Body> = doc
+        .blocks()
+        .filter(|b| b.identifier() == "dynamic" && b.labels()[0].as_str() == "statement")
+        .map(|b| b.body())
+        .collect();
+    assert_eq!(dynamic.len(), 1, "no statement for the table's customer managed key");
+    let statement = dynamic[0];
+    assert!(text(statement, "for_each").contains("var.table_kms_key_arn"));
+    let content = block(statement, "content");
+    assert_eq!(text(content, "resources"), "[statement.value]", "the one key, not every key");
+    let actions = text(content, "actions");
+    for action in ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey*"] {
+        assert!(actions.contains(action), "{action} missing: {actions}");
+    }
+    let condition = block(content, "condition");
+    assert_eq!(str_attr(condition, "variable").as_deref(), Some("kms:ViaService"));
+    assert_eq!(text(condition, "values"), "[\"dynamodb.${var.region}.amazonaws.com\"]");
 }

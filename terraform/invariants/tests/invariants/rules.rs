@@ -1,4 +1,4 @@
-//! Rules of the clouds' APIs that a schema check cannot see (issue 15): each test fails on the
+//! Rules of the clouds' APIs that a schema check cannot see: each test fails on the
 //! configuration that a real `terraform apply`, validation or scale demo would trip over, with the
 //! provider documentation that states the rule named above it.
 
@@ -500,9 +500,11 @@ async fn gtg() -> (u16, String) {
     let upstream = candidates_server::grpc::in_process(api, std::time::Duration::from_secs(10));
     let (_ready, readiness) = tokio::sync::watch::channel(true);
     let options = candidates_gateway::Options {
-        body_limit: 1024,
-        body_timeout: std::time::Duration::from_secs(1),
-        max_concurrency: 8,
+        limits: candidates_edge::limit::Limits {
+            max_concurrency: 8,
+            body_limit: 1024,
+            body_timeout: std::time::Duration::from_secs(1),
+        },
         send_timeout: std::time::Duration::from_secs(1),
     };
     let gateway = candidates_gateway::router(upstream, readiness, options);
@@ -510,4 +512,34 @@ async fn gtg() -> (u16, String) {
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The drain must fit in the unit's stop timeout, which the image bakes in while the drain and
+/// grace are each root's variables (the pre-production review's finding): the instance-config
+/// module refuses a sum that SIGKILL would cut short, and its bound follows the unit's value.
+#[test]
+fn drain_and_grace_fit_in_the_units_stop_timeout() {
+    let unit = read("packer/files/candidates.service");
+    let stop: u64 = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+        .expect("the unit sets TimeoutStopSec")
+        .parse()
+        .unwrap();
+    let module = read("terraform/modules/instance-config/main.tf");
+    let bound: u64 = module
+        .lines()
+        .find_map(|l| {
+            l.trim().strip_prefix("condition     = var.drain_period_seconds + var.shutdown_grace_seconds <= ")
+        })
+        .expect("instance-config validates drain + grace")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(bound + 5 <= stop, "drain + grace may reach {bound} s, the unit kills after {stop} s");
+    for cloud in ["aws", "azure", "gcp"] {
+        let m = crate::infra::Module::load(cloud);
+        let sum = m.default_number("drain_period_seconds") + m.default_number("shutdown_grace_seconds");
+        assert!(sum <= bound as i64, "{cloud}: default drain + grace {sum} > {bound}");
+    }
 }

@@ -1,0 +1,43 @@
+//! The server's periodic chores, on one timer: fold histogram samples into their buckets (so
+//! `/metrics` renders quickly), write the summaries of throttled log lines when no new line comes,
+//! and give memory freed after a load peak back to the system (`crate::allocator`).
+
+use std::{future::Future, time::Duration};
+
+/// How often the chores run.
+pub const EVERY: Duration = Duration::from_secs(5);
+
+/// Runs the chores every [`EVERY`] until `stopped`.
+pub async fn run(stopped: impl Future<Output = ()>) {
+    let handle = crate::metrics::handle();
+    let mut every = tokio::time::interval(EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                handle.run_upkeep();
+                candidates_edge::throttle::flush_due();
+                crate::allocator::collect();
+            }
+            () = &mut stopped => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn runs_until_stopped() {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(async {
+            let _ = stopped.await;
+        }));
+        tokio::time::sleep(EVERY * 3).await;
+        assert!(!task.is_finished());
+        stop.send(()).unwrap();
+        task.await.unwrap();
+    }
+}
