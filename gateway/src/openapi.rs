@@ -53,7 +53,10 @@ fn message_schema(message: &MessageDescriptor) -> Value {
     for field in message.fields() {
         properties.insert(field.json_name().to_owned(), field_schema(&field));
     }
-    let required: Vec<String> = message.fields().map(|f| f.json_name().to_owned()).collect();
+    // Every field is always sent (proto3 JSON with defaults emitted), except proto3 `optional`
+    // ones, which are sent only when set (Status.reason).
+    let required: Vec<String> =
+        message.fields().filter(|f| !f.supports_presence()).map(|f| f.json_name().to_owned()).collect();
     let mut schema = json!({"type": "object", "properties": properties, "required": required});
     if let Some(text) = comments(message.parent_file_descriptor_proto(), message.path()) {
         schema["description"] = json!(text);
