@@ -36,8 +36,10 @@ pub struct Timeline {
     buckets: Vec<Bucket>,
 }
 
-/// One row of the timeline, as printed in JSON.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// One row of the timeline, as printed in JSON (and read back, e.g. by the rehearsal's chart;
+/// missing fields default to zero).
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Row {
     /// Seconds from the start of the run (this row covers [t, t+1)).
     pub t: u64,

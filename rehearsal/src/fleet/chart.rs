@@ -36,8 +36,8 @@ pub fn draw(path: &Path, title: &str, rows: &[Row], phases: &[Phase], events: &[
     let marks: Vec<(f64, String)> = events.iter().filter_map(|ev| marked(ev).map(|m| (ev.t, m))).collect();
 
     // 1. Requests per second.
-    let errors: fn(&Row) -> f64 = |r| r.errors.values().sum::<u64>() as f64;
-    let y_max = rows.iter().map(|r| (r.offered as f64).max(r.achieved as f64)).fold(10.0, f64::max) * 1.25;
+    let errors: fn(&Row) -> f64 = |r| r.load.errors.values().sum::<u64>() as f64;
+    let y_max = rows.iter().map(|r| (r.load.offered as f64).max(r.load.achieved as f64)).fold(10.0, f64::max) * 1.25;
     let mut chart = ChartBuilder::on(&panels[0])
         .margin(8)
         .x_label_area_size(20)
@@ -59,13 +59,13 @@ pub fn draw(path: &Path, title: &str, rows: &[Row], phases: &[Phase], events: &[
             .map_err(|x| e(&x))?;
     }
     let series: [Series; 3] = [
-        ("offered", RGBColor(120, 120, 120), |r| r.offered as f64),
-        ("answered ok", BLUE, |r| r.achieved as f64),
+        ("offered", RGBColor(120, 120, 120), |r| r.load.offered as f64),
+        ("answered ok", BLUE, |r| r.load.achieved as f64),
         ("failed", RED, errors),
     ];
     for (label, color, value) in series {
         chart
-            .draw_series(LineSeries::new(rows.iter().map(|r| (r.t as f64 + 0.5, value(r))), color.stroke_width(2)))
+            .draw_series(LineSeries::new(rows.iter().map(|r| (r.load.t as f64 + 0.5, value(r))), color.stroke_width(2)))
             .map_err(|x| e(&x))?
             .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
@@ -89,7 +89,7 @@ pub fn draw(path: &Path, title: &str, rows: &[Row], phases: &[Phase], events: &[
         .map_err(|x| e(&x))?;
 
     // 2. Latency.
-    let l_max = rows.iter().map(|r| r.p99_ms).fold(1.0, f64::max) * 1.2;
+    let l_max = rows.iter().map(|r| r.load.p99_ms).fold(1.0, f64::max) * 1.2;
     let mut chart = ChartBuilder::on(&panels[1])
         .margin(8)
         .x_label_area_size(20)
@@ -98,12 +98,12 @@ pub fn draw(path: &Path, title: &str, rows: &[Row], phases: &[Phase], events: &[
         .map_err(|x| e(&x))?;
     chart.configure_mesh().y_desc("latency ms").light_line_style(WHITE.filled()).draw().map_err(|x| e(&x))?;
     for (label, color, value) in [
-        ("p50", GREEN, (|r: &Row| r.p50_ms) as fn(&Row) -> f64),
-        ("p99", MAGENTA, (|r: &Row| r.p99_ms) as fn(&Row) -> f64),
+        ("p50", GREEN, (|r: &Row| r.load.p50_ms) as fn(&Row) -> f64),
+        ("p99", MAGENTA, (|r: &Row| r.load.p99_ms) as fn(&Row) -> f64),
     ] {
         chart
             .draw_series(LineSeries::new(
-                rows.iter().filter(|r| r.offered > 0).map(|r| (r.t as f64 + 0.5, value(r))),
+                rows.iter().filter(|r| r.load.offered > 0).map(|r| (r.load.t as f64 + 0.5, value(r))),
                 color.stroke_width(2),
             ))
             .map_err(|x| e(&x))?
@@ -153,7 +153,7 @@ pub fn draw(path: &Path, title: &str, rows: &[Row], phases: &[Phase], events: &[
     ];
     for (label, color, value) in steps {
         // A step line: the count holds for the whole second.
-        let points = rows.iter().flat_map(|r| [(r.t as f64, value(r)), (r.t as f64 + 1.0, value(r))]);
+        let points = rows.iter().flat_map(|r| [(r.load.t as f64, value(r)), (r.load.t as f64 + 1.0, value(r))]);
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
             .map_err(|x| e(&x))?
@@ -227,13 +227,15 @@ mod tests {
     #[test]
     fn draws_an_svg_with_the_phases_and_events() {
         let row = |t: u64, in_service: usize| Row {
-            t,
-            offered: 100,
-            achieved: 98,
-            errors: [("rest get 503".to_owned(), 2)].into(),
-            p50_ms: 3.0,
-            p99_ms: 40.0,
-            max_ms: 60.0,
+            load: candidates_clients::load::Row {
+                t,
+                offered: 100,
+                achieved: 98,
+                errors: [("rest get 503".to_owned(), 2)].into(),
+                p50_ms: 3.0,
+                p99_ms: 40.0,
+                max_ms: 60.0,
+            },
             starting: 0,
             in_service,
             draining: 0,

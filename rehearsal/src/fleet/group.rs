@@ -74,10 +74,16 @@ pub struct Drained {
     pub took: Option<f64>,
 }
 
-struct Refresh {
-    /// The instance launched for the current step, not yet warm.
-    surge: Option<String>,
-    replaced: usize,
+/// Where an instance refresh is: each step launches one new instance (surge), waits for it to
+/// warm up, then drains one outdated instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Refresh {
+    /// No refresh running.
+    Idle,
+    /// Between steps: the next step launches a surge instance, or the refresh ends.
+    Stepping { replaced: usize },
+    /// A step's new instance, not yet warm.
+    Surging { surge: String, replaced: usize },
 }
 
 pub struct Group {
@@ -92,7 +98,7 @@ pub struct Group {
     pub desired: usize,
     pub autoscaler: Autoscaler,
     pub autoscaling: bool,
-    refresh: Option<Refresh>,
+    refresh: Refresh,
     /// (when, backend `rest` req_tot) samples for the rate.
     requests: VecDeque<(Instant, u64)>,
     /// Servers whose `del server` has yet to succeed (connections still closing).
@@ -130,7 +136,7 @@ impl Group {
             desired: autoscaler.policy.min,
             autoscaler,
             autoscaling: true,
-            refresh: None,
+            refresh: Refresh::Idle,
             requests: VecDeque::new(),
             pending_removal: Vec::new(),
             started,
@@ -253,11 +259,11 @@ impl Group {
         self.event(format!("instance refresh to {} (surge first, {} instances)", template.version, self.desired));
         self.template = template;
         self.autoscaling = false;
-        self.refresh = Some(Refresh { surge: None, replaced: 0 });
+        self.refresh = Refresh::Stepping { replaced: 0 };
     }
 
     pub fn refreshing(&self) -> bool {
-        self.refresh.is_some()
+        self.refresh != Refresh::Idle
     }
 
     /// SIGKILL one in-service instance (the oldest), recording what the load balancer saw.
@@ -396,12 +402,12 @@ impl Group {
 
         // Reconcile: launch what is missing (scale-out, autohealing); drain what is too much.
         let mut counted = self.instances.iter().filter(|i| i.counts()).count();
-        let surge = usize::from(self.refresh.as_ref().is_some_and(|r| r.surge.is_some()));
+        let surge = usize::from(matches!(self.refresh, Refresh::Surging { .. }));
         while counted < self.desired {
             self.launch("capacity below desired").await?;
             counted += 1;
         }
-        if self.refresh.is_none() {
+        if self.refresh == Refresh::Idle {
             while counted > self.desired + surge {
                 // The oldest instance in service leaves first (warm ones only: one just launched
                 // is still being admitted).
@@ -435,39 +441,41 @@ impl Group {
     }
 
     async fn step_refresh(&mut self, now: Instant) -> Result<(), FleetError> {
-        let Some(refresh) = &self.refresh else { return Ok(()) };
-        let (surge, replaced) = (refresh.surge.clone(), refresh.replaced);
         let version = self.template.version.clone();
         let outdated = |i: &Instance| i.counts() && i.version != version;
-        match surge {
-            Some(surge) => {
+        self.refresh = match self.refresh.clone() {
+            Refresh::Idle => Refresh::Idle,
+            Refresh::Surging { surge, replaced } => {
                 let warmup = self.timing.warmup;
                 let ready = self.instances.iter().any(|i| i.name == surge && i.warm(now, warmup));
                 let gone = self.instances.iter().any(|i| i.name == surge && !i.counts());
                 if gone {
-                    // The new instance failed: launch another for this step.
-                    self.refresh.as_mut().expect("refreshing").surge = None;
+                    // The new instance failed: the next step launches another.
+                    Refresh::Stepping { replaced }
                 } else if ready {
-                    if let Some(index) = self.instances.iter().position(|i| outdated(i) && i.state == State::InService)
-                    {
-                        self.drain(index, "instance refresh").await?;
-                        let r = self.refresh.as_mut().expect("refreshing");
-                        r.replaced += 1;
+                    let old = self.instances.iter().position(|i| outdated(i) && i.state == State::InService);
+                    match old {
+                        Some(index) => {
+                            self.drain(index, "instance refresh").await?;
+                            Refresh::Stepping { replaced: replaced + 1 }
+                        }
+                        None => Refresh::Stepping { replaced },
                     }
-                    self.refresh.as_mut().expect("refreshing").surge = None;
+                } else {
+                    Refresh::Surging { surge, replaced }
                 }
             }
-            None => {
+            Refresh::Stepping { replaced } => {
                 if self.instances.iter().any(outdated) {
-                    let name = self.launch("instance refresh (surge)").await?;
-                    self.refresh.as_mut().expect("refreshing").surge = Some(name);
+                    let surge = self.launch("instance refresh (surge)").await?;
+                    Refresh::Surging { surge, replaced }
                 } else {
-                    self.refresh = None;
                     self.autoscaling = true;
                     self.event(format!("instance refresh complete: {replaced} replaced"));
+                    Refresh::Idle
                 }
             }
-        }
+        };
         Ok(())
     }
 

@@ -208,8 +208,10 @@ impl Haproxy {
         let check = Command::new(binary).arg("-c").arg("-q").arg("-f").arg(&cfg).output().await;
         match check {
             Ok(out) if out.status.success() => {}
-            Ok(out) => return Err(FleetError::Lb(format!("haproxy -c: {}", String::from_utf8_lossy(&out.stderr)))),
-            Err(e) => return Err(FleetError::Lb(format!("cannot run {binary}: {e} (apt-get install haproxy)"))),
+            Ok(out) => {
+                return Err(FleetError::HaproxyConfig { stderr: String::from_utf8_lossy(&out.stderr).into_owned() });
+            }
+            Err(source) => return Err(FleetError::HaproxyMissing { binary: binary.to_owned(), source }),
         }
         let log = dir.join("haproxy.log");
         let log_file = std::fs::File::create(&log).map_err(|e| FleetError::io(&log, e))?;
@@ -222,12 +224,15 @@ impl Haproxy {
             .stderr(log_file)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| FleetError::Lb(format!("cannot start {binary}: {e}")))?;
+            .map_err(|source| FleetError::HaproxyStart { binary: binary.to_owned(), source })?;
         let lb = Self { child, socket: config.socket.clone() };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while lb.command("show info").await.is_err() {
             if tokio::time::Instant::now() > deadline {
-                return Err(FleetError::Lb(format!("HAProxy did not answer on {}", config.socket.display())));
+                return Err(FleetError::RuntimeApi {
+                    socket: config.socket.clone(),
+                    detail: "no answer within 10 s of start".into(),
+                });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -236,14 +241,17 @@ impl Haproxy {
 
     /// One runtime API command; its answer.
     pub async fn command(&self, line: &str) -> Result<String, FleetError> {
-        let io = |e: std::io::Error| FleetError::Lb(format!("runtime API {}: {e}", self.socket.display()));
+        let io = |e: std::io::Error| FleetError::RuntimeApi { socket: self.socket.clone(), detail: e.to_string() };
         let mut stream = UnixStream::connect(&self.socket).await.map_err(io)?;
         stream.write_all(format!("{line}\n").as_bytes()).await.map_err(io)?;
         let mut answer = String::new();
         // Bounded: the API answers within milliseconds; a stuck HAProxy must not stall the fleet.
         tokio::time::timeout(Duration::from_secs(5), stream.take(4 << 20).read_to_string(&mut answer))
             .await
-            .map_err(|_| FleetError::Lb(format!("runtime API: no answer to {line:?}")))?
+            .map_err(|_| FleetError::RuntimeApi {
+                socket: self.socket.clone(),
+                detail: format!("no answer to {line:?}"),
+            })?
             .map_err(io)?;
         Ok(answer)
     }
@@ -252,7 +260,7 @@ impl Haproxy {
     pub async fn run(&self, line: &str) -> Result<(), FleetError> {
         let answer = self.command(line).await?;
         if is_error(&answer) {
-            return Err(FleetError::Lb(format!("{line:?}: {}", answer.trim())));
+            return Err(FleetError::RuntimeRefused { command: line.to_owned(), answer: answer.trim().to_owned() });
         }
         Ok(())
     }

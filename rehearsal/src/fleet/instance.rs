@@ -142,9 +142,8 @@ impl Instance {
 }
 
 pub fn signal_pid(pid: u32, signal: Signal) -> Result<(), FleetError> {
-    let pid = i32::try_from(pid).map_err(|_| FleetError::Signal(format!("pid {pid} out of range")))?;
-    nix::sys::signal::kill(Pid::from_raw(pid), signal)
-        .map_err(|e| FleetError::Signal(format!("{signal} to {pid}: {e}")))
+    let pid = i32::try_from(pid).map_err(|_| FleetError::Pid(pid))?;
+    nix::sys::signal::kill(Pid::from_raw(pid), signal).map_err(|source| FleetError::Signal { signal, pid, source })
 }
 
 /// The address of the `n`-th instance (from 0): `prefix.(first + n)`, wrapping within 11..=250

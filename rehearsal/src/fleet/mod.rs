@@ -40,12 +40,27 @@ use candidates_clients::{
 pub enum FleetError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("load balancer: {0}")]
-    Lb(String),
-    #[error("signal: {0}")]
-    Signal(String),
+    /// A flag out of its range (the rehearsal's load and size are bounded).
     #[error("{0}")]
-    Setup(String),
+    Args(String),
+    #[error("cannot run {binary}: {source} (apt-get install haproxy)")]
+    HaproxyMissing { binary: String, source: std::io::Error },
+    #[error("haproxy -c refused the configuration: {stderr}")]
+    HaproxyConfig { stderr: String },
+    #[error("cannot start {binary}: {source}")]
+    HaproxyStart { binary: String, source: std::io::Error },
+    #[error("HAProxy's runtime API at {socket}: {detail}")]
+    RuntimeApi { socket: PathBuf, detail: String },
+    #[error("HAProxy refused {command:?}: {answer}")]
+    RuntimeRefused { command: String, answer: String },
+    #[error("pid {0} out of range")]
+    Pid(u32),
+    #[error("{signal} to {pid}: {source}")]
+    Signal { signal: Signal, pid: i32, source: nix::Error },
+    #[error("instances not in service within {within:?}; see {logs}")]
+    NotInService { within: Duration, logs: PathBuf },
+    #[error("chart: {0}")]
+    Chart(String),
     #[error(transparent)]
     Client(#[from] candidates_clients::api::ClientError),
 }
@@ -143,7 +158,7 @@ pub struct Outcome {
 }
 
 fn check_args(args: &FleetArgs) -> Result<(), FleetError> {
-    let bad = |m: String| Err(FleetError::Setup(m));
+    let bad = |m: String| Err(FleetError::Args(m));
     if !(0.001..=1.0).contains(&args.time_factor) {
         return bad(format!("--time-factor {} must be in 0.001..=1", args.time_factor));
     }
@@ -245,7 +260,7 @@ pub async fn run(args: &FleetArgs) -> Result<Outcome, FleetError> {
             break;
         }
         if Instant::now() > ready_by {
-            return Err(FleetError::Setup(format!("instances not in service within 30 s; see {}", logs.display())));
+            return Err(FleetError::NotInService { within: Duration::from_secs(30), logs: logs.clone() });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -401,7 +416,9 @@ pub async fn run(args: &FleetArgs) -> Result<Outcome, FleetError> {
     let _ = std::fs::remove_file(&socket);
 
     let mut timeline = Timeline::default();
-    let [rest, grpc]: [Tally; 2] = tallies.try_into().map_err(|_| FleetError::Setup("two loads".into()))?;
+    // The two loads started above, REST then gRPC.
+    let mut tallies = tallies.into_iter();
+    let (rest, grpc): (Tally, Tally) = (tallies.next().unwrap_or_default(), tallies.next().unwrap_or_default());
     timeline.merge(&rest.timeline, "rest ");
     timeline.merge(&grpc.timeline, "grpc ");
     let measured = report::Measured {
@@ -473,7 +490,7 @@ pub async fn run(args: &FleetArgs) -> Result<Outcome, FleetError> {
         args.time_factor,
         args.target_rps
     );
-    chart::draw(&chart_path, &title, &rows, &plan.phases, &record.events).map_err(FleetError::Setup)?;
+    chart::draw(&chart_path, &title, &rows, &plan.phases, &record.events).map_err(FleetError::Chart)?;
     println!("timeline: {}  chart: {}  logs: {}", json_path.display(), chart_path.display(), logs.display());
     let failed = bars.iter().filter(|b| !b.pass).count();
     Ok(Outcome { passed: bars.len() - failed, failed })

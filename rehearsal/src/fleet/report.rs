@@ -10,20 +10,19 @@ use super::{
     plan::{Phase, Scenario},
     probe::StallProbes,
 };
-use candidates_clients::{load::Timeline, output};
+use candidates_clients::{
+    load::{Row as LoadRow, Timeline},
+    output,
+};
 
-/// One second of the run. Read back by `candidatectl chart`, also from a load generator's
-/// timeline, which has only the load's fields (the rest default to zero).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One second of the run: the load generator's row (its fields, flattened, so the JSON is one flat
+/// object per second) and the group's. Read back by `candidates-rehearsal chart`, also from a
+/// load generator's timeline, which has only the load's fields (the rest default to zero).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Row {
-    pub t: u64,
-    pub offered: u64,
-    pub achieved: u64,
-    pub errors: BTreeMap<String, u64>,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
+    #[serde(flatten)]
+    pub load: LoadRow,
     pub starting: usize,
     pub in_service: usize,
     pub draining: usize,
@@ -33,27 +32,6 @@ pub struct Row {
     /// In-service instances with gRPC connections (the L4 balancer spreads connections, not calls).
     pub grpc_instances: usize,
     pub events: Vec<String>,
-}
-
-impl Default for Row {
-    fn default() -> Self {
-        Self {
-            t: 0,
-            offered: 0,
-            achieved: 0,
-            errors: BTreeMap::new(),
-            p50_ms: 0.0,
-            p99_ms: 0.0,
-            max_ms: 0.0,
-            starting: 0,
-            in_service: 0,
-            draining: 0,
-            desired: 0,
-            lb_rest_rps: 0.0,
-            grpc_instances: 0,
-            events: Vec::new(),
-        }
-    }
 }
 
 /// A bar and whether the run met it.
@@ -101,13 +79,7 @@ pub fn rows(m: &Measured) -> Vec<Row> {
             let l = load.get(t);
             let s = m.snapshots.get(t).copied().unwrap_or_default();
             Row {
-                t: t as u64,
-                offered: l.map_or(0, |l| l.offered),
-                achieved: l.map_or(0, |l| l.achieved),
-                errors: l.map(|l| l.errors.clone()).unwrap_or_default(),
-                p50_ms: l.map_or(0.0, |l| l.p50_ms),
-                p99_ms: l.map_or(0.0, |l| l.p99_ms),
-                max_ms: l.map_or(0.0, |l| l.max_ms),
+                load: LoadRow { t: t as u64, ..l.cloned().unwrap_or_default() },
                 starting: s.starting,
                 in_service: s.in_service,
                 draining: s.draining,
@@ -149,15 +121,15 @@ pub fn bars(m: &Measured, rows: &[Row]) -> Vec<Bar> {
             Scenario::Scale => {
                 // When the offered load first asked for more than the group had: the REST share
                 // of the requests sent in a second above target × instances in service.
-                let over = rows
-                    .iter()
-                    .filter(|r| (r.t as f64) >= phase.start && (r.t as f64) < phase.end)
-                    .find(|r| r.in_service > 0 && r.offered as f64 * m.rest_share > m.target * r.in_service as f64);
+                let over =
+                    rows.iter().filter(|r| (r.load.t as f64) >= phase.start && (r.load.t as f64) < phase.end).find(
+                        |r| r.in_service > 0 && r.load.offered as f64 * m.rest_share > m.target * r.in_service as f64,
+                    );
                 let first_out = events_in("scale out").first().map(|e| e.t);
                 let allowed = m.warmup + m.cooldown + m.metric_period + 1.0;
                 match (over, first_out) {
                     (Some(over), Some(out_t)) => {
-                        let delay = out_t - over.t as f64;
+                        let delay = out_t - over.load.t as f64;
                         bar(
                             Scenario::Scale,
                             "scale-out within warm-up + cooldown (+ the metric period) of the load passing the target",
@@ -179,9 +151,9 @@ pub fn bars(m: &Measured, rows: &[Row]) -> Vec<Bar> {
                     // The second half of the hold: after the scale-out had time to act.
                     let from = (from + to) / 2.0;
                     let held: Vec<&Row> =
-                        rows.iter().filter(|r| (r.t as f64) >= from && ((r.t + 1) as f64) <= to).collect();
-                    let offered: u64 = held.iter().map(|r| r.offered).sum();
-                    let achieved: u64 = held.iter().map(|r| r.achieved).sum();
+                        rows.iter().filter(|r| (r.load.t as f64) >= from && ((r.load.t + 1) as f64) <= to).collect();
+                    let offered: u64 = held.iter().map(|r| r.load.offered).sum();
+                    let achieved: u64 = held.iter().map(|r| r.load.achieved).sum();
                     let ratio = if offered == 0 { 0.0 } else { achieved as f64 / offered as f64 };
                     bar(
                         Scenario::Scale,
@@ -196,11 +168,11 @@ pub fn bars(m: &Measured, rows: &[Row]) -> Vec<Bar> {
                 let scale_ins = events_in("scale in");
                 let peak = rows
                     .iter()
-                    .filter(|r| (r.t as f64) >= phase.start && (r.t as f64) < phase.end)
+                    .filter(|r| (r.load.t as f64) >= phase.start && (r.load.t as f64) < phase.end)
                     .map(|r| r.in_service)
                     .max()
                     .unwrap_or(0);
-                let end = rows.iter().rfind(|r| ((r.t + 1) as f64) <= phase.end).map_or(0, |r| r.in_service);
+                let end = rows.iter().rfind(|r| ((r.load.t + 1) as f64) <= phase.end).map_or(0, |r| r.in_service);
                 bar(
                     Scenario::Scale,
                     "scale-in after the load falls",
@@ -296,7 +268,7 @@ pub fn bars(m: &Measured, rows: &[Row]) -> Vec<Bar> {
                     }
                 }
                 let healed = events_in("launch").iter().any(|e| e.what.contains("capacity below desired"));
-                let back = rows.iter().rfind(|r| ((r.t + 1) as f64) <= phase.end).map_or(0, |r| r.in_service);
+                let back = rows.iter().rfind(|r| ((r.load.t + 1) as f64) <= phase.end).map_or(0, |r| r.in_service);
                 bar(
                     Scenario::Kill,
                     "autohealing launches a replacement",
@@ -338,9 +310,11 @@ pub fn bars(m: &Measured, rows: &[Row]) -> Vec<Bar> {
                 let last_failure = rows
                     .iter()
                     .filter(|r| {
-                        (r.t as f64) + 1.0 > stall.resumed_at && (r.t as f64) < phase.end && !r.errors.is_empty()
+                        (r.load.t as f64) + 1.0 > stall.resumed_at
+                            && (r.load.t as f64) < phase.end
+                            && !r.load.errors.is_empty()
                     })
-                    .map(|r| r.t)
+                    .map(|r| r.load.t)
                     .max();
                 let load = last_failure.map_or(0.0, |t| (t as f64 + 1.0 - stall.resumed_at).max(0.0));
                 let recovery = probes.map(|p| p.max(load));
@@ -388,8 +362,9 @@ pub fn phase_table(m: &Measured, rows: &[Row]) -> String {
     ];
     let lines = m.phases.iter().map(|p| {
         let (latency, errors, offered) = window(m, p.start, p.end);
-        let in_phase: Vec<&Row> = rows.iter().filter(|r| (r.t as f64) >= p.start && (r.t as f64) < p.end).collect();
-        let achieved: u64 = in_phase.iter().map(|r| r.achieved).sum();
+        let in_phase: Vec<&Row> =
+            rows.iter().filter(|r| (r.load.t as f64) >= p.start && (r.load.t as f64) < p.end).collect();
+        let achieved: u64 = in_phase.iter().map(|r| r.load.achieved).sum();
         let (lo, hi) =
             in_phase.iter().fold((usize::MAX, 0), |(lo, hi), r| (lo.min(r.in_service), hi.max(r.in_service)));
         let q = |q: f64| if latency.is_empty() { 0.0 } else { latency.value_at_quantile(q) as f64 / 1e3 };
@@ -500,8 +475,7 @@ mod tests {
         // 2 instances; from second 5 the REST share (0.6 × 150 = 90) is over 2 × 30.
         let rows: Vec<Row> = (0..40)
             .map(|t| Row {
-                t,
-                offered: if t < 5 { 50 } else { 150 },
+                load: LoadRow { t, offered: if t < 5 { 50 } else { 150 }, ..LoadRow::default() },
                 in_service: if t < 30 { 2 } else { 3 },
                 ..Row::default()
             })
