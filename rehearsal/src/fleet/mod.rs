@@ -204,66 +204,12 @@ pub async fn run(args: &FleetArgs) -> Result<Outcome, FleetError> {
     let out = &args.out;
     let logs = out.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| FleetError::io(&logs, e))?;
-    let socket = std::env::temp_dir().join(format!("candidatectl-fleet-{}.sock", std::process::id()));
+    let socket = std::env::temp_dir().join(format!("candidates-rehearsal-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&socket);
     let rest_lb = SocketAddr::new(IpAddr::V4(args.lb_ip), args.http_port);
     let grpc_lb = SocketAddr::new(IpAddr::V4(args.lb_ip), args.grpc_port);
-    let lb_config =
-        haproxy::LbConfig { rest: rest_lb, grpc: grpc_lb, socket: socket.clone(), timing, retries: args.retries };
-    let lb = haproxy::Haproxy::start(&args.haproxy, &lb_config, out).await?;
-
-    let v1 = instance::LaunchTemplate { binary: args.server_bin.clone(), version: "v1".into() };
-    let v2 = match &args.next_server_bin {
-        Some(path) => instance::LaunchTemplate { binary: path.clone(), version: "v2".into() },
-        None => {
-            // Another file, so that the refresh really starts a different binary.
-            let copy = out.join("candidate-server-v2");
-            std::fs::copy(&args.server_bin, &copy).map_err(|e| FleetError::io(&copy, e))?;
-            instance::LaunchTemplate { binary: copy, version: "v2".into() }
-        }
-    };
-    let octets = args.first_instance_ip.octets();
-    let policy = Policy {
-        target: args.target_rps,
-        min: args.min,
-        max: args.max,
-        warmup: timing.warmup,
-        cooldown: timing.cooldown,
-        scale_in_after: timing.scale_in_after,
-    };
-    let settings = instance::InstanceSettings {
-        http_port: args.http_port,
-        grpc_port: args.grpc_port,
-        store_endpoint: args.store_endpoint.clone(),
-        store_table: args.store_table.clone(),
-        timing,
-        request_timeout: args.deadline,
-        log_dir: logs.clone(),
-    };
-    let config = group::GroupConfig {
-        timing,
-        settings,
-        template: v1,
-        prefix: [octets[0], octets[1], octets[2]],
-        first_host: octets[3],
-        autoscaler: Autoscaler::new(policy),
-    };
-    let setup_started = Instant::now();
-    let mut group = group::Group::new(lb, config, setup_started);
-    tracing::info!("HAProxy on {rest_lb} (REST) and {grpc_lb} (gRPC); {timing:?}");
-
-    // The initial capacity, in service before any load.
-    let ready_by = Instant::now() + Duration::from_secs(30);
-    loop {
-        group.tick().await?;
-        if group.in_service().count() >= group.desired {
-            break;
-        }
-        if Instant::now() > ready_by {
-            return Err(FleetError::NotInService { within: Duration::from_secs(30), logs: logs.clone() });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (mut group, v2) = launch_group(args, timing, &logs, rest_lb, grpc_lb, &socket).await?;
+    wait_for_capacity(&mut group, &logs).await?;
 
     let rest_target = format!("http://{rest_lb}");
     let grpc_target = format!("http://{grpc_lb}");
@@ -448,28 +394,7 @@ pub async fn run(args: &FleetArgs) -> Result<Outcome, FleetError> {
                   "first_messages": grpc.first_messages },
     });
     let document = json!({
-        "settings": {
-            "time_factor": args.time_factor,
-            "timing_ms": {
-                "check_interval": timing.check_interval.as_millis() as u64,
-                "check_timeout": timing.check_timeout.as_millis() as u64,
-                "rise": timing.rise, "fall": timing.fall,
-                "drain_period": timing.drain_period.as_millis() as u64,
-                "shutdown_grace": timing.shutdown_grace.as_millis() as u64,
-                "warmup": timing.warmup.as_millis() as u64,
-                "cooldown": timing.cooldown.as_millis() as u64,
-                "scale_in_after": timing.scale_in_after.as_millis() as u64,
-                "metric_period": timing.metric_period.as_millis() as u64,
-                "grpc_max_connection_age": timing.grpc_max_connection_age.as_millis() as u64,
-            },
-            "target_rest_rps_per_instance": args.target_rps,
-            "min": args.min, "max": args.max,
-            "rates": { "low": args.rate_low, "high": args.rate_high, "steady": args.rate_steady, "grpc_share": args.grpc_share },
-            "deadline_ms": args.deadline.as_millis() as u64,
-            "retries": args.retries,
-            "mix": { "rest": REST_MIX, "grpc": GRPC_MIX },
-            "keys_put_first": args.keys,
-        },
+        "settings": settings_json(args, timing),
         "phases": plan.phases.iter().map(|p| json!({"scenario": p.scenario.name(), "start": p.start, "end": p.end})).collect::<Vec<_>>(),
         "bars": bars,
         "totals": totals,
@@ -480,18 +405,127 @@ pub async fn run(args: &FleetArgs) -> Result<Outcome, FleetError> {
         "events": record.events,
         "timeline": rows,
     });
-    let json_path = out.join("timeline.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&document).expect("serializes") + "\n")
+    write_outputs(args, &logs, &document, &rows, &plan.phases, &record.events)?;
+    let failed = bars.iter().filter(|b| !b.pass).count();
+    Ok(Outcome { passed: bars.len() - failed, failed })
+}
+
+/// The setup phase: HAProxy with its configuration, the launch templates (v1, and v2 for the
+/// instance refresh), and the group with its autoscaler.
+async fn launch_group(
+    args: &FleetArgs,
+    timing: Timing,
+    logs: &Path,
+    rest_lb: SocketAddr,
+    grpc_lb: SocketAddr,
+    socket: &Path,
+) -> Result<(group::Group, instance::LaunchTemplate), FleetError> {
+    let lb_config =
+        haproxy::LbConfig { rest: rest_lb, grpc: grpc_lb, socket: socket.to_owned(), timing, retries: args.retries };
+    let lb = haproxy::Haproxy::start(&args.haproxy, &lb_config, &args.out).await?;
+    let v1 = instance::LaunchTemplate { binary: args.server_bin.clone(), version: "v1".into() };
+    let v2 = match &args.next_server_bin {
+        Some(path) => instance::LaunchTemplate { binary: path.clone(), version: "v2".into() },
+        None => {
+            // Another file, so that the refresh really starts a different binary.
+            let copy = args.out.join("candidate-server-v2");
+            std::fs::copy(&args.server_bin, &copy).map_err(|e| FleetError::io(&copy, e))?;
+            instance::LaunchTemplate { binary: copy, version: "v2".into() }
+        }
+    };
+    let octets = args.first_instance_ip.octets();
+    let policy = Policy {
+        target: args.target_rps,
+        min: args.min,
+        max: args.max,
+        warmup: timing.warmup,
+        cooldown: timing.cooldown,
+        scale_in_after: timing.scale_in_after,
+    };
+    let settings = instance::InstanceSettings {
+        http_port: args.http_port,
+        grpc_port: args.grpc_port,
+        store_endpoint: args.store_endpoint.clone(),
+        store_table: args.store_table.clone(),
+        timing,
+        request_timeout: args.deadline,
+        log_dir: logs.to_owned(),
+    };
+    let config = group::GroupConfig {
+        timing,
+        settings,
+        template: v1,
+        prefix: [octets[0], octets[1], octets[2]],
+        first_host: octets[3],
+        autoscaler: Autoscaler::new(policy),
+    };
+    let group = group::Group::new(lb, config, Instant::now());
+    tracing::info!("HAProxy on {rest_lb} (REST) and {grpc_lb} (gRPC); {timing:?}");
+    Ok((group, v2))
+}
+
+/// The initial capacity, in service before any load (30 s at most).
+async fn wait_for_capacity(group: &mut group::Group, logs: &Path) -> Result<(), FleetError> {
+    let within = Duration::from_secs(30);
+    let ready_by = Instant::now() + within;
+    loop {
+        group.tick().await?;
+        if group.in_service().count() >= group.desired {
+            return Ok(());
+        }
+        if Instant::now() > ready_by {
+            return Err(FleetError::NotInService { within, logs: logs.to_owned() });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The run's settings, as written at the top of timeline.json.
+fn settings_json(args: &FleetArgs, timing: Timing) -> serde_json::Value {
+    json!({
+        "time_factor": args.time_factor,
+        "timing_ms": {
+            "check_interval": timing.check_interval.as_millis() as u64,
+            "check_timeout": timing.check_timeout.as_millis() as u64,
+            "rise": timing.rise, "fall": timing.fall,
+            "drain_period": timing.drain_period.as_millis() as u64,
+            "shutdown_grace": timing.shutdown_grace.as_millis() as u64,
+            "warmup": timing.warmup.as_millis() as u64,
+            "cooldown": timing.cooldown.as_millis() as u64,
+            "scale_in_after": timing.scale_in_after.as_millis() as u64,
+            "metric_period": timing.metric_period.as_millis() as u64,
+            "grpc_max_connection_age": timing.grpc_max_connection_age.as_millis() as u64,
+        },
+        "target_rest_rps_per_instance": args.target_rps,
+        "min": args.min, "max": args.max,
+        "rates": { "low": args.rate_low, "high": args.rate_high, "steady": args.rate_steady, "grpc_share": args.grpc_share },
+        "deadline_ms": args.deadline.as_millis() as u64,
+        "retries": args.retries,
+        "mix": { "rest": REST_MIX, "grpc": GRPC_MIX },
+        "keys_put_first": args.keys,
+    })
+}
+
+/// The report phase's files: timeline.json and chart.svg in --out.
+fn write_outputs(
+    args: &FleetArgs,
+    logs: &Path,
+    document: &serde_json::Value,
+    rows: &[report::Row],
+    phases: &[plan::Phase],
+    events: &[group::Event],
+) -> Result<(), FleetError> {
+    let json_path = args.out.join("timeline.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(document).expect("serializes") + "\n")
         .map_err(|e| FleetError::io(&json_path, e))?;
-    let chart_path = out.join("chart.svg");
+    let chart_path = args.out.join("chart.svg");
     let title = format!(
-        "candidatectl fleet: {} (time factor {}, target {} REST req/s per instance)",
+        "candidates-rehearsal: {} (time factor {}, target {} REST req/s per instance)",
         args.scenarios.iter().map(|s| s.name()).collect::<Vec<_>>().join(", "),
         args.time_factor,
         args.target_rps
     );
-    chart::draw(&chart_path, &title, &rows, &plan.phases, &record.events).map_err(FleetError::Chart)?;
+    chart::draw(&chart_path, &title, rows, phases, events).map_err(FleetError::Chart)?;
     println!("timeline: {}  chart: {}  logs: {}", json_path.display(), chart_path.display(), logs.display());
-    let failed = bars.iter().filter(|b| !b.pass).count();
-    Ok(Outcome { passed: bars.len() - failed, failed })
+    Ok(())
 }
