@@ -109,240 +109,269 @@ fn errors_text(errors: &BTreeMap<String, u64>) -> String {
 
 pub fn bars(m: &Measured, rows: &[Row]) -> Vec<Bar> {
     let mut out = Vec::new();
-    let mut bar = |scenario, bar: &str, pass: bool, measured: String| {
-        out.push(Bar { scenario, bar: bar.into(), pass, measured });
-    };
     for phase in m.phases {
         let (_, errors, offered) = window(m, phase.start, phase.end);
-        let events_in = |prefix: &str| -> Vec<&Event> {
-            m.events.iter().filter(|e| e.t >= phase.start && e.t < phase.end && e.what.starts_with(prefix)).collect()
-        };
+        let view = PhaseView { m, rows, phase, errors: &errors, offered };
         match phase.scenario {
-            Scenario::Scale => {
-                // When the offered load first asked for more than the group had: the REST share
-                // of the requests sent in a second above target × instances in service.
-                let over =
-                    rows.iter().filter(|r| (r.load.t as f64) >= phase.start && (r.load.t as f64) < phase.end).find(
-                        |r| r.in_service > 0 && r.load.offered as f64 * m.rest_share > m.target * r.in_service as f64,
-                    );
-                let first_out = events_in("scale out").first().map(|e| e.t);
-                let allowed = m.warmup + m.cooldown + m.metric_period + 1.0;
-                match (over, first_out) {
-                    (Some(over), Some(out_t)) => {
-                        let delay = out_t - over.load.t as f64;
-                        bar(
-                            Scenario::Scale,
-                            "scale-out within warm-up + cooldown (+ the metric period) of the load passing the target",
-                            delay <= allowed,
-                            format!(
-                                "{delay:.1} s after the offered REST load passed {:.0}/instance (allowed {allowed:.1} s)",
-                                m.target
-                            ),
-                        );
-                    }
-                    (over, out_t) => bar(
-                        Scenario::Scale,
-                        "scale-out within warm-up + cooldown (+ the metric period) of the load passing the target",
-                        false,
-                        format!("load over target: {}; scale-out: {}", over.is_some(), out_t.is_some()),
-                    ),
-                }
-                if let Some((from, to)) = phase.hold {
-                    // The second half of the hold: after the scale-out had time to act.
-                    let from = (from + to) / 2.0;
-                    let held: Vec<&Row> =
-                        rows.iter().filter(|r| (r.load.t as f64) >= from && ((r.load.t + 1) as f64) <= to).collect();
-                    let offered: u64 = held.iter().map(|r| r.load.offered).sum();
-                    let achieved: u64 = held.iter().map(|r| r.load.achieved).sum();
-                    let ratio = if offered == 0 { 0.0 } else { achieved as f64 / offered as f64 };
-                    bar(
-                        Scenario::Scale,
-                        "achieved req/s follows the offered load at the peak (≥ 95 %)",
-                        ratio >= 0.95,
-                        format!(
-                            "{achieved} of {offered} answered ok in the second half of the hold ({:.1} %)",
-                            ratio * 100.0
-                        ),
-                    );
-                }
-                let scale_ins = events_in("scale in");
-                let peak = rows
-                    .iter()
-                    .filter(|r| (r.load.t as f64) >= phase.start && (r.load.t as f64) < phase.end)
-                    .map(|r| r.in_service)
-                    .max()
-                    .unwrap_or(0);
-                let end = rows.iter().rfind(|r| ((r.load.t + 1) as f64) <= phase.end).map_or(0, |r| r.in_service);
-                bar(
-                    Scenario::Scale,
-                    "scale-in after the load falls",
-                    !scale_ins.is_empty() && end < peak,
-                    format!("{} scale-in decision(s); in service: peak {peak}, at the end {end}", scale_ins.len()),
-                );
-                bar(
-                    Scenario::Scale,
-                    "0 failed requests through scale-out and scale-in",
-                    failed(&errors) == 0 && offered > 0,
-                    format!("{} failed of {offered} ({})", failed(&errors), errors_text(&errors)),
-                );
-            }
-            Scenario::Rolling => {
-                let refreshed: Vec<&Drained> = m.drained.iter().filter(|d| d.why == "instance refresh").collect();
-                let complete = events_in("instance refresh complete");
-                bar(
-                    Scenario::Rolling,
-                    "every instance replaced, new one first",
-                    !complete.is_empty() && refreshed.len() >= 3,
-                    format!("{} replaced; refresh complete: {}", refreshed.len(), !complete.is_empty()),
-                );
-                let codes: Vec<String> = refreshed
-                    .iter()
-                    .map(|d| format!("{}={}", d.name, d.exit_code.map_or("running".into(), |c| c.to_string())))
-                    .collect();
-                bar(
-                    Scenario::Rolling,
-                    "every old instance exits 0",
-                    !refreshed.is_empty() && refreshed.iter().all(|d| d.exit_code == Some(0)),
-                    codes.join(" "),
-                );
-                bar(
-                    Scenario::Rolling,
-                    "0 failed requests (REST + gRPC)",
-                    failed(&errors) == 0 && offered > 0,
-                    format!("{} failed of {offered} ({})", failed(&errors), errors_text(&errors)),
-                );
-            }
-            Scenario::Kill => {
-                for kill in m.kills.iter().filter(|k| k.at >= phase.start && k.at < phase.end) {
-                    let (_, errors, _) = window(m, kill.at, phase.end);
-                    let sum = |prefix: &str| {
-                        errors.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).sum::<u64>()
-                    };
-                    let (rest_failed, grpc_failed) = (sum("rest "), sum("grpc "));
-                    let ejected = kill.ejected_after;
-                    bar(
-                        Scenario::Kill,
-                        "the load balancer ejects the dead instance",
-                        ejected.is_some(),
-                        format!(
-                            "{} ejected {} after SIGKILL",
-                            kill.name,
-                            ejected.map_or("never".into(), |s| format!("{s:.2} s"))
-                        ),
-                    );
-                    let rest_bound = kill.rest_in_flight + kill.rest_sent_before_ejection.unwrap_or(0);
-                    bar(
-                        Scenario::Kill,
-                        "REST failures ≤ requests in flight on it + requests the LB sent to it before ejecting it",
-                        ejected.is_some() && rest_failed <= rest_bound,
-                        format!(
-                            "{rest_failed} failed ≤ {} in flight + {} sent before ejection",
-                            kill.rest_in_flight,
-                            kill.rest_sent_before_ejection.unwrap_or(0)
-                        ),
-                    );
-                    // The load generator cannot tell which instance a gRPC call reached: every call in
-                    // flight at the kill plus every call sent until the ejection bounds it from above.
-                    let grpc_sent: u64 = ejected.map_or(0, |e| {
-                        let (_, _, sent) = window(m, kill.at, kill.at + e + 1.0);
-                        (sent as f64 * (1.0 - m.rest_share)).ceil() as u64
-                    });
-                    let grpc_bound = kill.grpc_client_in_flight + grpc_sent;
-                    bar(
-                        Scenario::Kill,
-                        "gRPC failures ≤ calls in flight + calls sent before ejection",
-                        ejected.is_some() && grpc_failed <= grpc_bound,
-                        format!(
-                            "{grpc_failed} failed ≤ {} in flight + ~{grpc_sent} sent before ejection ({} gRPC connections on it)",
-                            kill.grpc_client_in_flight, kill.grpc_connections
-                        ),
-                    );
-                    if m.retries {
-                        let gets = sum("rest get ");
-                        bar(
-                            Scenario::Kill,
-                            "with HAProxy retries: 0 failed REST GETs",
-                            gets == 0,
-                            format!("{gets} failed REST GETs ({})", errors_text(&errors)),
-                        );
-                    }
-                }
-                let healed = events_in("launch").iter().any(|e| e.what.contains("capacity below desired"));
-                let back = rows.iter().rfind(|r| ((r.load.t + 1) as f64) <= phase.end).map_or(0, |r| r.in_service);
-                bar(
-                    Scenario::Kill,
-                    "autohealing launches a replacement",
-                    healed,
-                    format!("replacement launched: {healed}; in service at the end: {back}"),
-                );
-            }
-            Scenario::Stall => {
-                let Some(stall) = m.stall else { continue };
-                let (latency, errors, _) = window(m, stall.stopped_at, phase.end);
-                let max_ms = latency.max() as f64 / 1e3;
-                let gave_up = errors.iter().filter(|(k, _)| k.ends_with("client_gave_up")).map(|(_, v)| v).sum::<u64>();
-                // Timers and scheduling on a busy two-core machine: 10 % of the deadline, at least
-                // 250 ms.
-                let slack = (m.deadline_ms * 0.1).max(250.0);
-                bar(
-                    Scenario::Stall,
-                    "no request waits past its deadline",
-                    max_ms <= m.deadline_ms + slack && gave_up == 0,
-                    format!(
-                        "max latency {max_ms:.0} ms (deadline {:.0} ms + {slack:.0} ms slack); {gave_up} abandoned by the client; errors: {}",
-                        m.deadline_ms,
-                        errors_text(&errors)
-                    ),
-                );
-                let saw = stall.probes.details_503(stall.stopped_at, stall.resumed_at);
-                bar(
-                    Scenario::Stall,
-                    "/gtg?details turns 503 during the stall",
-                    saw,
-                    format!(
-                        "answers during the stall: {:?}",
-                        stall.probes.details_statuses(stall.stopped_at, stall.resumed_at)
-                    ),
-                );
-                // Two views: the 100 ms probes through the load balancer, and (to the second) the
-                // last second of the phase in which a load request sent after SIGCONT failed.
-                let probes = stall.probes.recovery(stall.resumed_at);
-                let last_failure = rows
-                    .iter()
-                    .filter(|r| {
-                        (r.load.t as f64) + 1.0 > stall.resumed_at
-                            && (r.load.t as f64) < phase.end
-                            && !r.load.errors.is_empty()
-                    })
-                    .map(|r| r.load.t)
-                    .max();
-                let load = last_failure.map_or(0.0, |t| (t as f64 + 1.0 - stall.resumed_at).max(0.0));
-                let recovery = probes.map(|p| p.max(load));
-                bar(
-                    Scenario::Stall,
-                    "recovery within 5 s of SIGCONT",
-                    recovery.is_some_and(|r| r <= 5.0),
-                    match probes {
-                        None => "GETs through the LB never succeeded again".into(),
-                        Some(p) => format!(
-                            "{:.2} s (probes every 100 ms: {p:.2} s; load: {})",
-                            recovery.unwrap_or(p),
-                            last_failure.map_or("no failure after SIGCONT".into(), |t| format!(
-                                "last failures in second {t}, ≤ {load:.2} s"
-                            ))
-                        ),
-                    },
-                );
-                bar(
-                    Scenario::Stall,
-                    "no restart",
-                    stall.restarts.is_empty(),
-                    if stall.restarts.is_empty() { "none".into() } else { stall.restarts.join(", ") },
-                );
-            }
+            Scenario::Scale => scale_bars(&view, &mut out),
+            Scenario::Rolling => rolling_bars(&view, &mut out),
+            Scenario::Kill => kill_bars(&view, &mut out),
+            Scenario::Stall => stall_bars(&view, &mut out),
         }
     }
     out
+}
+
+/// What every scenario's bars read: the run, its rows, and this phase's window.
+struct PhaseView<'a> {
+    m: &'a Measured<'a>,
+    rows: &'a [Row],
+    phase: &'a Phase,
+    errors: &'a BTreeMap<String, u64>,
+    offered: u64,
+}
+
+impl PhaseView<'_> {
+    /// The phase's events whose text starts with `prefix`.
+    fn events_in(&self, prefix: &str) -> Vec<&Event> {
+        let phase = self.phase;
+        self.m.events.iter().filter(|e| e.t >= phase.start && e.t < phase.end && e.what.starts_with(prefix)).collect()
+    }
+}
+
+/// The scale scenario's bars.
+fn scale_bars(view: &PhaseView, out: &mut Vec<Bar>) {
+    let PhaseView { m, rows, phase, errors, offered } = *view;
+    let events_in = |prefix: &str| view.events_in(prefix);
+    let mut bar = |scenario, bar: &str, pass: bool, measured: String| {
+        out.push(Bar { scenario, bar: bar.into(), pass, measured });
+    };
+    // When the offered load first asked for more than the group had: the REST share
+    // of the requests sent in a second above target × instances in service.
+    let over = rows
+        .iter()
+        .filter(|r| (r.load.t as f64) >= phase.start && (r.load.t as f64) < phase.end)
+        .find(|r| r.in_service > 0 && r.load.offered as f64 * m.rest_share > m.target * r.in_service as f64);
+    let first_out = events_in("scale out").first().map(|e| e.t);
+    let allowed = m.warmup + m.cooldown + m.metric_period + 1.0;
+    match (over, first_out) {
+        (Some(over), Some(out_t)) => {
+            let delay = out_t - over.load.t as f64;
+            bar(
+                Scenario::Scale,
+                "scale-out within warm-up + cooldown (+ the metric period) of the load passing the target",
+                delay <= allowed,
+                format!(
+                    "{delay:.1} s after the offered REST load passed {:.0}/instance (allowed {allowed:.1} s)",
+                    m.target
+                ),
+            );
+        }
+        (over, out_t) => bar(
+            Scenario::Scale,
+            "scale-out within warm-up + cooldown (+ the metric period) of the load passing the target",
+            false,
+            format!("load over target: {}; scale-out: {}", over.is_some(), out_t.is_some()),
+        ),
+    }
+    if let Some((from, to)) = phase.hold {
+        // The second half of the hold: after the scale-out had time to act.
+        let from = (from + to) / 2.0;
+        let held: Vec<&Row> =
+            rows.iter().filter(|r| (r.load.t as f64) >= from && ((r.load.t + 1) as f64) <= to).collect();
+        let offered: u64 = held.iter().map(|r| r.load.offered).sum();
+        let achieved: u64 = held.iter().map(|r| r.load.achieved).sum();
+        let ratio = if offered == 0 { 0.0 } else { achieved as f64 / offered as f64 };
+        bar(
+            Scenario::Scale,
+            "achieved req/s follows the offered load at the peak (≥ 95 %)",
+            ratio >= 0.95,
+            format!("{achieved} of {offered} answered ok in the second half of the hold ({:.1} %)", ratio * 100.0),
+        );
+    }
+    let scale_ins = events_in("scale in");
+    let peak = rows
+        .iter()
+        .filter(|r| (r.load.t as f64) >= phase.start && (r.load.t as f64) < phase.end)
+        .map(|r| r.in_service)
+        .max()
+        .unwrap_or(0);
+    let end = rows.iter().rfind(|r| ((r.load.t + 1) as f64) <= phase.end).map_or(0, |r| r.in_service);
+    bar(
+        Scenario::Scale,
+        "scale-in after the load falls",
+        !scale_ins.is_empty() && end < peak,
+        format!("{} scale-in decision(s); in service: peak {peak}, at the end {end}", scale_ins.len()),
+    );
+    bar(
+        Scenario::Scale,
+        "0 failed requests through scale-out and scale-in",
+        failed(errors) == 0 && offered > 0,
+        format!("{} failed of {offered} ({})", failed(errors), errors_text(errors)),
+    );
+}
+
+/// The rolling scenario's bars.
+fn rolling_bars(view: &PhaseView, out: &mut Vec<Bar>) {
+    let PhaseView { m, rows: _, phase: _, errors, offered } = *view;
+    let events_in = |prefix: &str| view.events_in(prefix);
+    let mut bar = |scenario, bar: &str, pass: bool, measured: String| {
+        out.push(Bar { scenario, bar: bar.into(), pass, measured });
+    };
+    let refreshed: Vec<&Drained> = m.drained.iter().filter(|d| d.why == "instance refresh").collect();
+    let complete = events_in("instance refresh complete");
+    bar(
+        Scenario::Rolling,
+        "every instance replaced, new one first",
+        !complete.is_empty() && refreshed.len() >= 3,
+        format!("{} replaced; refresh complete: {}", refreshed.len(), !complete.is_empty()),
+    );
+    let codes: Vec<String> = refreshed
+        .iter()
+        .map(|d| format!("{}={}", d.name, d.exit_code.map_or("running".into(), |c| c.to_string())))
+        .collect();
+    bar(
+        Scenario::Rolling,
+        "every old instance exits 0",
+        !refreshed.is_empty() && refreshed.iter().all(|d| d.exit_code == Some(0)),
+        codes.join(" "),
+    );
+    bar(
+        Scenario::Rolling,
+        "0 failed requests (REST + gRPC)",
+        failed(errors) == 0 && offered > 0,
+        format!("{} failed of {offered} ({})", failed(errors), errors_text(errors)),
+    );
+}
+
+/// The kill scenario's bars.
+fn kill_bars(view: &PhaseView, out: &mut Vec<Bar>) {
+    let PhaseView { m, rows, phase, errors: _, offered: _ } = *view;
+    let events_in = |prefix: &str| view.events_in(prefix);
+    let mut bar = |scenario, bar: &str, pass: bool, measured: String| {
+        out.push(Bar { scenario, bar: bar.into(), pass, measured });
+    };
+    for kill in m.kills.iter().filter(|k| k.at >= phase.start && k.at < phase.end) {
+        let (_, errors, _) = window(m, kill.at, phase.end);
+        let sum = |prefix: &str| errors.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).sum::<u64>();
+        let (rest_failed, grpc_failed) = (sum("rest "), sum("grpc "));
+        let ejected = kill.ejected_after;
+        bar(
+            Scenario::Kill,
+            "the load balancer ejects the dead instance",
+            ejected.is_some(),
+            format!("{} ejected {} after SIGKILL", kill.name, ejected.map_or("never".into(), |s| format!("{s:.2} s"))),
+        );
+        let rest_bound = kill.rest_in_flight + kill.rest_sent_before_ejection.unwrap_or(0);
+        bar(
+            Scenario::Kill,
+            "REST failures ≤ requests in flight on it + requests the LB sent to it before ejecting it",
+            ejected.is_some() && rest_failed <= rest_bound,
+            format!(
+                "{rest_failed} failed ≤ {} in flight + {} sent before ejection",
+                kill.rest_in_flight,
+                kill.rest_sent_before_ejection.unwrap_or(0)
+            ),
+        );
+        // The load generator cannot tell which instance a gRPC call reached: every call in
+        // flight at the kill plus every call sent until the ejection bounds it from above.
+        let grpc_sent: u64 = ejected.map_or(0, |e| {
+            let (_, _, sent) = window(m, kill.at, kill.at + e + 1.0);
+            (sent as f64 * (1.0 - m.rest_share)).ceil() as u64
+        });
+        let grpc_bound = kill.grpc_client_in_flight + grpc_sent;
+        bar(
+            Scenario::Kill,
+            "gRPC failures ≤ calls in flight + calls sent before ejection",
+            ejected.is_some() && grpc_failed <= grpc_bound,
+            format!(
+                "{grpc_failed} failed ≤ {} in flight + ~{grpc_sent} sent before ejection ({} gRPC connections on it)",
+                kill.grpc_client_in_flight, kill.grpc_connections
+            ),
+        );
+        if m.retries {
+            let gets = sum("rest get ");
+            bar(
+                Scenario::Kill,
+                "with HAProxy retries: 0 failed REST GETs",
+                gets == 0,
+                format!("{gets} failed REST GETs ({})", errors_text(&errors)),
+            );
+        }
+    }
+    let healed = events_in("launch").iter().any(|e| e.what.contains("capacity below desired"));
+    let back = rows.iter().rfind(|r| ((r.load.t + 1) as f64) <= phase.end).map_or(0, |r| r.in_service);
+    bar(
+        Scenario::Kill,
+        "autohealing launches a replacement",
+        healed,
+        format!("replacement launched: {healed}; in service at the end: {back}"),
+    );
+}
+
+/// The stall scenario's bars.
+fn stall_bars(view: &PhaseView, out: &mut Vec<Bar>) {
+    let PhaseView { m, rows, phase, errors: _, offered: _ } = *view;
+    let mut bar = |scenario, bar: &str, pass: bool, measured: String| {
+        out.push(Bar { scenario, bar: bar.into(), pass, measured });
+    };
+    let Some(stall) = m.stall else { return };
+    let (latency, errors, _) = window(m, stall.stopped_at, phase.end);
+    let max_ms = latency.max() as f64 / 1e3;
+    let gave_up = errors.iter().filter(|(k, _)| k.ends_with("client_gave_up")).map(|(_, v)| v).sum::<u64>();
+    // Timers and scheduling on a busy two-core machine: 10 % of the deadline, at least
+    // 250 ms.
+    let slack = (m.deadline_ms * 0.1).max(250.0);
+    bar(
+        Scenario::Stall,
+        "no request waits past its deadline",
+        max_ms <= m.deadline_ms + slack && gave_up == 0,
+        format!(
+            "max latency {max_ms:.0} ms (deadline {:.0} ms + {slack:.0} ms slack); {gave_up} abandoned by the client; errors: {}",
+            m.deadline_ms,
+            errors_text(&errors)
+        ),
+    );
+    let saw = stall.probes.details_503(stall.stopped_at, stall.resumed_at);
+    bar(
+        Scenario::Stall,
+        "/gtg?details turns 503 during the stall",
+        saw,
+        format!("answers during the stall: {:?}", stall.probes.details_statuses(stall.stopped_at, stall.resumed_at)),
+    );
+    // Two views: the 100 ms probes through the load balancer, and (to the second) the
+    // last second of the phase in which a load request sent after SIGCONT failed.
+    let probes = stall.probes.recovery(stall.resumed_at);
+    let last_failure = rows
+        .iter()
+        .filter(|r| {
+            (r.load.t as f64) + 1.0 > stall.resumed_at && (r.load.t as f64) < phase.end && !r.load.errors.is_empty()
+        })
+        .map(|r| r.load.t)
+        .max();
+    let load = last_failure.map_or(0.0, |t| (t as f64 + 1.0 - stall.resumed_at).max(0.0));
+    let recovery = probes.map(|p| p.max(load));
+    bar(
+        Scenario::Stall,
+        "recovery within 5 s of SIGCONT",
+        recovery.is_some_and(|r| r <= 5.0),
+        match probes {
+            None => "GETs through the LB never succeeded again".into(),
+            Some(p) => format!(
+                "{:.2} s (probes every 100 ms: {p:.2} s; load: {})",
+                recovery.unwrap_or(p),
+                last_failure.map_or("no failure after SIGCONT".into(), |t| format!(
+                    "last failures in second {t}, ≤ {load:.2} s"
+                ))
+            ),
+        },
+    );
+    bar(
+        Scenario::Stall,
+        "no restart",
+        stall.restarts.is_empty(),
+        if stall.restarts.is_empty() { "none".into() } else { stall.restarts.join(", ") },
+    );
 }
 
 /// The per-phase table for the terminal.
