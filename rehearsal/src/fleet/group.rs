@@ -294,12 +294,23 @@ impl Group {
         Ok(())
     }
 
+    /// One step of the group, every 100 ms: what the load balancer's stats say, in phases.
     pub async fn tick(&mut self) -> Result<(), FleetError> {
         let now = Instant::now();
         let stats = self.lb.stats().await?;
         let total = stats.backend_requests.get(REST).copied().unwrap_or(0);
         let rate = self.rate(now, total);
+        self.retry_removals().await;
+        self.observe_instances(now, &stats).await;
+        self.autoscale(now, rate);
+        self.step_refresh(now).await?;
+        self.reconcile().await?;
+        self.snapshot(now, rate, &stats);
+        Ok(())
+    }
 
+    /// Servers whose `del server` failed before (connections still closing): again.
+    async fn retry_removals(&mut self) {
         for line in std::mem::take(&mut self.pending_removal) {
             let (backend, name) = line.split_once('/').expect("backend/server");
             let _ = self.lb.run(&format!("shutdown sessions server {line}")).await;
@@ -308,7 +319,11 @@ impl Group {
                 self.pending_removal.push(line);
             }
         }
+    }
 
+    /// Exits and health as the load balancer sees them: in service, crashed, never healthy,
+    /// marked DOWN (autohealing), drained and gone.
+    async fn observe_instances(&mut self, now: Instant, stats: &super::haproxy::Stats) {
         // Instances: exits, health as the load balancer sees it.
         for index in 0..self.instances.len() {
             let (name, state) = (self.instances[index].name.clone(), self.instances[index].state);
@@ -373,7 +388,10 @@ impl Group {
                 _ => {}
             }
         }
+    }
 
+    /// The autoscaler's decision on the load balancer's request rate, when autoscaling is on.
+    fn autoscale(&mut self, now: Instant, rate: f64) {
         let warmup = self.timing.warmup;
         let capacity = self.instances.iter().filter(|i| i.counts()).count();
         let warming = self.instances.iter().filter(|i| i.counts() && !i.warm(now, warmup)).count();
@@ -397,9 +415,10 @@ impl Group {
                 _ => {}
             }
         }
+    }
 
-        self.step_refresh(now).await?;
-
+    /// Launches what is missing (scale-out, autohealing); drains what is too much.
+    async fn reconcile(&mut self) -> Result<(), FleetError> {
         // Reconcile: launch what is missing (scale-out, autohealing); drain what is too much.
         let mut counted = self.instances.iter().filter(|i| i.counts()).count();
         let surge = usize::from(matches!(self.refresh, Refresh::Surging { .. }));
@@ -416,7 +435,11 @@ impl Group {
                 counted -= 1;
             }
         }
+        Ok(())
+    }
 
+    /// This second's counts, for the report.
+    fn snapshot(&mut self, now: Instant, rate: f64, stats: &super::haproxy::Stats) {
         let second = now.duration_since(self.started).as_secs() as usize;
         if self.snapshots.len() <= second {
             self.snapshots.resize(second + 1, Snapshot::default());
@@ -433,7 +456,6 @@ impl Group {
                 .filter(|i| stats.server(GRPC, &i.name).is_some_and(|s| s.scur > 0))
                 .count(),
         };
-        Ok(())
     }
 
     fn launch_timeout(&self) -> Duration {
