@@ -77,12 +77,9 @@ impl Connections {
         self.max
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.open.lock().unwrap_or_else(PoisonError::into_inner).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// A slot for a new connection. At the cap, the connection idle the longest (no request in
