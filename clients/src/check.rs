@@ -145,6 +145,7 @@ impl Rest {
     }
 }
 
+#[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
 async fn rest_checks(c: &mut Checker, base: &str, timeout: Duration, name: &str, run_id: &str) {
     let http = reqwest::Client::builder().timeout(timeout).no_proxy().build().expect("HTTP client builds");
     let r = Rest { http, base: base.to_owned() };

@@ -1,6 +1,6 @@
 //! `candidatectl` (the real binary) against a real server on port 0: the CLI over gRPC and REST,
 //! exit codes, `check` on a healthy and on a broken server, and bounded load runs.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::{net::SocketAddr, process::Output, time::Duration};
 

@@ -76,6 +76,7 @@ pub fn sanitize_request_id(request: &mut Request) -> HeaderValue {
 
 /// A random (version 4) UUID. From a fast thread-local generator: request ids need to be unique,
 /// not unpredictable, and the system's random source costs a syscall per request.
+#[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
 fn new_request_id() -> HeaderValue {
     let uuid = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];

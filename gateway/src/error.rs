@@ -10,6 +10,7 @@ use serde::Serialize;
 use tonic::Code;
 
 /// HTTP status for a gRPC code, exactly as grpc-gateway's `HTTPStatusFromCode`.
+#[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
 pub fn http_status(code: Code) -> StatusCode {
     match code {
         Code::Ok => StatusCode::OK,

@@ -93,6 +93,7 @@ fn json_content(schema: Value) -> Value {
     json!({"application/json": {"schema": schema}})
 }
 
+#[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
 fn build() -> Value {
     let pool = DescriptorPool::decode(FILE_DESCRIPTOR_SET).expect("the compiled descriptor set decodes");
     let service = pool.get_service_by_name(SERVICE_NAME).expect("the service is in the descriptor");

@@ -96,6 +96,7 @@ fn matches_template(template: &str, path: &str) -> bool {
     }
 }
 
+#[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
 fn handler(rpc: Rpc, method: &Method) -> MethodRouter<Gateway> {
     let filter = MethodFilter::try_from(method.clone()).expect("route methods are standard");
     match rpc {
@@ -329,6 +330,7 @@ async fn list_candidates(
 
 /// Fetches the pages after `first` and sends one chunk per non-empty page; sets `completed` once
 /// the closing `]` has been handed over.
+#[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
 async fn produce_pages(
     gw: Gateway,
     forwarded: Forwarded,

@@ -1,7 +1,7 @@
 //! The OpenAPI document's pattern for a candidate name accepts exactly the names the server
 //! accepts (`candidates_api::name::CandidateName::parse`), so that clients validating against the
 //! spec and the server never disagree.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use candidates_api::name::CandidateName;
 use candidates_gateway::openapi::NAME_PATTERN;

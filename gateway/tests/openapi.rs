@@ -1,6 +1,6 @@
 //! The OpenAPI document describes exactly the routes the gateway serves, with the contract's
 //! status codes and error body.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeSet;
 

@@ -1,6 +1,6 @@
 //! The gateway's routes and the `google.api.http` annotations in the compiled descriptor must
 //! agree exactly: the .proto is the one source of truth for the REST mapping.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeSet;
 

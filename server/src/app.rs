@@ -141,14 +141,17 @@ impl Application {
         })
     }
 
+    #[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
     pub fn http_addr(&self) -> SocketAddr {
         self.http.local_addr().expect("bound listener has an address")
     }
 
+    #[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
     pub fn grpc_addr(&self) -> SocketAddr {
         self.grpc.local_addr().expect("bound listener has an address")
     }
 
+    #[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics.as_ref().map(|l| l.local_addr().expect("bound listener has an address"))
     }

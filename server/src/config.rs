@@ -250,6 +250,7 @@ impl Config {
     }
 
     /// The defaults, with both listeners on free ports: the starting point of tests.
+    #[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
     pub fn for_tests(data_dir: PathBuf) -> Self {
         let mut config = Self::parse_from(["candidate-server"]);
         config.http_addr = "127.0.0.1:0".parse().expect("valid address");

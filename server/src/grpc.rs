@@ -30,6 +30,7 @@ use crate::service::CandidateApi;
 /// The gRPC listener's router: every service of the server behind one edge middleware (request
 /// id and access line; metrics; content-type check; admission, health exempt, request message
 /// read before a permit is taken; the call's deadline).
+#[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
 pub fn router(
     api: CandidateApi,
     health: HealthServer<impl Health>,

@@ -104,6 +104,7 @@ struct Signals {
 }
 
 impl Signals {
+    #[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
     fn install() -> Self {
         use tokio::signal::unix::{SignalKind, signal};
         Self {

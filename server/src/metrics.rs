@@ -20,6 +20,7 @@ const BUCKETS: &[f64] =
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the global recorder on first use (tests start several servers in one process).
+#[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
 pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new().set_buckets(BUCKETS).expect("buckets are valid").build_recorder();
@@ -83,6 +84,7 @@ pub async fn render() -> Response {
 /// Every RPC the gRPC listener serves, as `/package.Service/Method`: the `rpc` label takes one of
 /// these or `other`, so clients cannot add series by sending made-up paths. Read once from the
 /// services' descriptors, so a new RPC needs no change here.
+#[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
 pub fn known_rpcs() -> &'static [&'static str] {
     static KNOWN: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
         let mut paths = Vec::new();

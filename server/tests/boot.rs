@@ -2,7 +2,7 @@
 //! yet, a table not created yet) no longer kills the process. The listeners serve at once, `/gtg`
 //! is 503 and says why, and the same process becomes ready as soon as the store opens; after
 //! `--store-open-timeout` it exits with 2 so that the group replaces the instance.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! The configuration reference (docs/configuration.md's table) lists exactly the flags and
 //! environment variables `candidate-server --help` has, with the same defaults.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,6 @@
 //! The store conformance suite against the built-in backends. Cloud backends add their own
 //! `conformance_suite!` lines (against their emulators) in their own test files.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

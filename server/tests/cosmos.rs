@@ -1,6 +1,6 @@
 //! The Cosmos DB store through the real azure_data_cosmos SDK against @vercel/cosmosdb-server
 //! (patched; over TLS with a certificate the test setup made; started by scripts/test.sh).
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! process is killed at a random moment, and after a restart every acknowledged name is there.
 //! 3 rounds in the test suite; `CANDIDATES_CRASH_ROUNDS=20` (bench/crash-loop.sh) is the long
 //! version.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

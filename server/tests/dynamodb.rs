@@ -1,6 +1,6 @@
 //! The DynamoDB store through the real aws-sdk-dynamodb against two real emulators: moto_server and
 //! AWS's own DynamoDB Local (both started by scripts/test.sh on 127.0.0.1).
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! The Firestore store through the real `firestore` crate against Google's Cloud Firestore
 //! emulator (started by scripts/test.sh on 127.0.0.1; FIRESTORE_EMULATOR_HOST is set, so no
 //! credentials are looked up and nothing reaches Google).
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

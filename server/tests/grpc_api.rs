@@ -1,6 +1,6 @@
 //! The gRPC contract with real tonic clients against the real binary: CandidateService status
 //! codes, deadlines, shedding, health, reflection, and the gateway's --grpc-upstream mode.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

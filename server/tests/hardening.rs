@@ -1,6 +1,6 @@
 //! Slow, hostile and unlucky clients against the real binary: each test is one finding of the
 //! hardening review and failed before its fix.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! The workspace's layering, kept by a test: dependencies run api <- edge <- {gateway,
 //! server}, and no store module imports anything HTTP (a store knows its storage engine or cloud
 //! SDK and the service's vocabulary, not how requests arrive).
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::{collections::BTreeMap, path::Path, process::Command};
 

@@ -1,6 +1,6 @@
 //! Process lifecycle against the real binary: drain on SIGTERM, a second signal, startup errors
 //! (exit code 2), the instance id from each cloud's (fake) metadata service.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

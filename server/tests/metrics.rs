@@ -1,6 +1,6 @@
 //! `GET /metrics` after a few requests: the counters moved, and the text parses as Prometheus'
 //! exposition format.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

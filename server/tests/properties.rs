@@ -1,7 +1,7 @@
 //! Property tests of every parser of outside input: names, page tokens, `grpc-timeout`, route
 //! templates, and path and query decoding end to end through the gateway. A failure proptest finds
 //! becomes a plain regression test below.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

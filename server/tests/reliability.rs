@@ -1,6 +1,6 @@
 //! The reliability probe's findings against the real binary and a real emulator: each
 //! test failed before its fix.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

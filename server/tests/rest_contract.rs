@@ -1,5 +1,5 @@
 //! The REST wire contract (README's API table and docs/client.md), row by row, over HTTP against the real binary.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -160,6 +160,7 @@ impl Tally {
         self.ok + self.errors.values().sum::<u64>()
     }
 
+    #[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
     fn merge(&mut self, other: Tally) {
         self.timeline.merge(&other.timeline, "");
         for (k, v) in other.first_messages {
@@ -285,6 +286,7 @@ pub fn connect(target: &str, rest: bool, timeout: Duration, pool: usize) -> Resu
 
 /// Runs the load and returns what it measured. Fails only if it cannot start (bad target,
 /// populate failed); request errors are counted in the report.
+#[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
 pub async fn run(target: &str, rest: bool, timeout: Duration, args: &LoadArgs) -> Result<Report, ClientError> {
     let populated = if args.populates() {
         populate(&*connect(target, rest, timeout, 64)?, args.keys).await?;
@@ -401,6 +403,7 @@ pub async fn run(target: &str, rest: bool, timeout: Duration, args: &LoadArgs) -
     Ok(report)
 }
 
+#[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
 fn progress_bar(args: &LoadArgs) -> ProgressBar {
     let bar = if args.quiet {
         ProgressBar::hidden()

@@ -9,6 +9,7 @@ use super::Timeline;
 use crate::output;
 
 /// Latency is recorded in microseconds, 1 µs to 5 minutes, 3 significant digits.
+#[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 300_000_000, 3).expect("valid histogram bounds")
 }

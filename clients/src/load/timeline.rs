@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 /// Per-second histograms: 2 significant digits keep a long run's memory small (~10 KB a second).
+#[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
 fn second_histogram() -> Histogram<u32> {
     Histogram::new_with_bounds(1, 300_000_000, 2).expect("valid histogram bounds")
 }
@@ -83,6 +84,7 @@ impl Timeline {
     }
 
     /// Adds another timeline's counts, its error statuses prefixed (e.g. `rest `, `grpc `).
+    #[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
     pub fn merge(&mut self, other: &Timeline, prefix: &str) {
         if self.buckets.len() < other.buckets.len() {
             self.buckets.resize_with(other.buckets.len(), Bucket::new);
@@ -126,6 +128,7 @@ impl Timeline {
     }
 
     /// Latency histogram (µs) and error counts over seconds [from, to).
+    #[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
     pub fn window(&self, from: u64, to: u64) -> (Histogram<u32>, BTreeMap<String, u64>, u64) {
         let mut latency = second_histogram();
         let mut errors = BTreeMap::new();

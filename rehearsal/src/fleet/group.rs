@@ -310,6 +310,7 @@ impl Group {
     }
 
     /// Servers whose `del server` failed before (connections still closing): again.
+    #[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
     async fn retry_removals(&mut self) {
         for line in std::mem::take(&mut self.pending_removal) {
             let (backend, name) = line.split_once('/').expect("backend/server");

@@ -66,6 +66,7 @@ pub struct Instance {
 }
 
 impl Instance {
+    #[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
     pub fn launch(
         name: String,
         ip: IpAddr,

@@ -198,6 +198,7 @@ impl Drop for Resume {
     }
 }
 
+#[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
 pub async fn run(args: &FleetArgs) -> Result<Outcome, FleetError> {
     check_args(args)?;
     let timing = Timing::scaled(args.time_factor);
@@ -507,6 +508,7 @@ fn settings_json(args: &FleetArgs, timing: Timing) -> serde_json::Value {
 }
 
 /// The report phase's files: timeline.json and chart.svg in --out.
+#[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
 fn write_outputs(
     args: &FleetArgs,
     logs: &Path,

@@ -40,6 +40,7 @@ async fn probe(http: &reqwest::Client, url: &str, started: Instant) -> Probe {
 }
 
 /// Probes until `until`; `timeout` bounds each probe.
+#[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
 pub async fn run(
     lb_get_url: String,
     instances: Vec<(String, SocketAddr)>,

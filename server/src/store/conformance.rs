@@ -4,6 +4,10 @@
 //!
 //! Add a backend with the `conformance_suite!` macro in `server/tests/common/`: one test per check,
 //! each on a fresh store from the backend's factory, so the checks run in parallel and in isolation.
+#![allow(
+    clippy::expect_used,
+    reason = "a test suite (compiled into the lib so that each backend's tests can run it): a failed expect is a failed test"
+)]
 
 use std::collections::BTreeSet;
 

@@ -299,6 +299,7 @@ impl CandidateStore for CosmosStore {
         }
     }
 
+    #[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
     async fn list(&self, page_size: usize, page_token: Option<&str>) -> Result<Page> {
         let max = NonZeroU32::new(u32::try_from(page_size).unwrap_or(u32::MAX).max(1)).expect("non-zero");
         let mut options = QueryOptions::default().with_max_item_count(MaxItemCountHint::Limit(max));

@@ -84,6 +84,7 @@ pub struct BufferedStdout(&'static Buffer);
 
 impl BufferedStdout {
     /// The process's buffered standard output; starts the flusher thread on first use.
+    #[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
     pub fn get() -> Self {
         Self(BUFFER.get_or_init(|| {
             std::thread::Builder::new()

@@ -25,6 +25,7 @@ impl FormatTime for CachedUtc {
     }
 }
 
+#[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
 fn format_at(since_epoch: Duration, w: &mut impl Write) -> fmt::Result {
     let (seconds, micros) = (since_epoch.as_secs(), since_epoch.subsec_micros());
     SECOND.with(|cached| {

@@ -3,7 +3,7 @@
 //! (`Config`), the permissions granted equal each store backend's `REQUIRED_PERMISSIONS`, and only
 //! the public load balancer is reachable from the internet; and (rules.rs) the clouds' API rules
 //! that a real apply, validation or scale demo would otherwise trip over.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod infra;
 
