@@ -269,18 +269,9 @@ pub async fn run(args: &FleetArgs) -> Result<Outcome, FleetError> {
     });
 
     // The scenarios' actions, at their planned times.
-    let at = |secs: f64| started + Duration::from_secs_f64(secs);
-    let mut refresh_pending = false;
-    let mut refresh_at = plan.phases.iter().find(|p| p.scenario == Scenario::Rolling).map(|p| at(p.start));
-    let mut kill_at = plan.phases.iter().find(|p| p.scenario == Scenario::Kill).map(|p| at(p.start + 1.0));
-    let stall_phase = plan.phases.iter().find(|p| p.scenario == Scenario::Stall).cloned();
-    let mut stop_at = stall_phase.as_ref().map(|p| at(p.start + 2.0));
-    let mut resume_at = None;
-    let mut stalled = Resume(None);
-    let mut stall = report::Stall::default();
-    let mut probes = None;
-    let mut pids_before = Vec::new();
-    let end = at(plan.length());
+    let mut actions = Actions::planned(&plan, started);
+    let probe_url = format!("{rest_target}/candidate/{}", load::key(0));
+    let end = started + Duration::from_secs_f64(plan.length());
     let hard_stop = end + Duration::from_secs(60);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -290,53 +281,15 @@ pub async fn run(args: &FleetArgs) -> Result<Outcome, FleetError> {
         if let Err(e) = group.tick().await {
             tracing::warn!("tick: {e}");
         }
-        if refresh_at.is_some_and(|t| now >= t) {
-            refresh_at = None;
-            group.prepare_refresh(args.rolling_instances);
-            refresh_pending = true;
-        }
-        if refresh_pending && group.warm_count() >= group.desired {
-            refresh_pending = false;
-            group.start_refresh(v2.clone());
-        }
-        if kill_at.is_some_and(|t| now >= t) {
-            kill_at = None;
-            group.kill_one(grpc_counters.in_flight.load(Ordering::Relaxed)).await?;
-        }
-        if let (Some(t), Some(pid)) = (stop_at, args.store_pid)
-            && now >= t
-        {
-            stop_at = None;
-            pids_before = group.pids();
-            let phase = stall_phase.as_ref().expect("stall planned");
-            let until = at(phase.end);
-            probes = Some(tokio::spawn(probe::run(
-                format!("{rest_target}/candidate/{}", load::key(0)),
-                group.in_service_rest_addrs(),
-                started,
-                until,
-                rest_timeout,
-            )));
-            instance::signal_pid(pid, Signal::SIGSTOP)?;
-            stalled.0 = Some(pid);
-            stall.stopped_at = now.duration_since(started).as_secs_f64();
-            group.event(format!("SIGSTOP store (pid {pid}) for {:?}", args.stall));
-            resume_at = Some(now + args.stall);
-        }
-        if let (Some(t), Some(pid)) = (resume_at, stalled.0)
-            && now >= t
-        {
-            resume_at = None;
-            instance::signal_pid(pid, Signal::SIGCONT)?;
-            stalled.0 = None;
-            stall.resumed_at = now.duration_since(started).as_secs_f64();
-            group.event(format!("SIGCONT store (pid {pid})"));
-        }
+        actions.refresh(now, &mut group, args.rolling_instances, &v2);
+        actions.kill(now, &mut group, grpc_counters.in_flight.load(Ordering::Relaxed)).await?;
+        actions.stall(now, &mut group, args, &probe_url, rest_timeout)?;
         let loads_done = loads.iter().all(|l| l.is_finished());
-        if (now >= end && loads_done && !group.refreshing() && !refresh_pending) || now >= hard_stop {
+        if (now >= end && loads_done && !group.refreshing() && !actions.refresh_pending) || now >= hard_stop {
             break;
         }
     }
+    let Actions { stall_phase, mut stall, stalled, probes, pids_before, .. } = actions;
     drop(stalled);
     let mut tallies = Vec::new();
     for l in loads {
@@ -530,4 +483,105 @@ fn write_outputs(
     chart::draw(&chart_path, &title, rows, phases, events).map_err(FleetError::Chart)?;
     println!("timeline: {}  chart: {}  logs: {}", json_path.display(), chart_path.display(), logs.display());
     Ok(())
+}
+
+/// The scenarios' actions at their planned times (the instance refresh, the SIGKILL, the store's
+/// SIGSTOP and SIGCONT), and what the stall measured.
+struct Actions {
+    started: Instant,
+    refresh_at: Option<Instant>,
+    /// Asked for, waiting for the group to be at its refresh size and warm.
+    refresh_pending: bool,
+    kill_at: Option<Instant>,
+    stall_phase: Option<plan::Phase>,
+    stop_at: Option<Instant>,
+    resume_at: Option<Instant>,
+    stalled: Resume,
+    stall: report::Stall,
+    probes: Option<tokio::task::JoinHandle<probe::StallProbes>>,
+    pids_before: Vec<(String, u32)>,
+}
+
+impl Actions {
+    fn planned(plan: &plan::Plan, started: Instant) -> Self {
+        let at = |secs: f64| started + Duration::from_secs_f64(secs);
+        let phase = |scenario| plan.phases.iter().find(|p| p.scenario == scenario);
+        let stall_phase = phase(Scenario::Stall).cloned();
+        Self {
+            started,
+            refresh_at: phase(Scenario::Rolling).map(|p| at(p.start)),
+            refresh_pending: false,
+            kill_at: phase(Scenario::Kill).map(|p| at(p.start + 1.0)),
+            stop_at: stall_phase.as_ref().map(|p| at(p.start + 2.0)),
+            stall_phase,
+            resume_at: None,
+            stalled: Resume(None),
+            stall: report::Stall::default(),
+            probes: None,
+            pids_before: Vec::new(),
+        }
+    }
+
+    /// The rolling scenario: grow to the refresh size, then replace every instance with v2.
+    fn refresh(&mut self, now: Instant, group: &mut group::Group, size: usize, v2: &instance::LaunchTemplate) {
+        if self.refresh_at.is_some_and(|t| now >= t) {
+            self.refresh_at = None;
+            group.prepare_refresh(size);
+            self.refresh_pending = true;
+        }
+        if self.refresh_pending && group.warm_count() >= group.desired {
+            self.refresh_pending = false;
+            group.start_refresh(v2.clone());
+        }
+    }
+
+    /// The kill scenario: SIGKILL one instance in service.
+    async fn kill(&mut self, now: Instant, group: &mut group::Group, grpc_in_flight: u64) -> Result<(), FleetError> {
+        if self.kill_at.is_some_and(|t| now >= t) {
+            self.kill_at = None;
+            group.kill_one(grpc_in_flight).await?;
+        }
+        Ok(())
+    }
+
+    /// The stall scenario: SIGSTOP the store, probe the load balancer and every instance while it
+    /// is stopped, SIGCONT it after --stall.
+    fn stall(
+        &mut self,
+        now: Instant,
+        group: &mut group::Group,
+        args: &FleetArgs,
+        probe_url: &str,
+        probe_timeout: Duration,
+    ) -> Result<(), FleetError> {
+        if let (Some(t), Some(pid), Some(phase)) = (self.stop_at, args.store_pid, &self.stall_phase)
+            && now >= t
+        {
+            self.stop_at = None;
+            self.pids_before = group.pids();
+            let until = self.started + Duration::from_secs_f64(phase.end);
+            self.probes = Some(tokio::spawn(probe::run(
+                probe_url.to_owned(),
+                group.in_service_rest_addrs(),
+                self.started,
+                until,
+                probe_timeout,
+            )));
+            instance::signal_pid(pid, Signal::SIGSTOP)?;
+            self.stalled.0 = Some(pid);
+            self.stall.stopped_at = now.duration_since(self.started).as_secs_f64();
+            group.event(format!("SIGSTOP store (pid {pid}) for {:?}", args.stall));
+            self.resume_at = Some(now + args.stall);
+        }
+        if let (Some(t), Some(pid)) = (self.resume_at, self.stalled.0)
+            && now >= t
+        {
+            self.resume_at = None;
+            instance::signal_pid(pid, Signal::SIGCONT)?;
+            self.stalled.0 = None;
+            self.stall.resumed_at = now.duration_since(self.started).as_secs_f64();
+            group.event(format!("SIGCONT store (pid {pid})"));
+        }
+        Ok(())
+    }
 }
