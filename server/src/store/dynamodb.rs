@@ -172,6 +172,14 @@ impl DynamoStore {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
+        self.error_for(op, e, false)
+    }
+
+    /// The same for a request that carries a client's page token (`client_cursor`).
+    fn error_for<E>(&self, op: &str, e: SdkError<E>, client_cursor: bool) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
         let failure = match &e {
             SdkError::DispatchFailure(_) => Failure::Dispatch,
             SdkError::TimeoutError(_) => Failure::Timeout,
@@ -179,7 +187,7 @@ impl DynamoStore {
             _ => Failure::Service,
         };
         let code = e.code().unwrap_or_default().to_owned();
-        classify(failure, &code, &self.table, op).with_source(e)
+        classify(failure, &code, &self.table, op, client_cursor).with_source(e)
     }
 }
 
@@ -196,14 +204,9 @@ enum Failure {
     Service,
 }
 
-/// Whether `error` is DynamoDB's "your request is malformed" (ValidationException): a key over its
-/// size limit, for example. On a Scan after a client's page token, that token is to blame.
-fn is_validation(error: &StoreError) -> bool {
-    matches!(error, StoreError::Internal { message, .. } if message.ends_with("(ValidationException)"))
-}
-
-/// The mapping table (see `StoreError` for the vocabulary).
-fn classify(failure: Failure, code: &str, table: &str, op: &str) -> StoreError {
+/// The mapping table (see `StoreError` for the vocabulary). `client_cursor`: the request carries a
+/// client's page token (a Scan's start key).
+fn classify(failure: Failure, code: &str, table: &str, op: &str, client_cursor: bool) -> StoreError {
     let unavailable = |message: String| StoreError::Unavailable { message, source: None };
     match (failure, code) {
         (Failure::Dispatch, _) => unavailable("cannot reach DynamoDB".into()),
@@ -219,6 +222,9 @@ fn classify(failure: Failure, code: &str, table: &str, op: &str) -> StoreError {
         }
         (_, "ResourceNotFoundException") => unavailable(format!("DynamoDB table {table:?} not found")),
         (_, "InternalServerError" | "ServiceUnavailable") => unavailable(format!("DynamoDB failed ({code})")),
+        // DynamoDB's "your request is malformed" (a start key over its size limit, say): with a
+        // client's page token in the request, that token is to blame; otherwise the fault is ours.
+        (Failure::Service, "ValidationException") if client_cursor => StoreError::invalid_page_token(),
         _ => StoreError::Internal { message: format!("DynamoDB {op} failed ({code})"), source: None },
     }
 }
@@ -299,11 +305,7 @@ impl CandidateStore for DynamoStore {
             .set_exclusive_start_key(start.as_deref().map(Self::key))
             .send()
             .await
-            .map_err(|e| match self.error("Scan", e) {
-                // The client's page token is the start key: DynamoDB refusing it is the client's error.
-                error if start.is_some() && is_validation(&error) => StoreError::invalid_page_token(),
-                error => error,
-            })?;
+            .map_err(|e| self.error_for("Scan", e, start.is_some()))?;
         let candidates = out
             .items()
             .iter()
@@ -357,14 +359,14 @@ mod tests {
             (Failure::Service, "ValidationException", "internal"),
         ];
         for (failure, code, want) in cases {
-            let got = classify(*failure, code, "T", "GetItem").label();
+            let got = classify(*failure, code, "T", "GetItem", false).label();
             assert_eq!(got, *want, "{failure:?} {code}");
         }
         // After a client's page token (the Scan's start key), only ValidationException is the
         // client's: real DynamoDB refuses an ExclusiveStartKey over its key size limit with it,
         // which the emulators accept, so the mapping is tested here as a table.
-        for (code, after_token) in [("ValidationException", true), ("InternalServerError", false)] {
-            assert_eq!(is_validation(&classify(Failure::Service, code, "T", "Scan")), after_token, "{code}");
+        for (code, want) in [("ValidationException", "invalid_argument"), ("InternalServerError", "unavailable")] {
+            assert_eq!(classify(Failure::Service, code, "T", "Scan", true).label(), want, "{code}");
         }
     }
 }
