@@ -36,7 +36,8 @@ pub enum StartError {
 struct Pending {
     opening: Arc<Opening>,
     config: Config,
-    last: store::OpenError,
+    /// The first failure's message: retries log a failure only when it differs from the last.
+    last: String,
 }
 
 /// A built server: listeners bound (so the ports are known, even when asked for port 0), not
@@ -93,7 +94,7 @@ impl Application {
                 tracing::warn!(%error, wait = %humantime::format_duration(config.store_open_timeout), "the store cannot be opened yet: serving as not ready while retrying");
                 let opening = Arc::new(Opening::pending(config.store.name(), reason));
                 let store: DynStore = opening.clone();
-                (store, Some(Pending { opening, config: config.clone(), last: error }))
+                (store, Some(Pending { opening, config: config.clone(), last: error.to_string() }))
             }
             Err(error) => return Err(error),
         };
@@ -241,7 +242,7 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 async fn open_with_retry(pending: Pending) -> Result<(), StartError> {
     let Pending { opening, config, last } = pending;
     let started = std::time::Instant::now();
-    let (mut delay, mut attempts, mut last) = (RETRY_FIRST, 1u32, last.to_string());
+    let (mut delay, mut attempts, mut last) = (RETRY_FIRST, 1u32, last);
     let mut reminded = started;
     loop {
         let remaining = config.store_open_timeout.saturating_sub(started.elapsed());
