@@ -12,6 +12,20 @@ use serde_json::Value;
 
 conformance_suite!(emulator, requires: ["CANDIDATES_TEST_COSMOS_ENDPOINT", "CANDIDATES_TEST_COSMOS_KEY", "CANDIDATES_TEST_COSMOS_DIR"], Box::new(cosmos::fresh_store().await));
 
+/// The server's flags for a Cosmos DB store at `endpoint`, in `database` / `container`.
+fn cosmos_args<'a>(endpoint: &'a str, database: &'a str, container: &'a str) -> Vec<&'a str> {
+    vec![
+        "--store",
+        "cosmos",
+        "--cosmos-endpoint",
+        endpoint,
+        "--cosmos-database",
+        database,
+        "--cosmos-container",
+        container,
+    ]
+}
+
 fn name(s: &str) -> CandidateName {
     CandidateName::parse(s).unwrap()
 }
@@ -74,18 +88,9 @@ async fn rest_and_grpc_on_cosmos_with_a_key_file() {
     let key_file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(key_file.path(), format!("{}\n", cosmos::key())).unwrap();
     let endpoint = cosmos::endpoint();
-    let args = [
-        "--store",
-        "cosmos",
-        "--cosmos-endpoint",
-        &endpoint,
-        "--cosmos-database",
-        &database,
-        "--cosmos-container",
-        &container,
-        "--cosmos-key-file",
-        key_file.path().to_str().unwrap(),
-    ];
+    let args =
+        [&cosmos_args(&endpoint, &database, &container)[..], &["--cosmos-key-file", key_file.path().to_str().unwrap()]]
+            .concat();
     let server = TestServer::spawn(&args);
     let c = http();
     assert_eq!(c.get(server.url("/candidates")).send().await.unwrap().status(), 404);
@@ -153,19 +158,9 @@ async fn managed_identity_token_is_fetched_and_used() {
     cosmos::create_container(&cosmos::endpoint(), &database, &container).await;
     let (token_url, calls, queries) = cosmos::fake_token_endpoint("x-id-secret").await;
     let endpoint = cosmos::endpoint();
-    let args = [
-        "--store",
-        "cosmos",
-        "--cosmos-endpoint",
-        &endpoint,
-        "--cosmos-database",
-        &database,
-        "--cosmos-container",
-        &container,
-        // The deployment's user-assigned identity (terraform/azure): named, not guessed.
-        "--cosmos-identity-client-id",
-        "11111111-2222-3333-4444-555555555555",
-    ];
+    // The deployment's user-assigned identity (terraform/azure): named, not guessed.
+    let identity = ["--cosmos-identity-client-id", "11111111-2222-3333-4444-555555555555"];
+    let args = [&cosmos_args(&endpoint, &database, &container)[..], &identity].concat();
     let server =
         TestServer::spawn_with_env(&args, &[("IDENTITY_ENDPOINT", &token_url), ("IDENTITY_HEADER", "x-id-secret")]);
     let resp = http().post(server.url("/candidate/Entra%20User")).send().await.unwrap();
@@ -236,16 +231,7 @@ async fn forged_page_tokens_are_refused_and_never_trip_the_breaker() {
     let (database, container) = (cosmos::unique("db"), cosmos::unique("c"));
     let endpoint = cosmos::endpoint();
     cosmos::create_container(&endpoint, &database, &container).await;
-    let args = [
-        "--store",
-        "cosmos",
-        "--cosmos-endpoint",
-        &endpoint,
-        "--cosmos-database",
-        &database,
-        "--cosmos-container",
-        &container,
-    ];
+    let args = cosmos_args(&endpoint, &database, &container);
     let env = [("CANDIDATES_COSMOS_KEY", cosmos::key())];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (a, b) = (TestServer::spawn_with_env(&args, &env), TestServer::spawn_with_env(&args, &env));

@@ -6,42 +6,15 @@ mod common;
 
 use std::{
     io::{Read, Write},
-    net::{SocketAddr, TcpStream},
+    net::TcpStream,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
-use common::{TestServer, http};
-use http_body_util::{BodyExt, Full, StreamBody};
-use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
-
-/// An HTTP/2 (prior knowledge) connection of our own, for many streams at once.
-async fn h2(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<BoxBody> {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (sender, connection) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
-    sender
-}
-
-type BoxBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
-
-/// A body that declares `len` bytes and never sends one (the sender is returned to keep it open).
-fn stalled_body() -> (futures::channel::mpsc::Sender<Result<hyper::body::Frame<Bytes>, std::io::Error>>, BoxBody) {
-    let (tx, rx) = futures::channel::mpsc::channel(1);
-    (tx, BoxBody::new(StreamBody::new(rx)))
-}
-
-async fn health(addr: SocketAddr) -> Result<ServingStatus, tonic::Status> {
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
-    let response = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await?;
-    Ok(response.into_inner().status())
-}
+use common::{BoxBody, TestServer, grpc_health as health, h2, http, stalled_body};
+use http_body_util::{BodyExt, Full};
+use tonic_health::pb::health_check_response::ServingStatus;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slow_request_bodies_neither_fail_health_checks_nor_take_the_capacity() {

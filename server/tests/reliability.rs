@@ -11,7 +11,8 @@ use std::{
 };
 
 use candidates_api::v1::GetCandidateRequest;
-use common::{TestServer, dynamo, http};
+use common::{BoxBody, TestServer, dynamo, grpc_health, h2, http, stalled_body};
+use tonic_health::pb::health_check_response::ServingStatus;
 
 const EMULATORS: &[&str] =
     &["CANDIDATES_TEST_MOTO_URL", "CANDIDATES_TEST_MOTO_BIN", "CANDIDATES_TEST_DYNAMODB_LOCAL_URL"];
@@ -126,26 +127,6 @@ async fn a_dropped_trial_never_leaves_the_breaker_open() {
     }
 }
 
-type BoxBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>;
-
-/// An HTTP/2 (prior knowledge) connection of our own, for many streams at once.
-async fn h2(addr: std::net::SocketAddr) -> hyper::client::conn::http2::SendRequest<BoxBody> {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (sender, connection) = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-        .max_concurrent_reset_streams(1000)
-        .handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    sender
-}
-
-async fn grpc_health(addr: std::net::SocketAddr) -> i32 {
-    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
-    HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner().status
-}
-
 /// Finding 2: 200 reflection streams that a client keeps open and idle. Before the fix they took
 /// 200 of the work permits (1,200 took all 1,024): unary calls were RESOURCE_EXHAUSTED while health
 /// said SERVING. Now streams have a budget of their own, and an idle one is ended.
@@ -159,8 +140,7 @@ async fn idle_reflection_streams_cannot_take_the_unary_calls_capacity() {
     for _ in 0..2 {
         let mut conn = h2(server.grpc).await;
         for _ in 0..100 {
-            let (tx, rx) =
-                futures::channel::mpsc::channel::<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>(1);
+            let (tx, body) = stalled_body();
             held.push(tx);
             let request = http::Request::post(format!(
                 "http://{}/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
@@ -168,7 +148,7 @@ async fn idle_reflection_streams_cannot_take_the_unary_calls_capacity() {
             ))
             .header("content-type", "application/grpc")
             .header("te", "trailers")
-            .body(BoxBody::new(http_body_util::StreamBody::new(rx)))
+            .body(body)
             .unwrap();
             conn.ready().await.unwrap();
             streams.push(conn.send_request(request).await.unwrap());
@@ -185,7 +165,7 @@ async fn idle_reflection_streams_cannot_take_the_unary_calls_capacity() {
         let err = client.get_candidate(GetCandidateRequest { name: format!("n{i}") }).await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
     }
-    assert_eq!(grpc_health(server.grpc).await, 1, "SERVING");
+    assert_eq!(grpc_health(server.grpc).await.unwrap(), ServingStatus::Serving);
     assert_eq!(http().get(server.url("/gtg")).send().await.unwrap().status(), 200);
 
     // An idle stream is ended by the server, with DEADLINE_EXCEEDED, after the idle timeout.
@@ -270,7 +250,7 @@ async fn idle_connections_cannot_exhaust_descriptors_or_health() {
         idle.push(stream);
         if i % 50 == 0 {
             assert_eq!(http().get(server.url("/gtg")).send().await.unwrap().status(), 200, "after {i}");
-            assert_eq!(grpc_health(server.grpc).await, 1, "after {i}");
+            assert_eq!(grpc_health(server.grpc).await.unwrap(), ServingStatus::Serving, "after {i}");
         }
     }
     // The oldest were closed (EOF), the newest are still open.

@@ -371,3 +371,36 @@ macro_rules! conformance_suite {
         }
     };
 }
+
+/// A request body for hand-made HTTP/2 requests.
+pub type BoxBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>;
+
+/// An HTTP/2 (prior knowledge) connection of our own, for many streams at once (and many reset
+/// ones: hyper's default limit would close the connection under the tests that cancel streams).
+pub async fn h2(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<BoxBody> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sender, connection) = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .max_concurrent_reset_streams(1000)
+        .handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
+/// A body that never sends anything (the sender is returned to keep it open).
+pub fn stalled_body()
+-> (futures::channel::mpsc::Sender<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>, BoxBody) {
+    let (tx, rx) = futures::channel::mpsc::channel(1);
+    (tx, BoxBody::new(http_body_util::StreamBody::new(rx)))
+}
+
+/// grpc.health.v1 Check of the whole server, on a connection of its own.
+pub async fn grpc_health(
+    addr: SocketAddr,
+) -> Result<tonic_health::pb::health_check_response::ServingStatus, tonic::Status> {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let response = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await?;
+    Ok(response.into_inner().status())
+}
