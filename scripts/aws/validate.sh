@@ -28,8 +28,7 @@ done
 log "details: $rest_url/gtg?details=true"
 # Informational (contract_check below is the check): a transient error (a reset, a DNS answer not
 # yet there) is retried a bounded number of times and never ends the script under `set -e`.
-curl -sS --max-time 10 --retry 5 --retry-delay 3 --retry-connrefused --retry-max-time 60 \
-  "$rest_url/gtg?details=true" || echo "(no details: curl failed after its retries; going on to the contract check)" >&2
+http_retry "$rest_url/gtg?details=true" --fail-with-body || echo "(no details after the retries; the contract check below decides)" >&2
 echo
 
 grpc_target=${GRPC_TARGET:-}
