@@ -27,6 +27,8 @@ if [[ -z "${SKIP_LINT:-}" ]]; then
   cargo fmt --all -- --check
   log "cargo clippy (warnings are errors)"
   cargo clippy --workspace --all-targets --locked -- -D warnings
+  # The bench-only build (bench/plumbing.py) must keep compiling too.
+  cargo clippy -p candidates-server -p candidates-gateway --features library-plumbing --lib --bins --locked -- -D warnings
 fi
 
 log "emulators (127.0.0.1 only)"

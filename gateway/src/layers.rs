@@ -3,8 +3,9 @@
 //! declared too large, admission (`limit`) and JSON bodies on every error response.
 //!
 //! Each listener's edge is one middleware function calling these steps in order, not a layer per
-//! step: axum's `from_fn` clones everything beneath it and boxes a future on every request, and
-//! with ten layers that was a tenth of `/gtg`'s cost (docs/performance.md).
+//! step: axum's `from_fn` clones everything beneath it and boxes a future on every request.
+//! `python3 bench/plumbing.py` (variant `edge`: the same steps as one `from_fn` layer each, in
+//! `layered`) measures the difference: 0.83x `/gtg` and 0.79x GET with the layers.
 
 use std::{
     borrow::Cow,
@@ -33,6 +34,15 @@ const DRAIN_CAP: u64 = 16 << 20;
 /// How long reading such a body may take.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+#[cfg(feature = "library-plumbing")]
+mod layered;
+
+/// Whether `CANDIDATES_LIBRARY_PLUMBING` (a comma-separated list, bench builds only) names `part`.
+#[cfg(feature = "library-plumbing")]
+pub fn library_plumbing(part: &str) -> bool {
+    std::env::var("CANDIDATES_LIBRARY_PLUMBING").is_ok_and(|parts| parts.split(',').any(|p| p.trim() == part))
+}
+
 /// The REST listener's edge, shared by every request.
 struct RestEdge {
     admit: limit::Admit,
@@ -58,6 +68,10 @@ pub(crate) fn apply(router: Router, options: &Options, ready: watch::Receiver<bo
     };
     let edge =
         RestEdge { admit: limit::Admit::new(limits, classify, rejections), ready, body_limit: limits.body_limit };
+    #[cfg(feature = "library-plumbing")]
+    if library_plumbing("edge") {
+        return layered::apply(router, edge);
+    }
     router.layer(middleware::from_fn_with_state(Arc::new(edge), rest_edge))
 }
 

@@ -15,6 +15,10 @@
 //!
 //! A connection told to close gracefully that has not closed after [`CLOSE_GRACE`] (a peer that
 //! never finishes its request head, for example) is dropped.
+//!
+//! It is kept for what it does, not for speed: `axum::serve` has none of these limits nor a
+//! connection cap (`cap`); each connection is served by hyper-util's auto builder, as in axum.
+//! Each limit has a test in server/tests/hardening.rs.
 
 mod activity;
 pub mod cap;
