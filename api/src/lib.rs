@@ -11,6 +11,7 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/candidates.v1.serde.rs"));
 }
 
+pub mod api_key;
 pub mod name;
 
 /// The fully qualified gRPC service name, as health checks and reflection know it (tonic's, from

@@ -12,6 +12,8 @@ use candidates_api::v1::{
 use serde::Deserialize;
 use tonic::{Code, transport::Channel};
 
+use crate::credential::{AuthChannel, Credential};
+
 /// What went wrong, in terms a script can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -123,14 +125,14 @@ pub trait Api: Send + Sync {
 /// gRPC: one HTTP/2 connection per client (clone the channel to share it).
 #[derive(Clone)]
 pub struct GrpcApi {
-    client: CandidateServiceClient<Channel>,
-    health: tonic_health::pb::health_client::HealthClient<Channel>,
+    client: CandidateServiceClient<AuthChannel>,
+    health: tonic_health::pb::health_client::HealthClient<AuthChannel>,
     timeout: Duration,
 }
 
 impl GrpcApi {
     /// Connects lazily: the first call reports a connection problem, like REST.
-    pub fn new(target: &str, timeout: Duration) -> Result<Self, ClientError> {
+    pub fn new(target: &str, timeout: Duration, credential: Credential) -> Result<Self, ClientError> {
         let endpoint = Channel::from_shared(target.to_owned())
             .map_err(|e| ClientError {
                 kind: ErrorKind::Rejected,
@@ -141,8 +143,8 @@ impl GrpcApi {
             .tcp_nodelay(true);
         let channel = endpoint.connect_lazy();
         Ok(Self {
-            client: CandidateServiceClient::new(channel.clone()),
-            health: tonic_health::pb::health_client::HealthClient::new(channel),
+            client: CandidateServiceClient::with_interceptor(channel.clone(), credential.clone()),
+            health: tonic_health::pb::health_client::HealthClient::with_interceptor(channel, credential),
             timeout,
         })
     }
@@ -239,8 +241,14 @@ struct ErrorBody {
 
 impl RestApi {
     /// `max_connections`: idle connections kept per host (one per worker in closed-loop runs).
-    pub fn new(target: &str, timeout: Duration, max_connections: usize) -> Result<Self, ClientError> {
+    pub fn new(
+        target: &str,
+        timeout: Duration,
+        max_connections: usize,
+        credential: &Credential,
+    ) -> Result<Self, ClientError> {
         let http = reqwest::Client::builder()
+            .default_headers(credential.headers())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .pool_max_idle_per_host(max_connections)

@@ -13,7 +13,9 @@ use candidates_api::v1::{
 };
 use clap::Args;
 use serde_json::{Value, json};
-use tonic::{Code, transport::Channel};
+use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
+
+use crate::credential::Credential;
 
 use crate::api::encode_segment;
 
@@ -70,7 +72,7 @@ fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Outcome {
 }
 
 /// Runs every check; prints one line each and a summary. Never panics on a bad server.
-pub async fn run(timeout: Duration, args: &CheckArgs) -> Report {
+pub async fn run(timeout: Duration, args: &CheckArgs, credential: &Credential) -> Report {
     let (rest, grpc) = (args.rest_target.as_str(), args.grpc_target.as_str());
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     // Unique names so concurrent checks and real data never collide; a space and non-ASCII to
@@ -78,10 +80,10 @@ pub async fn run(timeout: Duration, args: &CheckArgs) -> Report {
     let name = format!("check-{run_id} Zoë");
     let mut checker = Checker { report: Report::default() };
     if !args.skip_rest {
-        rest_checks(&mut checker, rest.trim_end_matches('/'), timeout, &name, &run_id).await;
+        rest_checks(&mut checker, rest.trim_end_matches('/'), timeout, &name, &run_id, credential).await;
     }
     if !args.skip_grpc {
-        grpc_checks(&mut checker, grpc, timeout, &format!("{name} grpc")).await;
+        grpc_checks(&mut checker, grpc, timeout, &format!("{name} grpc"), credential).await;
     }
     let Report { passed, failed } = checker.report;
     println!("{passed} passed, {failed} failed");
@@ -146,8 +148,20 @@ impl Rest {
 }
 
 #[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
-async fn rest_checks(c: &mut Checker, base: &str, timeout: Duration, name: &str, run_id: &str) {
-    let http = reqwest::Client::builder().timeout(timeout).no_proxy().build().expect("HTTP client builds");
+async fn rest_checks(
+    c: &mut Checker,
+    base: &str,
+    timeout: Duration,
+    name: &str,
+    run_id: &str,
+    credential: &Credential,
+) {
+    let http = reqwest::Client::builder()
+        .default_headers(credential.headers())
+        .timeout(timeout)
+        .no_proxy()
+        .build()
+        .expect("HTTP client builds");
     let r = Rest { http, base: base.to_owned() };
     let expected = json!({ "CandidateName": name });
 
@@ -234,9 +248,12 @@ async fn rest_checks(c: &mut Checker, base: &str, timeout: Duration, name: &str,
     let _ = r.http.delete(r.candidate(name)).send().await;
 }
 
-async fn grpc_checks(c: &mut Checker, target: &str, timeout: Duration, name: &str) {
+async fn grpc_checks(c: &mut Checker, target: &str, timeout: Duration, name: &str, credential: &Credential) {
     let channel = match Channel::from_shared(target.to_owned()) {
-        Ok(endpoint) => endpoint.connect_timeout(timeout).timeout(timeout).connect_lazy(),
+        Ok(endpoint) => InterceptedService::new(
+            endpoint.connect_timeout(timeout).timeout(timeout).connect_lazy(),
+            credential.clone(),
+        ),
         Err(e) => {
             c.check("grpc", "target URL", async { Err(format!("invalid gRPC target {target:?}: {e}")) }).await;
             return;

@@ -4,5 +4,6 @@
 
 pub mod api;
 pub mod check;
+pub mod credential;
 pub mod load;
 pub mod output;

@@ -8,7 +8,9 @@ use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use candidates_clients::{
     api::{Api, ClientError, GrpcApi, RestApi},
-    check, load, output,
+    check,
+    credential::Credential,
+    load, output,
 };
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource};
 use serde_json::json;
@@ -36,6 +38,10 @@ struct Connection {
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
+    /// API key sent on every request (`Authorization: Bearer`; gRPC `authorization` metadata).
+    /// Prefer the environment variable: a flag is visible to other users in the process list.
+    #[arg(long, global = true, env = "CANDIDATES_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
 }
 
 impl Connection {
@@ -45,12 +51,16 @@ impl Connection {
             .unwrap_or_else(|| if rest { "http://127.0.0.1:8000".into() } else { "http://127.0.0.1:50051".into() })
     }
 
+    fn credential(&self) -> Result<Credential, ClientError> {
+        Credential::key(self.api_key.as_deref())
+    }
+
     fn api(&self, connections: usize) -> Result<Arc<dyn Api>, ClientError> {
         let target = self.target(self.rest);
         Ok(if self.rest {
-            Arc::new(RestApi::new(&target, self.timeout, connections)?)
+            Arc::new(RestApi::new(&target, self.timeout, connections, &self.credential()?)?)
         } else {
-            Arc::new(GrpcApi::new(&target, self.timeout)?)
+            Arc::new(GrpcApi::new(&target, self.timeout, self.credential()?)?)
         })
     }
 }
@@ -80,6 +90,38 @@ enum Command {
     /// Generate load (closed- or open-loop) and report throughput, latency and a per-second
     /// timeline.
     Load(Box<load::LoadArgs>),
+    /// API keys: `key mint` makes one (docs/security.md).
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Make a new API key. Prints the key (give it to the client, once) and the line for the
+    /// server's --api-keys-file (its SHA-256 digest, scopes and name: no secret in it).
+    Mint {
+        /// The key's name in the key file and in the server's logs.
+        #[arg(long, value_parser = key_name)]
+        name: String,
+        /// Comma-separated scopes: candidates.read, candidates.write.
+        #[arg(long, default_value = "candidates.read,candidates.write", value_parser = scopes)]
+        scopes: String,
+    },
+}
+
+fn key_name(name: &str) -> Result<String, String> {
+    let ok =
+        !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    ok.then(|| name.to_owned()).ok_or_else(|| "1 to 64 of [A-Za-z0-9._-]".to_owned())
+}
+
+fn scopes(text: &str) -> Result<String, String> {
+    use candidates_api::api_key::{SCOPE_READ, SCOPE_WRITE};
+    let all: Vec<&str> = text.split(',').map(str::trim).collect();
+    match all.iter().find(|s| **s != SCOPE_READ && **s != SCOPE_WRITE) {
+        Some(bad) => Err(format!("unknown scope {bad:?}: use {SCOPE_READ} and/or {SCOPE_WRITE}")),
+        None => Ok(all.join(",")),
+    }
 }
 
 /// Flags that were typed on the command line (not from the environment or defaults).
@@ -152,11 +194,12 @@ async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
             }
         }
         Command::Check(args) => {
-            let report = check::run(conn.timeout, &args).await;
+            let report = check::run(conn.timeout, &args, &conn.credential()?).await;
             return Ok(if report.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
         Command::Load(args) => {
-            let report = load::run(&conn.target(conn.rest), conn.rest, conn.timeout, &args).await?;
+            let report =
+                load::run(&conn.target(conn.rest), conn.rest, conn.timeout, &args, &conn.credential()?).await?;
             if conn.json {
                 output::print_json(&report.to_json());
             } else {
@@ -167,6 +210,21 @@ async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
             } else {
                 ExitCode::SUCCESS
             });
+        }
+        Command::Key(KeyCommand::Mint { name, scopes }) => {
+            let key = candidates_api::api_key::mint().map_err(|e| ClientError {
+                kind: candidates_clients::api::ErrorKind::Rejected,
+                status: "no_randomness".into(),
+                message: format!("cannot get random bytes from the system: {e}"),
+            })?;
+            let line = format!("{} {scopes} {name}", candidates_api::api_key::digest_hex(&key));
+            if conn.json {
+                output::print_json(&json!({ "key": key, "key_file_line": line }));
+            } else {
+                println!("key:           {key}");
+                println!("key file line: {line}");
+                eprintln!("Give the key to its client once; add the line to the server's --api-keys-file.");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -68,11 +68,17 @@ pub struct ErrorBody {
 pub struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
+    /// RFC 6750's challenge on 401 and 403, from the status's `www-authenticate` metadata.
+    pub challenge: Option<HeaderValue>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: Code, message: impl Into<String>) -> Self {
-        Self { status, body: ErrorBody { code: code as i32, message: message.into(), details: Vec::new() } }
+        Self {
+            status,
+            body: ErrorBody { code: code as i32, message: message.into(), details: Vec::new() },
+            challenge: None,
+        }
     }
 
     /// An error born in HTTP (routing, limits): the status decides the code.
@@ -91,13 +97,25 @@ impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
         let message =
             if status.code() == Code::NotFound { "Not Found".to_owned() } else { status.message().to_owned() };
-        Self::new(http_status(status.code()), status.code(), message)
+        let mut error = Self::new(http_status(status.code()), status.code(), message);
+        if matches!(status.code(), Code::Unauthenticated | Code::PermissionDenied) {
+            error.challenge = status
+                .metadata()
+                .get(candidates_edge::auth::CHALLENGE)
+                .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
+                .or_else(|| (status.code() == Code::Unauthenticated).then(|| HeaderValue::from_static("Bearer")));
+        }
+        error
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let mut response = (self.status, Json(self.body)).into_response();
+        if let Some(challenge) = self.challenge {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        response
     }
 }
 

@@ -24,6 +24,7 @@ use tokio::sync::watch;
 
 use crate::{Options, error::ApiError};
 use candidates_edge::{
+    auth::{Access, Auth, AuthError, record_failure},
     limit,
     observe::{ACCESS_LOG, InFlight, bounded, latency_ms, method_label, observe},
 };
@@ -48,6 +49,7 @@ struct RestEdge {
     admit: limit::Admit,
     ready: watch::Receiver<bool>,
     body_limit: usize,
+    auth: Arc<Auth>,
 }
 
 pub(crate) fn apply(router: Router, options: &Options, ready: watch::Receiver<bool>) -> Router {
@@ -66,8 +68,12 @@ pub(crate) fn apply(router: Router, options: &Options, ready: watch::Receiver<bo
         },
         unreadable: || ApiError::from_http(StatusCode::BAD_REQUEST, "could not read the request body").into_response(),
     };
-    let edge =
-        RestEdge { admit: limit::Admit::new(limits, classify, rejections), ready, body_limit: limits.body_limit };
+    let edge = RestEdge {
+        admit: limit::Admit::new(limits, classify, rejections),
+        ready,
+        body_limit: limits.body_limit,
+        auth: options.auth.clone(),
+    };
     #[cfg(feature = "library-plumbing")]
     if library_plumbing("edge") {
         return layered::apply(router, edge);
@@ -86,9 +92,13 @@ async fn rest_edge(State(edge): State<Arc<RestEdge>>, request: Request, next: Ne
         let http1 = request.version() <= http::Version::HTTP_11;
         let _in_flight = InFlight::new("http_requests_in_flight");
         let started = Instant::now();
-        let response = match refuse_declared_oversize(edge.body_limit, request).await {
-            Ok(request) => edge.admit.run(request, |request| next.run(request)).await,
-            Err(refused) => refused,
+        let mut request = request;
+        let response = match authenticate(&edge.auth, &mut request) {
+            Ok(()) => match refuse_declared_oversize(edge.body_limit, request).await {
+                Ok(request) => edge.admit.run(request, |request| next.run(request)).await,
+                Err(refused) => refused,
+            },
+            Err(error) => ApiError::from(tonic::Status::from(error)).into_response(),
         };
         let mut response = crate::error::json_errors(response).await;
         // While draining, HTTP/1.1 responses say `Connection: close`, so keep-alive clients
@@ -130,6 +140,24 @@ fn log_request(line: &RestLine, request_id: &str, response: &Response, latency: 
         latency_ms = latency_ms(latency),
         "request"
     );
+}
+
+/// The caller, in the request's extensions for the service (which applies the policy per
+/// operation); `/openapi.json` is a read, judged here. The load balancer's plain `/gtg` needs
+/// nothing and costs nothing; `/gtg?details` is GetStatus, a read.
+fn authenticate(auth: &Auth, request: &mut Request) -> Result<(), AuthError> {
+    let uri = request.uri();
+    if uri.path() == "/gtg" && !crate::routes::asks_for_details(uri.query()) {
+        return Ok(());
+    }
+    let caller = if uri.path() == crate::openapi::PATH {
+        auth.admit(request.headers(), Access::Read)
+    } else {
+        auth.authenticate(request.headers())
+    }
+    .inspect_err(|error| record_failure(*error))?;
+    request.extensions_mut().insert(caller);
+    Ok(())
 }
 
 /// `/gtg` (with or without `?details`) is the load balancer's: never shed, never queued.

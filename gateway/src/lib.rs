@@ -102,6 +102,8 @@ pub struct Options {
     /// How long a streamed response (`GET /candidates`) waits for the client to take its next
     /// chunk before giving up on it.
     pub send_timeout: std::time::Duration,
+    /// Who may call what (the same policy and keys as the gRPC listener's).
+    pub auth: std::sync::Arc<candidates_edge::auth::Auth>,
 }
 
 /// Shared by every handler.

@@ -12,6 +12,9 @@ use candidates_api::{FILE_DESCRIPTOR_SET, SERVICE_NAME};
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor, Value as PValue};
 use serde_json::{Map, Value, json};
 
+/// Where the document is served.
+pub const PATH: &str = "/openapi.json";
+
 /// The document, built once.
 pub fn document() -> &'static Value {
     static DOC: OnceLock<Value> = OnceLock::new();

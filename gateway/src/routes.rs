@@ -17,7 +17,7 @@ use futures::stream;
 
 use crate::{Gateway, Upstream, error::ApiError};
 use axum::Extension;
-use candidates_edge::limit::Lease;
+use candidates_edge::{auth::Caller, limit::Lease};
 use std::sync::{
     Arc,
     atomic::{AtomicBool, Ordering},
@@ -119,7 +119,7 @@ pub(crate) fn routes(gateway: Gateway) -> Router {
     }
     let router = by_path.into_iter().fold(Router::new(), |r, (path, mr)| r.route(path, mr));
     router
-        .route("/openapi.json", axum::routing::get(|| async { Json(crate::openapi::document()) }))
+        .route(crate::openapi::PATH, axum::routing::get(|| async { Json(crate::openapi::document()) }))
         .fallback(not_found)
         .with_state(gateway)
 }
@@ -134,6 +134,10 @@ async fn not_found() -> ApiError {
 struct Forwarded {
     request_id: Option<HeaderValue>,
     grpc_timeout: Option<HeaderValue>,
+    /// For a remote upstream, which authenticates again (never logged, never HPACK-indexed).
+    authorization: Option<HeaderValue>,
+    /// Who the REST edge found is calling: the in-process service judges this caller.
+    caller: Option<Caller>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Forwarded {
@@ -143,6 +147,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Forwarded {
         Ok(Self {
             request_id: parts.headers.get("x-request-id").cloned(),
             grpc_timeout: parts.headers.get("grpc-timeout").cloned(),
+            authorization: parts.headers.get(header::AUTHORIZATION).cloned(),
+            caller: parts.extensions.get::<Caller>().cloned(),
         })
     }
 }
@@ -191,6 +197,15 @@ impl Forwarded {
     /// The RPC's request: `message` with the forwarded headers as metadata.
     fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
+        if let Some(caller) = &self.caller {
+            request.extensions_mut().insert(caller.clone());
+        }
+        if let Some(value) = self.authorization.as_ref().and_then(|v| v.to_str().ok())
+            && let Ok(mut value) = tonic::metadata::MetadataValue::try_from(value)
+        {
+            value.set_sensitive(true);
+            request.metadata_mut().insert("authorization", value);
+        }
         for (name, value) in [("x-request-id", &self.request_id), ("grpc-timeout", &self.grpc_timeout)] {
             if let Some(value) = value.as_ref().and_then(|v| v.to_str().ok())
                 && let Ok(value) = value.parse()
@@ -202,13 +217,18 @@ impl Forwarded {
     }
 }
 
+/// Whether a `/gtg` query asks for the details (the key's presence is enough).
+pub(crate) fn asks_for_details(query: Option<&str>) -> bool {
+    query.is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(key, _)| key == "details"))
+}
+
 /// `GET /gtg`: 200 with no body when ready, 503 while starting or draining. With `?details`
 /// (its presence is enough), the GetStatus RPC's `{"connected", "instance-id"}`, and 503 when
 /// the store did not answer. The plain check touches neither the query parser nor the upstream:
 /// it is what load balancers call, several times a second.
 async fn gtg(State(gw): State<Gateway>, RawQuery(query): RawQuery, forwarded: Forwarded) -> Result<Response, ApiError> {
     let ready = *gw.ready.borrow();
-    if !query.is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(key, _)| key == "details")) {
+    if !asks_for_details(query.as_deref()) {
         return Ok(if ready {
             // An empty body, typed so that clients and spec checkers need not guess.
             (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")]).into_response()

@@ -3,6 +3,7 @@
 
 use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
+use candidates_edge::auth::Auth;
 use candidates_gateway as gateway;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
@@ -58,6 +59,7 @@ pub struct Application {
     connections: Arc<crate::serve::Connections>,
     /// Set when the store could not be opened yet: it is retried while the listeners serve.
     pending: Option<Pending>,
+    auth: Arc<Auth>,
 }
 
 pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
@@ -106,7 +108,14 @@ impl Application {
 
         let (health_reporter, health_server) = tonic_health::server::health_reporter();
         let lifecycle = Lifecycle::new(health_reporter).await;
-        let api = CandidateApi::new(store, instance_id, config.status_cache);
+        let auth = Arc::new(config.auth());
+        if let Some(keys) = auth.keys() {
+            // A missing or bad key file is reported and read again by the upkeep loop; meanwhile
+            // every request that needs a key is refused (closed, not open).
+            keys.reload_and_report().await;
+        }
+        tracing::info!(read = ?auth.policy().read, write = ?auth.policy().write, api_keys = auth.keys().map(|k| k.len()), "access policy");
+        let api = CandidateApi::new(store, instance_id, config.status_cache, auth.clone());
         let upstream = match &config.grpc_upstream {
             None => grpc::in_process(api.clone(), config.request_timeout),
             Some(uri) => {
@@ -117,9 +126,16 @@ impl Application {
                 gateway::remote(gateway::transport(channel))
             }
         };
-        let grpc_router =
-            grpc::router(api, health_server, config.admission(), config.request_timeout, config.stream_idle_timeout);
-        let options = gateway::Options { limits: config.admission(), send_timeout: config.send_timeout };
+        let grpc_router = grpc::router(
+            api,
+            health_server,
+            config.admission(),
+            config.request_timeout,
+            config.stream_idle_timeout,
+            auth.clone(),
+        );
+        let options =
+            gateway::Options { limits: config.admission(), send_timeout: config.send_timeout, auth: auth.clone() };
         let mut http_router = gateway::router(upstream, lifecycle.readiness(), options);
         if metrics.is_none() {
             http_router = http_router.merge(metrics_router());
@@ -139,6 +155,7 @@ impl Application {
             store_kind,
             connections: crate::serve::Connections::new(config.connection_cap()),
             pending,
+            auth,
         })
     }
 
@@ -176,7 +193,7 @@ impl Application {
         if let Some(listener) = self.metrics {
             servers.spawn(serve(listener, metrics_router(), self.http_limits, Arc::clone(conns), stopped()));
         }
-        let upkeep = tokio::spawn(crate::upkeep::run(stopped()));
+        let upkeep = tokio::spawn(crate::upkeep::run(self.auth.keys().cloned(), stopped()));
         // Ready once the store is open: at once, or when a retry opens it.
         let lifecycle = self.lifecycle.clone();
         let pending = self.pending;

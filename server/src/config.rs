@@ -2,8 +2,9 @@
 //! (every flag has an env name). Defaults run with nothing configured: the embedded store and both
 //! listeners on 127.0.0.1.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
+use candidates_edge::auth::{Auth, KeyRing, Policy, Rule};
 use clap::{Parser, ValueEnum};
 
 use crate::store::StoreArgs;
@@ -160,6 +161,22 @@ pub struct Config {
     #[arg(long, env = "CANDIDATES_LOG", default_value = "info")]
     pub log: String,
 
+    /// API keys: a file of `<sha256 hex> <scopes> <name>` lines (docs/security.md; `candidatectl
+    /// key mint` makes them), read again within 5 s when it changes. With it, writes need the
+    /// `candidates.write` scope unless --auth-write says otherwise.
+    #[arg(long, env = "CANDIDATES_API_KEYS_FILE", help_heading = "Access")]
+    pub api_keys_file: Option<PathBuf>,
+
+    /// Who may read (GetCandidate, ListCandidates, GetStatus, reflection, /openapi.json). Default:
+    /// anyone.
+    #[arg(long, env = "CANDIDATES_AUTH_READ", value_enum, help_heading = "Access")]
+    pub auth_read: Option<AuthRule>,
+
+    /// Who may write (PutCandidate, DeleteCandidate). Default: `scope` when --api-keys-file is
+    /// given, else `anyone` (a local run keeps the original, open API).
+    #[arg(long, env = "CANDIDATES_AUTH_WRITE", value_enum, help_heading = "Access")]
+    pub auth_write: Option<AuthRule>,
+
     /// Testing aid: add this latency to every store call.
     #[arg(long, env = "CANDIDATES_DEBUG_STORE_DELAY", value_parser = parse_duration, hide = true)]
     pub debug_store_delay: Option<Duration>,
@@ -199,6 +216,27 @@ pub enum MetadataCloud {
     Gcp,
 }
 
+/// Who may perform a class of operations (health checks never need credentials).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthRule {
+    /// No credentials needed.
+    Anyone,
+    /// Any valid credential.
+    Authenticated,
+    /// A credential holding the class's scope (`candidates.read` or `candidates.write`).
+    Scope,
+}
+
+impl From<AuthRule> for Rule {
+    fn from(rule: AuthRule) -> Self {
+        match rule {
+            AuthRule::Anyone => Self::Anyone,
+            AuthRule::Authenticated => Self::Authenticated,
+            AuthRule::Scope => Self::Scope,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -216,6 +254,8 @@ pub enum ConfigError {
     Upstream(http::Uri),
     #[error("invalid --log filter {filter:?}: {reason}")]
     LogFilter { filter: String, reason: String },
+    #[error("--{0} asks for credentials, but none are configured (--api-keys-file)")]
+    AuthWithoutCredentials(&'static str),
 }
 
 impl Config {
@@ -246,6 +286,13 @@ impl Config {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|e| ConfigError::LogFilter { filter: self.log.clone(), reason: e.to_string() })?;
+        if self.api_keys_file.is_none() {
+            for (flag, rule) in [("auth-read", self.auth_read), ("auth-write", self.auth_write)] {
+                if rule.is_some_and(|r| r != AuthRule::Anyone) {
+                    return Err(ConfigError::AuthWithoutCredentials(flag));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -278,6 +325,18 @@ impl Config {
     pub fn connection_cap(&self) -> usize {
         let from_limit = crate::serve::cap::nofile_limit().map_or(usize::MAX, crate::serve::cap::cap_for);
         self.max_connections.map_or(from_limit, |n| (n as usize).min(from_limit))
+    }
+
+    /// The access policy and the API keys (empty until `KeyRing::reload` reads the file).
+    pub fn auth(&self) -> Auth {
+        let Some(path) = &self.api_keys_file else {
+            return Auth::open();
+        };
+        let policy = Policy {
+            read: self.auth_read.map_or(Policy::GUARDED_WRITES.read, Rule::from),
+            write: self.auth_write.map_or(Policy::GUARDED_WRITES.write, Rule::from),
+        };
+        Auth::new(policy, Some(Arc::new(KeyRing::new(path))))
     }
 
     /// The admission limits of a listener.

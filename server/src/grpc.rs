@@ -18,6 +18,7 @@ use candidates_api::v1::{
     candidate_service_server::{CandidateService, CandidateServiceServer},
 };
 use candidates_edge::{
+    auth::{self, Auth},
     limit::{Admission, Admit, Limits, Rejections},
     observe::{ACCESS_LOG, InFlight, latency_ms, observe},
 };
@@ -37,6 +38,7 @@ pub fn router(
     limits: Limits,
     default_deadline: Duration,
     stream_idle: Duration,
+    auth: Arc<Auth>,
 ) -> axum::Router {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -60,7 +62,7 @@ pub fn router(
         unreadable: || Status::cancelled("could not read the request message").into_http(),
     };
     let admit = Admit::new(limits, classify, rejections).with_body_check(unary_framing);
-    let edge = GrpcEdge { admit, default_deadline, stream_idle };
+    let edge = GrpcEdge { admit, default_deadline, stream_idle, auth };
     routes.prepare().into_axum_router().layer(middleware::from_fn_with_state(Arc::new(edge), grpc_edge))
 }
 
@@ -69,6 +71,7 @@ struct GrpcEdge {
     default_deadline: Duration,
     /// A stream whose response has sent nothing for this long is ended (DEADLINE_EXCEEDED).
     stream_idle: Duration,
+    auth: Arc<Auth>,
 }
 
 async fn grpc_edge(State(edge): State<Arc<GrpcEdge>>, request: Request, next: Next) -> Response {
@@ -78,7 +81,10 @@ async fn grpc_edge(State(edge): State<Arc<GrpcEdge>>, request: Request, next: Ne
         let _in_flight = InFlight::new("grpc_requests_in_flight");
         let started = std::time::Instant::now();
         let streaming = classify(&request) == Admission::Streaming;
-        let mut response = match not_grpc(&request) {
+        let mut request = request;
+        let refused = not_grpc(&request)
+            .or_else(|| authenticate(&edge.auth, &mut request).err().map(|error| Status::from(error).into_http()));
+        let mut response = match refused {
             None => edge.admit.run(request, |request| deadline(edge.default_deadline, request, next)).await,
             Some(refused) => refused,
         };
@@ -91,6 +97,29 @@ async fn grpc_edge(State(edge): State<Arc<GrpcEdge>>, request: Request, next: Ne
         response
     })
     .await
+}
+
+/// The caller, in the request's extensions for `CandidateService` (which applies the policy per
+/// method); reflection and unknown paths are reads, judged here. Health checks need nothing.
+fn authenticate(auth: &Auth, request: &mut Request) -> Result<(), auth::AuthError> {
+    let path = request.uri().path();
+    if path.starts_with("/grpc.health.v1.Health/") {
+        return Ok(());
+    }
+    let caller = if is_candidate_service(path) {
+        auth.authenticate(request.headers())
+    } else {
+        auth.admit(request.headers(), auth::Access::Read)
+    }
+    .inspect_err(|error| auth::record_failure(*error))?;
+    request.extensions_mut().insert(caller);
+    Ok(())
+}
+
+fn is_candidate_service(path: &str) -> bool {
+    path.strip_prefix('/')
+        .and_then(|p| p.strip_prefix(candidates_api::SERVICE_NAME))
+        .is_some_and(|p| p.starts_with('/'))
 }
 
 fn log_rpc(rpc: &&'static str, request_id: &str, res: &Response, latency: Duration) {
@@ -110,11 +139,7 @@ fn classify(request: &Request) -> Admission {
     let path = request.uri().path();
     if path.starts_with("/grpc.health.v1.Health/") {
         Admission::Exempt
-    } else if path
-        .strip_prefix('/')
-        .and_then(|p| p.strip_prefix(candidates_api::SERVICE_NAME))
-        .is_some_and(|p| p.starts_with('/'))
-    {
+    } else if is_candidate_service(path) {
         Admission::Buffered
     } else {
         Admission::Streaming

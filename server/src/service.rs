@@ -10,7 +10,11 @@ use candidates_api::v1::{
     self as pb, DeleteCandidateRequest, GetCandidateRequest, GetStatusRequest, ListCandidatesRequest,
     ListCandidatesResponse, PutCandidateRequest, candidate_service_server::CandidateService,
 };
-use candidates_edge::{context, throttle::Throttle};
+use candidates_edge::{
+    auth::{Access, Auth, Caller, record_failure},
+    context,
+    throttle::Throttle,
+};
 use tokio::sync::Mutex;
 use tonic::{Request, Response, Status};
 
@@ -29,15 +33,30 @@ pub struct CandidateApi {
     store: DynStore,
     instance_id: Arc<str>,
     status: Arc<StatusCache>,
+    auth: Arc<Auth>,
 }
 
 impl CandidateApi {
-    pub fn new(store: DynStore, instance_id: String, status_cache: Duration) -> Self {
+    pub fn new(store: DynStore, instance_id: String, status_cache: Duration, auth: Arc<Auth>) -> Self {
         Self {
             store,
             instance_id: instance_id.into(),
             status: Arc::new(StatusCache { ttl: status_cache, last: Mutex::new(None) }),
+            auth,
         }
+    }
+
+    /// The policy's verdict on the request's caller, as the listener's edge found it (REST's, for
+    /// the in-process gateway): the first thing every method does. No caller: anonymous.
+    fn authorize<T>(&self, request: &Request<T>, access: Access) -> Result<(), Status> {
+        let verdict = match request.extensions().get::<Caller>() {
+            Some(caller) => self.auth.authorize(caller, access),
+            None => self.auth.authorize(&Caller::Anonymous, access),
+        };
+        verdict.map_err(|error| {
+            record_failure(error);
+            Status::from(error)
+        })
     }
 }
 
@@ -129,11 +148,13 @@ impl From<StoreError> for Status {
 #[tonic::async_trait]
 impl CandidateService for CandidateApi {
     async fn get_candidate(&self, request: Request<GetCandidateRequest>) -> Result<Response<pb::Candidate>, Status> {
+        self.authorize(&request, Access::Read)?;
         let name = parse_name(request.into_inner().name)?;
         Ok(Response::new(to_pb(self.store.get(&name).await?)))
     }
 
     async fn put_candidate(&self, request: Request<PutCandidateRequest>) -> Result<Response<pb::Candidate>, Status> {
+        self.authorize(&request, Access::Write)?;
         let name = parse_name(request.into_inner().name)?;
         Ok(Response::new(to_pb(self.store.put(&name).await?)))
     }
@@ -142,6 +163,7 @@ impl CandidateService for CandidateApi {
         &self,
         request: Request<ListCandidatesRequest>,
     ) -> Result<Response<ListCandidatesResponse>, Status> {
+        self.authorize(&request, Access::Read)?;
         let ListCandidatesRequest { page_size, page_token } = request.into_inner();
         let page_size = match page_size {
             n if n < 0 => return Err(Status::invalid_argument("page_size must not be negative")),
@@ -168,12 +190,14 @@ impl CandidateService for CandidateApi {
         &self,
         request: Request<DeleteCandidateRequest>,
     ) -> Result<Response<pb::Candidate>, Status> {
+        self.authorize(&request, Access::Write)?;
         let name = parse_name(request.into_inner().name)?;
         self.store.delete(&name).await?;
         Ok(Response::new(pb::Candidate { name: name.into_string() }))
     }
 
-    async fn get_status(&self, _request: Request<GetStatusRequest>) -> Result<Response<pb::Status>, Status> {
+    async fn get_status(&self, request: Request<GetStatusRequest>) -> Result<Response<pb::Status>, Status> {
+        self.authorize(&request, Access::Read)?;
         let probe = self.status.connected(&self.store).await;
         Ok(Response::new(pb::Status {
             connected: probe.is_ok().to_string(),
@@ -237,7 +261,7 @@ mod tests {
         for i in 0..5 {
             store.put(&CandidateName::parse(format!("c{i}")).unwrap()).await.unwrap();
         }
-        let api = CandidateApi::new(Arc::new(store), "test".into(), Duration::from_secs(1));
+        let api = CandidateApi::new(Arc::new(store), "test".into(), Duration::from_secs(1), Arc::new(Auth::open()));
         let (mut token, mut seen) = (String::new(), Vec::new());
         loop {
             let page = api

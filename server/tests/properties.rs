@@ -88,6 +88,7 @@ fn gateway(runtime: &tokio::runtime::Runtime) -> axum::Router {
             body_timeout: Duration::from_secs(1),
         },
         send_timeout: Duration::from_secs(1),
+        auth: std::sync::Arc::new(candidates_edge::auth::Auth::open()),
     };
     runtime.block_on(common::in_process_gateway(3, options))
 }

@@ -26,7 +26,10 @@ pub use schedule::{Profile, Segment};
 pub use timeline::{Row, Timeline};
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::api::{Api, ClientError, GrpcApi, RestApi};
+use crate::{
+    api::{Api, ClientError, GrpcApi, RestApi},
+    credential::Credential,
+};
 
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
@@ -280,16 +283,32 @@ impl OpenLoop {
     }
 }
 
-pub fn connect(target: &str, rest: bool, timeout: Duration, pool: usize) -> Result<Arc<dyn Api>, ClientError> {
-    Ok(if rest { Arc::new(RestApi::new(target, timeout, pool)?) } else { Arc::new(GrpcApi::new(target, timeout)?) })
+pub fn connect(
+    target: &str,
+    rest: bool,
+    timeout: Duration,
+    pool: usize,
+    credential: &Credential,
+) -> Result<Arc<dyn Api>, ClientError> {
+    Ok(if rest {
+        Arc::new(RestApi::new(target, timeout, pool, credential)?)
+    } else {
+        Arc::new(GrpcApi::new(target, timeout, credential.clone())?)
+    })
 }
 
 /// Runs the load and returns what it measured. Fails only if it cannot start (bad target,
 /// populate failed); request errors are counted in the report.
 #[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
-pub async fn run(target: &str, rest: bool, timeout: Duration, args: &LoadArgs) -> Result<Report, ClientError> {
+pub async fn run(
+    target: &str,
+    rest: bool,
+    timeout: Duration,
+    args: &LoadArgs,
+    credential: &Credential,
+) -> Result<Report, ClientError> {
     let populated = if args.populates() {
-        populate(&*connect(target, rest, timeout, 64)?, args.keys).await?;
+        populate(&*connect(target, rest, timeout, 64, credential)?, args.keys).await?;
         Some(args.keys)
     } else {
         None
@@ -319,7 +338,7 @@ pub async fn run(target: &str, rest: bool, timeout: Duration, args: &LoadArgs) -
             // Closed loop: each worker owns one connection and one request at a time.
             let issued = Arc::new(AtomicU64::new(0));
             for _ in 0..args.concurrency {
-                let api = connect(target, rest, timeout, 1)?;
+                let api = connect(target, rest, timeout, 1, credential)?;
                 let (issued, counters, mix, keys, limit) =
                     (Arc::clone(&issued), Arc::clone(&counters), args.mix.clone(), args.keys, args.requests);
                 tasks.spawn(async move {
@@ -344,7 +363,7 @@ pub async fn run(target: &str, rest: bool, timeout: Duration, args: &LoadArgs) -
             let ramp_down = args.ramp_down.unwrap_or_default();
             let open = OpenLoop {
                 pool: (0..args.connections.max(1))
-                    .map(|_| connect(target, rest, timeout, 64))
+                    .map(|_| connect(target, rest, timeout, 64, credential))
                     .collect::<Result<_, _>>()?,
                 profile: Profile::ramp_hold_ramp(rate, ramp_up, args.duration(), ramp_down),
                 mix: args.mix.clone(),

@@ -9,19 +9,20 @@ use axum::{
     Router,
     extract::{Request, State},
     middleware::{self, Next},
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use http::HeaderValue;
 
-use super::{RestEdge, log_request, metric_route, refuse_declared_oversize, rest_line, status_label};
+use super::{RestEdge, authenticate, log_request, metric_route, refuse_declared_oversize, rest_line, status_label};
 use candidates_edge::observe::{InFlight, method_label, observe};
 
-/// Layers added last run first: observe, metrics, drain header, JSON errors, 413, admission.
+/// Layers added last run first: observe, metrics, drain header, JSON errors, auth, 413, admission.
 pub(super) fn apply(router: Router, edge: RestEdge) -> Router {
     let edge = Arc::new(edge);
     router
         .layer(middleware::from_fn_with_state(edge.clone(), admission))
         .layer(middleware::from_fn_with_state(edge.clone(), declared_oversize))
+        .layer(middleware::from_fn_with_state(edge.clone(), authenticated))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(edge, close_while_draining))
         .layer(middleware::from_fn(metered))
@@ -60,6 +61,13 @@ async fn close_while_draining(State(edge): State<Arc<RestEdge>>, request: Reques
 
 async fn json_errors(request: Request, next: Next) -> Response {
     crate::error::json_errors(next.run(request).await).await
+}
+
+async fn authenticated(State(edge): State<Arc<RestEdge>>, mut request: Request, next: Next) -> Response {
+    match authenticate(&edge.auth, &mut request) {
+        Ok(()) => next.run(request).await,
+        Err(error) => crate::error::ApiError::from(tonic::Status::from(error)).into_response(),
+    }
 }
 
 async fn declared_oversize(State(edge): State<Arc<RestEdge>>, request: Request, next: Next) -> Response {

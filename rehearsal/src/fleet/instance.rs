@@ -47,6 +47,8 @@ pub struct InstanceSettings {
     /// The server's deadline for requests that bring none (REST).
     pub request_timeout: Duration,
     pub log_dir: PathBuf,
+    /// The digest of the rehearsal's key: writes need it, as in a deployment.
+    pub api_keys_file: PathBuf,
 }
 
 pub struct Instance {
@@ -89,6 +91,8 @@ impl Instance {
             .args(["--grpc-max-connection-age", &ms(s.timing.grpc_max_connection_age)])
             .args(["--request-timeout", &ms(s.request_timeout)])
             .args(["--instance-metadata", "none", "--log", "warn"])
+            .arg("--api-keys-file")
+            .arg(&s.api_keys_file)
             // Dummy credentials for the emulator; never the real metadata service.
             .env("AWS_ACCESS_KEY_ID", "fleet")
             .env("AWS_SECRET_ACCESS_KEY", "fleet")

@@ -33,6 +33,7 @@ pub use timing::Timing;
 
 use candidates_clients::{
     api::{Api, GrpcApi, RestApi},
+    credential::Credential,
     load::{self, Mix, OpenLoop, Progress, Tally, Timeline},
 };
 
@@ -209,14 +210,16 @@ pub async fn run(args: &FleetArgs) -> Result<Outcome, FleetError> {
     let _ = std::fs::remove_file(&socket);
     let rest_lb = SocketAddr::new(IpAddr::V4(args.lb_ip), args.http_port);
     let grpc_lb = SocketAddr::new(IpAddr::V4(args.lb_ip), args.grpc_port);
-    let (mut group, v2) = launch_group(args, timing, &logs, rest_lb, grpc_lb, &socket).await?;
+    // Writes need a key, as in every deployment: the instances get its digest, the load its value.
+    let (credential, keys_file) = rehearsal_key(out)?;
+    let (mut group, v2) = launch_group(args, timing, &logs, &keys_file, rest_lb, grpc_lb, &socket).await?;
     wait_for_capacity(&mut group, &logs).await?;
 
     let rest_target = format!("http://{rest_lb}");
     let grpc_target = format!("http://{grpc_lb}");
     // The REST client waits past the deadline: it is the server that must answer by then.
     let rest_timeout = args.deadline * 2 + Duration::from_secs(1);
-    let populate_api = RestApi::new(&rest_target, rest_timeout, 16)?;
+    let populate_api = RestApi::new(&rest_target, rest_timeout, 16, &credential)?;
     load::populate(&populate_api, args.keys).await?;
     tracing::info!("put {} names through the load balancer", args.keys);
 
@@ -243,12 +246,12 @@ pub async fn run(args: &FleetArgs) -> Result<Outcome, FleetError> {
     let rest_counters = Arc::new(Progress::default());
     let grpc_counters = Arc::new(Progress::default());
     let rest_pool: Vec<Arc<dyn Api>> = (0..4)
-        .map(|_| RestApi::new(&rest_target, rest_timeout, 64).map(|a| Arc::new(a) as Arc<dyn Api>))
+        .map(|_| RestApi::new(&rest_target, rest_timeout, 64, &credential).map(|a| Arc::new(a) as Arc<dyn Api>))
         .collect::<Result<_, _>>()?;
     // Eight HTTP/2 connections: each lands on one instance until the server's max connection
     // age closes it, which is how new instances get gRPC clients behind an L4 balancer.
     let grpc_pool: Vec<Arc<dyn Api>> = (0..8)
-        .map(|_| GrpcApi::new(&grpc_target, args.deadline).map(|a| Arc::new(a) as Arc<dyn Api>))
+        .map(|_| GrpcApi::new(&grpc_target, args.deadline, credential.clone()).map(|a| Arc::new(a) as Arc<dyn Api>))
         .collect::<Result<_, _>>()?;
     let loads = [
         (rest_pool, 1.0 - args.grpc_share, Arc::clone(&rest_counters), rest_mix),
@@ -366,10 +369,20 @@ pub async fn run(args: &FleetArgs) -> Result<Outcome, FleetError> {
 
 /// The setup phase: HAProxy with its configuration, the launch templates (v1, and v2 for the
 /// instance refresh), and the group with its autoscaler.
+/// A fresh API key with both scopes, and the key file that names its digest.
+fn rehearsal_key(out: &Path) -> Result<(Credential, PathBuf), FleetError> {
+    let path = out.join("api-keys");
+    let key = candidates_api::api_key::mint().map_err(|e| FleetError::Args(format!("no randomness: {e}")))?;
+    let line = format!("{} candidates.read,candidates.write rehearsal\n", candidates_api::api_key::digest_hex(&key));
+    std::fs::write(&path, line).map_err(|e| FleetError::io(&path, e))?;
+    Ok((Credential::key(Some(&key))?, path))
+}
+
 async fn launch_group(
     args: &FleetArgs,
     timing: Timing,
     logs: &Path,
+    keys_file: &Path,
     rest_lb: SocketAddr,
     grpc_lb: SocketAddr,
     socket: &Path,
@@ -404,6 +417,7 @@ async fn launch_group(
         timing,
         request_timeout: args.deadline,
         log_dir: logs.to_owned(),
+        api_keys_file: keys_file.to_owned(),
     };
     let config = group::GroupConfig {
         timing,

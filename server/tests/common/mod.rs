@@ -258,7 +258,7 @@ pub async fn in_process_gateway(names: usize, options: candidates_gateway::Optio
     for i in 0..names {
         store.put(&CandidateName::parse(format!("c{i:06}")).unwrap()).await.unwrap();
     }
-    let api = CandidateApi::new(store, "test".into(), Duration::from_secs(1));
+    let api = CandidateApi::new(store, "test".into(), Duration::from_secs(1), options.auth.clone());
     let (ready, readiness) = tokio::sync::watch::channel(true);
     std::mem::forget(ready);
     candidates_gateway::router(candidates_server::grpc::in_process(api, Duration::from_secs(10)), readiness, options)

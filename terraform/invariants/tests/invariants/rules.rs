@@ -496,7 +496,12 @@ async fn gtg() -> (u16, String) {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
     let store = std::sync::Arc::new(candidates_server::store::memory::MemoryStore::new());
-    let api = candidates_server::service::CandidateApi::new(store, "test".into(), std::time::Duration::from_secs(1));
+    let api = candidates_server::service::CandidateApi::new(
+        store,
+        "test".into(),
+        std::time::Duration::from_secs(1),
+        std::sync::Arc::new(candidates_edge::auth::Auth::open()),
+    );
     let upstream = candidates_server::grpc::in_process(api, std::time::Duration::from_secs(10));
     let (_ready, readiness) = tokio::sync::watch::channel(true);
     let options = candidates_gateway::Options {
@@ -506,6 +511,7 @@ async fn gtg() -> (u16, String) {
             body_timeout: std::time::Duration::from_secs(1),
         },
         send_timeout: std::time::Duration::from_secs(1),
+        auth: std::sync::Arc::new(candidates_edge::auth::Auth::open()),
     };
     let gateway = candidates_gateway::router(upstream, readiness, options);
     let response = gateway.oneshot(http::Request::get("/gtg").body(axum::body::Body::empty()).unwrap()).await.unwrap();
