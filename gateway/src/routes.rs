@@ -260,8 +260,14 @@ async fn put_candidate(
     let candidate = gw.upstream.put_candidate(forwarded.request(PutCandidateRequest { name })).await;
     match candidate {
         Ok(c) => Ok(Json(c.into_inner()).into_response()),
-        // The original service's message, kept for clients that match on it.
-        Err(status) if !matches!(status.code(), tonic::Code::InvalidArgument) => {
+        // The original service's message, kept for clients that match on it (it had no access
+        // control: refusals read the same on every route and listener).
+        Err(status)
+            if !matches!(
+                status.code(),
+                tonic::Code::InvalidArgument | tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+            ) =>
+        {
             let mut error = ApiError::from(status);
             error.body.message = format!("Unable to update: {}", error.body.message);
             Err(error)
