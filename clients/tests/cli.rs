@@ -39,6 +39,7 @@ async fn ctl<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
         .args(args)
         .env_remove("CANDIDATECTL_TARGET")
         .env_remove("CANDIDATECTL_REST")
+        .env_remove("CANDIDATES_API_KEY")
         .output()
         .await
         .expect("run candidatectl")
@@ -325,5 +326,44 @@ async fn check_rejects_flags_that_do_not_apply() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("does not apply to `check`") && stderr.contains("--rest-target"), "{stderr}");
         assert!(out.stdout.is_empty(), "nothing was checked: {out:?}");
+    }
+}
+
+/// `key mint` makes a key the server takes, and every command sends it: with it the whole contract
+/// check passes on a server that wants scopes for reads and writes; without it, it fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minted_key_works_on_every_command() {
+    let minted = stdout_json(&ctl(&["--json", "key", "mint", "--name", "ci"]).await);
+    let (key, line) =
+        (minted["key"].as_str().unwrap().to_owned(), minted["key_file_line"].as_str().unwrap().to_owned());
+    assert!(key.starts_with("cand_") && line.ends_with(" candidates.read,candidates.write ci"), "{minted}");
+    assert!(!line.contains(&key), "the key file line holds no secret");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys");
+    std::fs::write(&path, format!("{line}\n")).unwrap();
+    let s = server(|c| {
+        c.api_keys_file = Some(path);
+        c.auth_read = Some(candidates_server::config::AuthRule::Scope);
+    })
+    .await;
+    let check = ["check", "--rest-target", &s.rest(), "--grpc-target", &s.grpc()];
+    let with_key = tokio::process::Command::new(env!("CARGO_BIN_EXE_candidatectl"))
+        .args(check)
+        .env("CANDIDATES_API_KEY", &key)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&with_key.stdout);
+    assert_eq!(code(&with_key), 0, "{text}");
+    assert!(text.contains(" 0 failed"), "{text}");
+    let without = ctl(&check).await;
+    assert_eq!(code(&without), 1, "{}", String::from_utf8_lossy(&without.stdout));
+    for (proto, target) in [("grpc", s.grpc()), ("rest", s.rest())] {
+        let rest: &[&str] = if proto == "rest" { &["--rest"] } else { &[] };
+        let refused = ctl(&[&["--target", &target], rest, &["put", "bob"]].concat()).await;
+        assert_eq!(code(&refused), 4, "{proto}: {}", String::from_utf8_lossy(&refused.stderr));
+        assert!(!String::from_utf8_lossy(&refused.stderr).contains(&key));
+        let ok = ctl(&[&["--target", &target, "--api-key", &key], rest, &["put", "bob"]].concat()).await;
+        assert_eq!(code(&ok), 0, "{proto}: {}", String::from_utf8_lossy(&ok.stderr));
     }
 }

@@ -16,7 +16,6 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
-use subtle::ConstantTimeEq;
 
 use super::{Principal, Scopes};
 
@@ -27,7 +26,7 @@ const MAX_NAME: usize = 64;
 
 /// One accepted key.
 struct Entry {
-    digest: [u8; 32],
+    digest: [u64; 4],
     principal: Arc<Principal>,
 }
 
@@ -72,12 +71,16 @@ impl KeyRing {
 
     /// The key's principal, if `key` is one of the accepted keys.
     pub fn find(&self, key: &str) -> Option<Arc<Principal>> {
-        let digest = candidates_api::api_key::digest(key);
+        let digest = words(&candidates_api::api_key::digest(key));
         let entries = self.entries.load();
-        // Every digest is compared, and in constant time: no early exit on the first match.
+        // Every digest is compared whole, with no early exit inside a digest or on the first
+        // match: the time taken says nothing about how many bytes of a guess were right. Words,
+        // not subtle's byte-wise `ct_eq`: with 100 keys that cost a quarter of a request
+        // (bench/auth.py).
         let mut found = None;
         for entry in entries.iter() {
-            if bool::from(entry.digest.ct_eq(&digest)) {
+            let diff = entry.digest.iter().zip(&digest).fold(0u64, |acc, (a, b)| acc | (a ^ b));
+            if std::hint::black_box(diff) == 0 {
                 found = Some(entry.principal.clone());
             }
         }
@@ -149,12 +152,24 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Entry>, KeyFileError> {
         if name.len() > MAX_NAME || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
             return Err(problem(format!("a key name is at most {MAX_NAME} of [A-Za-z0-9._-]")));
         }
+        let digest = words(&digest);
         if entries.iter().any(|e| e.digest == digest) {
             return Err(problem("this digest is already on an earlier line".to_owned()));
         }
         entries.push(Entry { digest, principal: Arc::new(Principal { name: name.to_owned(), scopes }) });
     }
     Ok(entries)
+}
+
+/// A digest as four words, compared without branches.
+fn words(digest: &[u8; 32]) -> [u64; 4] {
+    let mut words = [0u64; 4];
+    for (word, chunk) in words.iter_mut().zip(digest.chunks_exact(8)) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        *word = u64::from_le_bytes(bytes);
+    }
+    words
 }
 
 fn hex_digest(text: &str) -> Option<[u8; 32]> {
