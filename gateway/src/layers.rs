@@ -93,7 +93,7 @@ async fn rest_edge(State(edge): State<Arc<RestEdge>>, request: Request, next: Ne
         let _in_flight = InFlight::new("http_requests_in_flight");
         let started = Instant::now();
         let mut request = request;
-        let response = match authenticate(&edge.auth, &mut request) {
+        let response = match authenticate(&edge.auth, &mut request).await {
             Ok(()) => match refuse_declared_oversize(edge.body_limit, request).await {
                 Ok(request) => edge.admit.run(request, |request| next.run(request)).await,
                 Err(refused) => refused,
@@ -145,15 +145,15 @@ fn log_request(line: &RestLine, request_id: &str, response: &Response, latency: 
 /// The caller, in the request's extensions for the service (which applies the policy per
 /// operation); `/openapi.json` is a read, judged here. The load balancer's plain `/gtg` needs
 /// nothing and costs nothing; `/gtg?details` is GetStatus, a read.
-fn authenticate(auth: &Auth, request: &mut Request) -> Result<(), AuthError> {
+async fn authenticate(auth: &Auth, request: &mut Request) -> Result<(), AuthError> {
     let uri = request.uri();
     if uri.path() == "/gtg" && !crate::routes::asks_for_details(uri.query()) {
         return Ok(());
     }
     let caller = if uri.path() == crate::openapi::PATH {
-        auth.admit(request.headers(), Access::Read)
+        auth.admit(request.headers(), Access::Read).await
     } else {
-        auth.authenticate(request.headers())
+        auth.authenticate(request.headers()).await
     }
     .inspect_err(|error| record_failure(*error))?;
     request.extensions_mut().insert(caller);

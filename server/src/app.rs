@@ -108,13 +108,18 @@ impl Application {
 
         let (health_reporter, health_server) = tonic_health::server::health_reporter();
         let lifecycle = Lifecycle::new(health_reporter).await;
-        let auth = Arc::new(config.auth());
+        let auth = Arc::new(config.auth()?);
         if let Some(keys) = auth.keys() {
             // A missing or bad key file is reported and read again by the upkeep loop; meanwhile
             // every request that needs a key is refused (closed, not open).
             keys.reload_and_report().await;
         }
-        tracing::info!(read = ?auth.policy().read, write = ?auth.policy().write, api_keys = auth.keys().map(|k| k.len()), "access policy");
+        if let Some(oidc) = auth.oidc() {
+            // The same: an issuer that cannot be reached now is tried again (on the first token
+            // and by the upkeep loop); the instance boots either way.
+            oidc.refresh().await;
+        }
+        tracing::info!(read = ?auth.policy().read, write = ?auth.policy().write, api_keys = auth.keys().map(|k| k.len()), oidc_issuer = auth.oidc().map(|o| o.config().issuer.as_str()), "access policy");
         let api = CandidateApi::new(store, instance_id, config.status_cache, auth.clone());
         let upstream = match &config.grpc_upstream {
             None => grpc::in_process(api.clone(), config.request_timeout),
@@ -193,7 +198,7 @@ impl Application {
         if let Some(listener) = self.metrics {
             servers.spawn(serve(listener, metrics_router(), self.http_limits, Arc::clone(conns), stopped()));
         }
-        let upkeep = tokio::spawn(crate::upkeep::run(self.auth.keys().cloned(), stopped()));
+        let upkeep = tokio::spawn(crate::upkeep::run(self.auth.clone(), stopped()));
         // Ready once the store is open: at once, or when a retry opens it.
         let lifecycle = self.lifecycle.clone();
         let pending = self.pending;

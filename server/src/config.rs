@@ -4,7 +4,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use candidates_edge::auth::{Auth, KeyRing, Policy, Rule};
+use candidates_edge::auth::{Auth, KeyRing, OidcConfig, Policy, Rule, Verifier};
 use clap::{Parser, ValueEnum};
 
 use crate::store::StoreArgs;
@@ -167,13 +167,45 @@ pub struct Config {
     #[arg(long, env = "CANDIDATES_API_KEYS_FILE", help_heading = "Access")]
     pub api_keys_file: Option<PathBuf>,
 
+    /// OIDC issuer whose bearer tokens (JWTs, RS256/ES256) are accepted, e.g. a Cognito user pool,
+    /// `https://login.microsoftonline.com/<tenant>/v2.0` or `https://accounts.google.com`. HTTPS,
+    /// except on loopback. Its keys come from discovery unless --oidc-jwks-url is given.
+    #[arg(long, env = "CANDIDATES_OIDC_ISSUER", help_heading = "Access")]
+    pub oidc_issuer: Option<String>,
+
+    /// The audience (`aud`) tokens must be issued for. Required with --oidc-issuer.
+    #[arg(long, env = "CANDIDATES_OIDC_AUDIENCE", help_heading = "Access")]
+    pub oidc_audience: Option<String>,
+
+    /// The issuer's JWKS address, instead of discovery.
+    #[arg(long, env = "CANDIDATES_OIDC_JWKS_URL", help_heading = "Access")]
+    pub oidc_jwks_url: Option<String>,
+
+    /// The token claim holding the scopes: a space-separated string (`scope`, `scp`) or an array
+    /// (`roles`).
+    #[arg(long, env = "CANDIDATES_OIDC_SCOPE_CLAIM", default_value = "scope", help_heading = "Access")]
+    pub oidc_scope_claim: String,
+
+    /// Clock difference allowed on a token's `exp` and `nbf` (at most 5 minutes).
+    #[arg(long, env = "CANDIDATES_OIDC_CLOCK_SKEW", value_parser = parse_duration, default_value = "60s", help_heading = "Access")]
+    pub oidc_clock_skew: Duration,
+
+    /// The shortest time between two JWKS fetches: a token with an unknown key id fetches the
+    /// JWKS again at most this often.
+    #[arg(long, env = "CANDIDATES_OIDC_JWKS_REFRESH_FLOOR", value_parser = parse_duration, default_value = "30s", help_heading = "Access")]
+    pub oidc_jwks_refresh_floor: Duration,
+
+    /// How often the JWKS is fetched anyway.
+    #[arg(long, env = "CANDIDATES_OIDC_JWKS_REFRESH", value_parser = parse_duration, default_value = "1h", help_heading = "Access")]
+    pub oidc_jwks_refresh: Duration,
+
     /// Who may read (GetCandidate, ListCandidates, GetStatus, reflection, /openapi.json). Default:
     /// anyone.
     #[arg(long, env = "CANDIDATES_AUTH_READ", value_enum, help_heading = "Access")]
     pub auth_read: Option<AuthRule>,
 
-    /// Who may write (PutCandidate, DeleteCandidate). Default: `scope` when --api-keys-file is
-    /// given, else `anyone` (a local run keeps the original, open API).
+    /// Who may write (PutCandidate, DeleteCandidate). Default: `scope` when --api-keys-file or
+    /// --oidc-issuer is given, else `anyone` (a local run keeps the original, open API).
     #[arg(long, env = "CANDIDATES_AUTH_WRITE", value_enum, help_heading = "Access")]
     pub auth_write: Option<AuthRule>,
 
@@ -194,6 +226,18 @@ pub struct Config {
 /// an unbounded one (`18446744073709551615s` parsed fine) overflowed that addition and panicked in
 /// every connection. Nothing here needs more than a few hours.
 pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// HTTPS, or HTTP to a loopback host (a test's or a sidecar's JWKS).
+fn secure_url(url: &str) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else { return false };
+    match (uri.scheme_str(), uri.host()) {
+        (Some("https"), Some(_)) => true,
+        (Some("http"), Some(host)) => {
+            host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        _ => false,
+    }
+}
 
 /// humantime's duration syntax (`10s`, `250ms`, `1h 30m`), at most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -254,8 +298,14 @@ pub enum ConfigError {
     Upstream(http::Uri),
     #[error("invalid --log filter {filter:?}: {reason}")]
     LogFilter { filter: String, reason: String },
-    #[error("--{0} asks for credentials, but none are configured (--api-keys-file)")]
+    #[error("--{0} asks for credentials, but none are configured (--api-keys-file, --oidc-issuer)")]
     AuthWithoutCredentials(&'static str),
+    #[error("--oidc-issuer needs --oidc-audience")]
+    OidcAudience,
+    #[error("--oidc-issuer and --oidc-jwks-url must be https:// URLs (http:// only on loopback), got {0}")]
+    OidcUrl(String),
+    #[error("--oidc-clock-skew must be at most 5m")]
+    OidcSkew,
 }
 
 impl Config {
@@ -286,7 +336,20 @@ impl Config {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|e| ConfigError::LogFilter { filter: self.log.clone(), reason: e.to_string() })?;
-        if self.api_keys_file.is_none() {
+        if let Some(issuer) = &self.oidc_issuer {
+            if self.oidc_audience.as_deref().is_none_or(str::is_empty) {
+                return Err(ConfigError::OidcAudience);
+            }
+            for url in std::iter::once(issuer).chain(self.oidc_jwks_url.as_ref()) {
+                if !secure_url(url) {
+                    return Err(ConfigError::OidcUrl(url.clone()));
+                }
+            }
+            if self.oidc_clock_skew > Duration::from_secs(300) {
+                return Err(ConfigError::OidcSkew);
+            }
+        }
+        if self.api_keys_file.is_none() && self.oidc_issuer.is_none() {
             for (flag, rule) in [("auth-read", self.auth_read), ("auth-write", self.auth_write)] {
                 if rule.is_some_and(|r| r != AuthRule::Anyone) {
                     return Err(ConfigError::AuthWithoutCredentials(flag));
@@ -328,15 +391,32 @@ impl Config {
     }
 
     /// The access policy and the API keys (empty until `KeyRing::reload` reads the file).
-    pub fn auth(&self) -> Auth {
-        let Some(path) = &self.api_keys_file else {
-            return Auth::open();
+    pub fn auth(&self) -> Result<Auth, ConfigError> {
+        let keys = self.api_keys_file.as_ref().map(|path| Arc::new(KeyRing::new(path)));
+        let oidc = match (&self.oidc_issuer, &self.oidc_audience) {
+            (Some(issuer), Some(audience)) => {
+                let config = OidcConfig {
+                    issuer: issuer.clone(),
+                    audience: audience.clone(),
+                    jwks_url: self.oidc_jwks_url.clone(),
+                    scope_claim: self.oidc_scope_claim.clone(),
+                    leeway: self.oidc_clock_skew,
+                    refresh_floor: self.oidc_jwks_refresh_floor,
+                    refresh_every: self.oidc_jwks_refresh,
+                    fetch_timeout: Duration::from_secs(5),
+                };
+                Some(Arc::new(Verifier::new(config).map_err(|e| ConfigError::OidcUrl(e.to_string()))?))
+            }
+            _ => None,
         };
+        if keys.is_none() && oidc.is_none() {
+            return Ok(Auth::open());
+        }
         let policy = Policy {
             read: self.auth_read.map_or(Policy::GUARDED_WRITES.read, Rule::from),
             write: self.auth_write.map_or(Policy::GUARDED_WRITES.write, Rule::from),
         };
-        Auth::new(policy, Some(Arc::new(KeyRing::new(path))))
+        Ok(Auth::new(policy, keys, oidc))
     }
 
     /// The admission limits of a listener.

@@ -82,8 +82,10 @@ async fn grpc_edge(State(edge): State<Arc<GrpcEdge>>, request: Request, next: Ne
         let started = std::time::Instant::now();
         let streaming = classify(&request) == Admission::Streaming;
         let mut request = request;
-        let refused = not_grpc(&request)
-            .or_else(|| authenticate(&edge.auth, &mut request).err().map(|error| Status::from(error).into_http()));
+        let refused = match not_grpc(&request) {
+            Some(refused) => Some(refused),
+            None => authenticate(&edge.auth, &mut request).await.err().map(|error| Status::from(error).into_http()),
+        };
         let mut response = match refused {
             None => edge.admit.run(request, |request| deadline(edge.default_deadline, request, next)).await,
             Some(refused) => refused,
@@ -101,15 +103,15 @@ async fn grpc_edge(State(edge): State<Arc<GrpcEdge>>, request: Request, next: Ne
 
 /// The caller, in the request's extensions for `CandidateService` (which applies the policy per
 /// method); reflection and unknown paths are reads, judged here. Health checks need nothing.
-fn authenticate(auth: &Auth, request: &mut Request) -> Result<(), auth::AuthError> {
+async fn authenticate(auth: &Auth, request: &mut Request) -> Result<(), auth::AuthError> {
     let path = request.uri().path();
     if path.starts_with("/grpc.health.v1.Health/") {
         return Ok(());
     }
     let caller = if is_candidate_service(path) {
-        auth.authenticate(request.headers())
+        auth.authenticate(request.headers()).await
     } else {
-        auth.admit(request.headers(), auth::Access::Read)
+        auth.admit(request.headers(), auth::Access::Read).await
     }
     .inspect_err(|error| auth::record_failure(*error))?;
     request.extensions_mut().insert(caller);

@@ -4,9 +4,11 @@
 //! anything, so the REST gateway's in-process call is judged on its caller, not trusted. Health
 //! checks never reach this module; reflection and `/openapi.json` are reads.
 //!
-//! Credentials are API keys (`keys`): the server holds only their SHA-256 digests. A failure never
-//! echoes the credential: the error's message and its metric label are from closed sets.
+//! Credentials are API keys (`keys`: the server holds only their SHA-256 digests) and OIDC bearer
+//! tokens (`jwt`). A failure never echoes the credential: the error's message and its metric label
+//! are from closed sets. With neither configured, a credential is ignored, as before there was any.
 
+pub mod jwt;
 pub mod keys;
 
 use std::{fmt, sync::Arc};
@@ -16,6 +18,7 @@ use http::HeaderMap;
 use tonic::{Code, Status, metadata::MetadataValue};
 
 use crate::throttle::Throttle;
+pub use jwt::{OidcConfig, Verifier};
 pub use keys::KeyRing;
 
 /// The two classes of operation the policy speaks of.
@@ -125,8 +128,22 @@ pub enum AuthError {
     Malformed,
     #[error("the API key is not valid (unknown or revoked)")]
     UnknownKey,
-    #[error("the bearer token is not a valid API key")]
+    #[error("the bearer token is neither an API key nor a token this server accepts")]
     UnknownToken,
+    #[error("the bearer token is not a valid JWT (shape, key id or signature)")]
+    InvalidToken,
+    #[error("the bearer token has expired or is not valid yet")]
+    Expired,
+    #[error("the bearer token's issuer is not the one this server trusts")]
+    WrongIssuer,
+    #[error("the bearer token is not meant for this service (audience)")]
+    WrongAudience,
+    #[error("the bearer token's algorithm is not accepted (RS256 and ES256 only)")]
+    BadAlgorithm,
+    #[error("the bearer token's signing key is unknown to this server")]
+    UnknownKid,
+    #[error("the issuer's signing keys cannot be fetched now; retry later")]
+    KeysUnavailable,
     #[error("the credential does not hold the scope this operation needs")]
     Forbidden(Access),
 }
@@ -139,21 +156,43 @@ impl AuthError {
             Self::Malformed => "malformed",
             Self::UnknownKey => "unknown_key",
             Self::UnknownToken => "unknown_token",
+            Self::InvalidToken => "invalid_jwt",
+            Self::Expired => "expired",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::BadAlgorithm => "bad_algorithm",
+            Self::UnknownKid => "unknown_kid",
+            Self::KeysUnavailable => "keys_unavailable",
             Self::Forbidden(_) => "insufficient_scope",
         }
     }
 
     /// Every reason, for tests and dashboards.
-    pub const REASONS: [&'static str; 5] =
-        ["missing", "malformed", "unknown_key", "unknown_token", "insufficient_scope"];
+    pub const REASONS: [&'static str; 12] = [
+        "missing",
+        "malformed",
+        "unknown_key",
+        "unknown_token",
+        "invalid_jwt",
+        "expired",
+        "wrong_issuer",
+        "wrong_audience",
+        "bad_algorithm",
+        "unknown_kid",
+        "keys_unavailable",
+        "insufficient_scope",
+    ];
 
     /// The RFC 6750 challenge: no error code when no credentials were sent (section 3.1).
     fn challenge(self) -> String {
         match self {
             Self::Missing => "Bearer".to_owned(),
             Self::Malformed => "Bearer error=\"invalid_request\"".to_owned(),
-            Self::UnknownKey | Self::UnknownToken => "Bearer error=\"invalid_token\"".to_owned(),
-            Self::Forbidden(access) => format!("Bearer error=\"insufficient_scope\", scope=\"{}\"", access.scope()),
+            Self::Forbidden(access) => {
+                format!("Bearer error=\"insufficient_scope\", scope=\"{}\"", access.scope())
+            }
+            Self::KeysUnavailable => "Bearer".to_owned(),
+            _ => "Bearer error=\"invalid_token\"".to_owned(),
         }
     }
 }
@@ -166,8 +205,12 @@ pub const CHALLENGE: &str = "www-authenticate";
 /// PERMISSION_DENIED with one that lacks the scope; the REST gateway maps those to 401 and 403.
 impl From<AuthError> for Status {
     fn from(error: AuthError) -> Self {
-        let code =
-            if matches!(error, AuthError::Forbidden(_)) { Code::PermissionDenied } else { Code::Unauthenticated };
+        let code = match error {
+            AuthError::Forbidden(_) => Code::PermissionDenied,
+            // The token may well be valid: the client should retry, not drop it.
+            AuthError::KeysUnavailable => Code::Unavailable,
+            _ => Code::Unauthenticated,
+        };
         let mut status = Status::new(code, error.to_string());
         if let Ok(value) = MetadataValue::try_from(error.challenge()) {
             status.metadata_mut().insert(CHALLENGE, value);
@@ -180,22 +223,27 @@ impl From<AuthError> for Status {
 pub struct Auth {
     policy: Policy,
     keys: Option<Arc<KeyRing>>,
+    jwt: Option<Arc<Verifier>>,
 }
 
 impl fmt::Debug for Auth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Auth").field("policy", &self.policy).field("keys", &self.keys.is_some()).finish()
+        f.debug_struct("Auth")
+            .field("policy", &self.policy)
+            .field("keys", &self.keys.is_some())
+            .field("oidc", &self.jwt.as_ref().map(|v| &v.config().issuer))
+            .finish()
     }
 }
 
 impl Auth {
-    pub fn new(policy: Policy, keys: Option<Arc<KeyRing>>) -> Self {
-        Self { policy, keys }
+    pub fn new(policy: Policy, keys: Option<Arc<KeyRing>>, jwt: Option<Arc<Verifier>>) -> Self {
+        Self { policy, keys, jwt }
     }
 
     /// Everything open, no credentials: the seed's contract.
     pub fn open() -> Self {
-        Self::new(Policy::OPEN, None)
+        Self::new(Policy::OPEN, None, None)
     }
 
     pub fn policy(&self) -> Policy {
@@ -207,19 +255,32 @@ impl Auth {
         self.keys.as_ref()
     }
 
+    /// The OIDC verifier, when an issuer is configured (to refresh its keys).
+    pub fn oidc(&self) -> Option<&Arc<Verifier>> {
+        self.jwt.as_ref()
+    }
+
     /// The caller a request's `authorization` header names: anonymous without one, an error for
     /// one that is malformed or not valid (even where anyone may call: a client that sends a
-    /// revoked key should hear so).
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
+    /// revoked key should hear so). A server with no credentials configured ignores the header.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
         let Some(value) = headers.get(http::header::AUTHORIZATION) else {
             return Ok(Caller::Anonymous);
         };
-        let token = bearer(value.as_bytes()).ok_or(AuthError::Malformed)?;
-        let keys = self.keys.as_ref().ok_or(AuthError::UnknownToken)?;
-        if !candidates_api::api_key::looks_like_key(token) {
-            return Err(AuthError::UnknownToken);
+        if self.keys.is_none() && self.jwt.is_none() {
+            return Ok(Caller::Anonymous);
         }
-        keys.find(token).map(Caller::Known).ok_or(AuthError::UnknownKey)
+        let token = bearer(value.as_bytes()).ok_or(AuthError::Malformed)?;
+        if candidates_api::api_key::looks_like_key(token) {
+            let keys = self.keys.as_ref().ok_or(AuthError::UnknownToken)?;
+            return keys.find(token).map(Caller::Known).ok_or(AuthError::UnknownKey);
+        }
+        match &self.jwt {
+            Some(jwt) if token.bytes().filter(|b| *b == b'.').count() == 2 => {
+                jwt.verify(token).await.map(|principal| Caller::Known(Arc::new(principal)))
+            }
+            _ => Err(AuthError::UnknownToken),
+        }
     }
 
     /// Whether `caller` may perform `access`.
@@ -234,8 +295,8 @@ impl Auth {
     }
 
     /// Both, for requests the edge judges itself (reflection, `/openapi.json`).
-    pub fn admit(&self, headers: &HeaderMap, access: Access) -> Result<Caller, AuthError> {
-        let caller = self.authenticate(headers)?;
+    pub async fn admit(&self, headers: &HeaderMap, access: Access) -> Result<Caller, AuthError> {
+        let caller = self.authenticate(headers).await?;
         self.authorize(&caller, access)?;
         Ok(caller)
     }

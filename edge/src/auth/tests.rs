@@ -66,21 +66,30 @@ async fn the_policy_matrix() {
         ),
         (Policy { read: Rule::Scope, write: Rule::Scope }, Access::Read, bearer(&f.read), Ok(())),
     ] {
-        let auth = Auth::new(policy, Some(f.ring.clone()));
-        let got = auth.admit(&who, access).map(|_| ());
+        let auth = Auth::new(policy, Some(f.ring.clone()), None);
+        let got = auth.admit(&who, access).await.map(|_| ());
         assert_eq!(got, expected, "{policy:?} {access:?} {who:?}");
     }
     // The scheme is case-insensitive (RFC 7235).
-    let auth = Auth::new(Policy::GUARDED_WRITES, Some(f.ring.clone()));
-    assert!(auth.admit(&headers(&format!("bearer {}", f.write)), Access::Write).is_ok());
+    let auth = Auth::new(Policy::GUARDED_WRITES, Some(f.ring.clone()), None);
+    assert!(auth.admit(&headers(&format!("bearer {}", f.write)), Access::Write).await.is_ok());
 }
 
 #[tokio::test]
-async fn without_a_key_ring_every_token_is_refused() {
+async fn with_no_credentials_configured_a_credential_is_ignored_as_before() {
     let auth = Auth::open();
-    assert!(matches!(auth.authenticate(&HeaderMap::new()), Ok(Caller::Anonymous)));
+    assert!(matches!(auth.authenticate(&HeaderMap::new()).await, Ok(Caller::Anonymous)));
     let key = api_key::mint().unwrap();
-    assert_eq!(auth.authenticate(&headers(&format!("Bearer {key}"))).unwrap_err(), AuthError::UnknownToken);
+    assert!(matches!(auth.authenticate(&headers(&format!("Bearer {key}"))).await, Ok(Caller::Anonymous)));
+    assert!(matches!(auth.authenticate(&headers("Basic eA==")).await, Ok(Caller::Anonymous)));
+}
+
+#[tokio::test]
+async fn with_keys_only_a_jwt_is_not_a_token_this_server_accepts() {
+    let f = fixture().await;
+    let auth = Auth::new(Policy::GUARDED_WRITES, Some(f.ring.clone()), None);
+    let error = auth.authenticate(&headers("Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln")).await.unwrap_err();
+    assert_eq!(error, AuthError::UnknownToken);
 }
 
 #[test]

@@ -64,7 +64,7 @@ async fn json_errors(request: Request, next: Next) -> Response {
 }
 
 async fn authenticated(State(edge): State<Arc<RestEdge>>, mut request: Request, next: Next) -> Response {
-    match authenticate(&edge.auth, &mut request) {
+    match authenticate(&edge.auth, &mut request).await {
         Ok(()) => next.run(request).await,
         Err(error) => crate::error::ApiError::from(tonic::Status::from(error)).into_response(),
     }
