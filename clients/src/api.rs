@@ -141,6 +141,11 @@ impl GrpcApi {
             })?
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .tcp_nodelay(true);
+        let endpoint = crate::tls::grpc(endpoint, target).map_err(|e| ClientError {
+            kind: ErrorKind::Rejected,
+            status: "bad_tls".into(),
+            message: format!("TLS for {target:?}: {e}"),
+        })?;
         let channel = endpoint.connect_lazy();
         Ok(Self {
             client: CandidateServiceClient::with_interceptor(channel.clone(), credential.clone()),
@@ -247,7 +252,7 @@ impl RestApi {
         max_connections: usize,
         credential: &Credential,
     ) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
+        let http = crate::tls::reqwest(reqwest::Client::builder())
             .default_headers(credential.headers())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))

@@ -156,7 +156,7 @@ async fn rest_checks(
     run_id: &str,
     credential: &Credential,
 ) {
-    let http = reqwest::Client::builder()
+    let http = crate::tls::reqwest(reqwest::Client::builder())
         .default_headers(credential.headers())
         .timeout(timeout)
         .no_proxy()
@@ -249,7 +249,10 @@ async fn rest_checks(
 }
 
 async fn grpc_checks(c: &mut Checker, target: &str, timeout: Duration, name: &str, credential: &Credential) {
-    let channel = match Channel::from_shared(target.to_owned()) {
+    let endpoint = Channel::from_shared(target.to_owned())
+        .map_err(|e| e.to_string())
+        .and_then(|endpoint| crate::tls::grpc(endpoint, target).map_err(|e| e.to_string()));
+    let channel = match endpoint {
         Ok(endpoint) => InterceptedService::new(
             endpoint.connect_timeout(timeout).timeout(timeout).connect_lazy(),
             credential.clone(),

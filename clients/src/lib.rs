@@ -7,3 +7,4 @@ pub mod check;
 pub mod credential;
 pub mod load;
 pub mod output;
+pub mod tls;

@@ -42,6 +42,9 @@ struct Connection {
     /// Prefer the environment variable: a flag is visible to other users in the process list.
     #[arg(long, global = true, env = "CANDIDATES_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// PEM CA certificate(s) to trust for https:// targets, besides the system's roots.
+    #[arg(long, global = true, env = "CANDIDATECTL_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 impl Connection {
@@ -157,6 +160,9 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
     let conn = cli.conn;
+    if let Some(path) = &conn.ca_file {
+        candidates_clients::tls::trust_ca_file(path)?;
+    }
     match cli.command {
         Command::Get { name } => print_candidate(&conn, conn.api(1)?.get(&name).await?),
         Command::Put { name } => print_candidate(&conn, conn.api(1)?.put(&name).await?),

@@ -367,3 +367,34 @@ async fn a_minted_key_works_on_every_command() {
         assert_eq!(code(&ok), 0, "{proto}: {}", String::from_utf8_lossy(&ok.stderr));
     }
 }
+
+/// `https://` targets over gRPC and REST with `--ca-file` (a CA made here); without the CA the
+/// server's certificate is not trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_targets_with_a_ca_file() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
+    let (cert_path, key_path, ca_path) =
+        (dir.path().join("tls.crt"), dir.path().join("tls.key"), dir.path().join("ca.pem"));
+    std::fs::write(&cert_path, leaf.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+    let s = server(|c| {
+        c.tls_cert = Some(cert_path);
+        c.tls_key = Some(key_path);
+    })
+    .await;
+    let ca = ca_path.display().to_string();
+    for (proto, target) in [("grpc", format!("https://{}", s.grpc)), ("rest", format!("https://{}", s.http))] {
+        let rest: &[&str] = if proto == "rest" { &["--rest"] } else { &[] };
+        let ok = ctl(&[&["--target", &target, "--ca-file", &ca], rest, &["put", "tls-user"]].concat()).await;
+        assert_eq!(code(&ok), 0, "{proto}: {}", String::from_utf8_lossy(&ok.stderr));
+        let untrusted = ctl(&[&["--target", &target, "--timeout", "3s"], rest, &["get", "tls-user"]].concat()).await;
+        assert_ne!(code(&untrusted), 0, "{proto}: a certificate from an unknown CA must not be trusted");
+    }
+}

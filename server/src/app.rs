@@ -4,6 +4,8 @@
 use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
 use candidates_edge::auth::Auth;
+
+use crate::serve::tls::{CertStore, TlsError};
 use candidates_gateway as gateway;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
@@ -31,6 +33,8 @@ pub enum StartError {
     Upstream { uri: http::Uri, source: tonic::transport::Error },
     #[error("the {backend} store did not open within {} ({attempts} attempts); last: {last}", humantime::format_duration(*.waited))]
     StoreNotOpened { backend: &'static str, waited: Duration, attempts: u32, last: String },
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// A store still being opened after start (see `store::opening`).
@@ -60,6 +64,7 @@ pub struct Application {
     /// Set when the store could not be opened yet: it is retried while the listeners serve.
     pending: Option<Pending>,
     auth: Arc<Auth>,
+    tls: Option<Arc<CertStore>>,
 }
 
 pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
@@ -108,6 +113,10 @@ impl Application {
 
         let (health_reporter, health_server) = tonic_health::server::health_reporter();
         let lifecycle = Lifecycle::new(health_reporter).await;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(CertStore::load(cert, key)?),
+            _ => None,
+        };
         let auth = Arc::new(config.auth()?);
         if let Some(keys) = auth.keys() {
             // A missing or bad key file is reported and read again by the upkeep loop; meanwhile
@@ -161,6 +170,7 @@ impl Application {
             connections: crate::serve::Connections::new(config.connection_cap()),
             pending,
             auth,
+            tls,
         })
     }
 
@@ -193,12 +203,14 @@ impl Application {
         };
         let mut servers = JoinSet::new();
         let conns = &self.connections;
-        servers.spawn(serve(self.http, self.http_router, self.http_limits, Arc::clone(conns), stopped()));
-        servers.spawn(serve(self.grpc, self.grpc_router, self.grpc_limits, Arc::clone(conns), stopped()));
+        let tls = self.tls.as_ref().map(CertStore::acceptor);
+        servers.spawn(serve(self.http, self.http_router, self.http_limits, Arc::clone(conns), tls.clone(), stopped()));
+        servers.spawn(serve(self.grpc, self.grpc_router, self.grpc_limits, Arc::clone(conns), tls, stopped()));
         if let Some(listener) = self.metrics {
-            servers.spawn(serve(listener, metrics_router(), self.http_limits, Arc::clone(conns), stopped()));
+            // Plaintext: /metrics is for a private scraper on its own port.
+            servers.spawn(serve(listener, metrics_router(), self.http_limits, Arc::clone(conns), None, stopped()));
         }
-        let upkeep = tokio::spawn(crate::upkeep::run(self.auth.clone(), stopped()));
+        let upkeep = tokio::spawn(crate::upkeep::run(self.auth.clone(), self.tls.clone(), stopped()));
         // Ready once the store is open: at once, or when a retry opens it.
         let lifecycle = self.lifecycle.clone();
         let pending = self.pending;

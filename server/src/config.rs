@@ -161,6 +161,15 @@ pub struct Config {
     #[arg(long, env = "CANDIDATES_LOG", default_value = "info")]
     pub log: String,
 
+    /// TLS on the REST and gRPC listeners: the PEM certificate chain (read again within 5 s when
+    /// it changes; established connections keep theirs). Needs --tls-key. /metrics stays plaintext.
+    #[arg(long, env = "CANDIDATES_TLS_CERT", requires = "tls_key", help_heading = "TLS")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "CANDIDATES_TLS_KEY", requires = "tls_cert", help_heading = "TLS")]
+    pub tls_key: Option<PathBuf>,
+
     /// API keys: a file of `<sha256 hex> <scopes> <name>` lines (docs/security.md; `candidatectl
     /// key mint` makes them), read again within 5 s when it changes. With it, writes need the
     /// `candidates.write` scope unless --auth-write says otherwise.

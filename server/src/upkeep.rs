@@ -1,17 +1,19 @@
 //! The server's periodic chores, on one timer: fold histogram samples into their buckets (so
 //! `/metrics` renders quickly), write the summaries of throttled log lines when no new line comes,
 //! give memory freed after a load peak back to the system (`crate::allocator`), read the API key
-//! file again if it changed and fetch the OIDC issuer's keys when due.
+//! file and the TLS certificate again if they changed, and fetch the OIDC issuer's keys when due.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
 use candidates_edge::auth::Auth;
 
+use crate::serve::tls::CertStore;
+
 /// How often the chores run.
 pub const EVERY: Duration = Duration::from_secs(5);
 
 /// Runs the chores every [`EVERY`] until `stopped`.
-pub async fn run(auth: Arc<Auth>, stopped: impl Future<Output = ()>) {
+pub async fn run(auth: Arc<Auth>, tls: Option<Arc<CertStore>>, stopped: impl Future<Output = ()>) {
     let handle = crate::metrics::handle();
     let mut every = tokio::time::interval(EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -22,6 +24,9 @@ pub async fn run(auth: Arc<Auth>, stopped: impl Future<Output = ()>) {
                 handle.run_upkeep();
                 candidates_edge::throttle::flush_due();
                 crate::allocator::collect();
+                if let Some(tls) = &tls {
+                    tls.reload_and_report();
+                }
                 if let Some(keys) = auth.keys() {
                     keys.reload_and_report().await;
                 }
@@ -43,7 +48,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn runs_until_stopped() {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(run(Arc::new(Auth::open()), async {
+        let task = tokio::spawn(run(Arc::new(Auth::open()), None, async {
             let _ = stopped.await;
         }));
         tokio::time::sleep(EVERY * 3).await;

@@ -22,6 +22,7 @@
 
 mod activity;
 pub mod cap;
+pub mod tls;
 
 use std::{
     future::Future,
@@ -83,6 +84,7 @@ pub async fn serve(
     router: Router,
     limits: ConnLimits,
     connections: Arc<Connections>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stopped: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let mut builder = Builder::new(TokioExecutor::new());
@@ -128,77 +130,25 @@ pub async fn serve(
         let service = TowerToHyperService::new(track(router.clone(), Arc::clone(&activity)));
         let builder = builder.clone();
         let stopping = stopping.clone();
+        let tls = tls.clone();
         tasks.spawn(async move {
             let slot = slot;
-            let io = Watched { inner: stream, activity: Arc::clone(&activity) };
-            let conn = builder.serve_connection(TokioIo::new(io), service);
-            tokio::pin!(conn);
-            let aged = async {
-                match limits.max_age.map(jitter) {
-                    Some(age) => tokio::time::sleep(age).await,
-                    None => std::future::pending().await,
+            match tls {
+                None => {
+                    let io = Watched { inner: stream, activity: Arc::clone(&activity) };
+                    connection(io, &builder, service, limits, &activity, &slot, stopping).await;
                 }
-            };
-            tokio::pin!(aged);
-            let timeouts = Timeouts {
-                header_read: limits.header_read_timeout,
-                idle: limits.idle_timeout,
-                send: limits.send_timeout,
-            };
-            let timer = tokio::time::sleep(limits.header_read_timeout);
-            tokio::pin!(timer);
-            let mut stopping = stopping;
-            // Armed once a graceful shutdown was asked for: the connection is dropped if still open then.
-            let hard_stop = tokio::time::sleep(NEVER);
-            tokio::pin!(hard_stop);
-            let mut closing = false;
-            loop {
-                // Why the connection is to close, and whether it gets only CLOSE_GRACE to do so (at
-                // shutdown the server's own grace period bounds in-flight requests instead).
-                let (reason, bounded) = tokio::select! {
-                    result = conn.as_mut() => {
-                        if let Err(error) = result {
-                            tracing::debug!(%error, "connection ended with an error");
+                Some(acceptor) => {
+                    // The handshake is bounded like a request head: a client that opens a
+                    // connection and says nothing holds no slot for longer.
+                    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let io = Watched { inner: stream, activity: Arc::clone(&activity) };
+                            connection(io, &builder, service, limits, &activity, &slot, stopping).await;
                         }
-                        return;
+                        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake not done within the header-read timeout: dropped"),
                     }
-                    () = slot.evict.notified() => {
-                        tracing::debug!("idle connection closed to make room under the connection cap");
-                        return;
-                    }
-                    () = &mut hard_stop => {
-                        tracing::debug!("connection still open after the close grace: dropped");
-                        return;
-                    }
-                    () = &mut aged, if !closing => ("maximum age", true),
-                    _ = stopping.wait_for(|s| *s), if !closing => ("server stopping", false),
-                    () = activity.changed.notified(), if !closing => {
-                        if let Due::At(at) = activity.due(timeouts) {
-                            timer.as_mut().reset(at.into());
-                        }
-                        continue;
-                    }
-                    () = &mut timer, if !closing => match activity.due(timeouts) {
-                        Due::At(at) => {
-                            timer.as_mut().reset(at.into());
-                            continue;
-                        }
-                        Due::HeadTimeout => {
-                            tracing::debug!("request head not received within the header-read timeout: dropped");
-                            return;
-                        }
-                        Due::WriteStalled => {
-                            tracing::debug!("peer took none of our bytes within the send timeout: dropped");
-                            return;
-                        }
-                        Due::Idle => ("idle timeout", true),
-                    },
-                };
-                tracing::debug!(reason, "closing connection gracefully");
-                conn.as_mut().graceful_shutdown();
-                closing = true;
-                if bounded {
-                    hard_stop.as_mut().reset((Instant::now() + CLOSE_GRACE).into());
                 }
             }
         });
@@ -209,6 +159,94 @@ pub async fn serve(
     let _ = stop.send(true);
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Serves one accepted connection (plain or TLS) until it ends, is evicted, ages out, idles out or
+/// the server stops (then gracefully, within [`CLOSE_GRACE`] unless requests are in flight).
+async fn connection<I, S, B>(
+    io: I,
+    builder: &Builder<TokioExecutor>,
+    service: S,
+    limits: ConnLimits,
+    activity: &Arc<Activity>,
+    slot: &cap::Slot,
+    stopping: watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<hyper::body::Incoming>, Response = http::Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let aged = async {
+        match limits.max_age.map(jitter) {
+            Some(age) => tokio::time::sleep(age).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(aged);
+    let timeouts =
+        Timeouts { header_read: limits.header_read_timeout, idle: limits.idle_timeout, send: limits.send_timeout };
+    let timer = tokio::time::sleep(limits.header_read_timeout);
+    tokio::pin!(timer);
+    let mut stopping = stopping;
+    // Armed once a graceful shutdown was asked for: the connection is dropped if still open then.
+    let hard_stop = tokio::time::sleep(NEVER);
+    tokio::pin!(hard_stop);
+    let mut closing = false;
+    loop {
+        // Why the connection is to close, and whether it gets only CLOSE_GRACE to do so (at
+        // shutdown the server's own grace period bounds in-flight requests instead).
+        let (reason, bounded) = tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+                return;
+            }
+            () = slot.evict.notified() => {
+                tracing::debug!("idle connection closed to make room under the connection cap");
+                return;
+            }
+            () = &mut hard_stop => {
+                tracing::debug!("connection still open after the close grace: dropped");
+                return;
+            }
+            () = &mut aged, if !closing => ("maximum age", true),
+            _ = stopping.wait_for(|s| *s), if !closing => ("server stopping", false),
+            () = activity.changed.notified(), if !closing => {
+                if let Due::At(at) = activity.due(timeouts) {
+                    timer.as_mut().reset(at.into());
+                }
+                continue;
+            }
+            () = &mut timer, if !closing => match activity.due(timeouts) {
+                Due::At(at) => {
+                    timer.as_mut().reset(at.into());
+                    continue;
+                }
+                Due::HeadTimeout => {
+                    tracing::debug!("request head not received within the header-read timeout: dropped");
+                    return;
+                }
+                Due::WriteStalled => {
+                    tracing::debug!("peer took none of our bytes within the send timeout: dropped");
+                    return;
+                }
+                Due::Idle => ("idle timeout", true),
+            },
+        };
+        tracing::debug!(reason, "closing connection gracefully");
+        conn.as_mut().graceful_shutdown();
+        closing = true;
+        if bounded {
+            hard_stop.as_mut().reset((Instant::now() + CLOSE_GRACE).into());
+        }
+    }
 }
 
 fn track(
