@@ -7,10 +7,14 @@ like bench/pinned.py (server on core 1, wrk -t1 -c64 on core 0), variants altern
     public      a key file, public reads, no credential sent (the default deployment's reads)
     key         a key file, reads need the read scope, an API key sent (SHA-256 + constant-time
                 comparison with every key in the file: --keys of them)
+    jwt         an OIDC issuer (a local JWKS server here), reads need the read scope, an RS256
+                token sent (signature check with the cached key, claims validated)
 
 Prints each variant's median req/s and its ratio to `open`.
 
     python3 bench/auth.py [--duration 10] [--reps 3] [--keys 100] [--no-build]
+
+Needs wrk and Python's `cryptography` (installed with pip when missing) for the token.
 """
 import argparse
 import os
@@ -43,6 +47,52 @@ def mint():
     import json
     doc = json.loads(out)  # noqa: E402
     return doc["key"], doc["key_file_line"]
+
+
+def b64(data):
+    import base64
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def issuer(tmp):
+    """A JWKS server on loopback and an RS256 token with the read scope, valid for an hour."""
+    import http.server
+    import json
+    import threading
+    import time
+    try:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "cryptography"], check=True)
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    numbers = key.public_key().public_numbers()
+    jwk = {"kty": "RSA", "kid": "bench", "alg": "RS256", "n": b64(numbers.n.to_bytes(256, "big")),
+           "e": b64(numbers.e.to_bytes(3, "big"))}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"jwks_uri": f"{url}/jwks"} if "openid" in self.path else {"keys": [jwk]}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    header = b64(json.dumps({"alg": "RS256", "kid": "bench", "typ": "JWT"}).encode())
+    now = int(time.time())
+    claims = b64(json.dumps({"iss": url, "aud": "bench", "sub": "bench", "exp": now + 3600, "iat": now,
+                             "scope": "candidates.read"}).encode())
+    signature = key.sign(f"{header}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    return url, f"{header}.{claims}.{b64(signature)}"
 
 
 class Server:
@@ -84,6 +134,9 @@ def main():
         "key": (Server(tmp, "key", ["--api-keys-file", keys_file, "--auth-read", "scope"]),
                 f"Authorization: Bearer {key}"),
     }
+    issuer_url, token = issuer(tmp)
+    servers["jwt"] = (Server(tmp, "jwt", ["--oidc-issuer", issuer_url, "--oidc-audience", "bench", "--auth-read", "scope"]),
+                      f"Authorization: Bearer {token}")
     try:
         runs = {name: [] for name in servers}
         for rep in range(args.reps):

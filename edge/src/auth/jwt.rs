@@ -72,6 +72,41 @@ pub struct Verifier {
     /// When the last fetch started (None: never); held while fetching, so one fetch runs at a time.
     fetched: Mutex<Option<Instant>>,
     http: reqwest::Client,
+    verified: Verified,
+}
+
+/// How long a verified token is taken without a new check (at most until it expires): also how
+/// long a key removed from the JWKS keeps its tokens working.
+pub const CACHE_FOR: Duration = Duration::from_secs(60);
+/// Most tokens remembered; when full, the expired go, and if none had, all.
+const CACHE_ENTRIES: usize = 10_000;
+
+/// A verified token's caller and until when it is taken without a new check.
+type Remembered = (Arc<Principal>, Instant);
+
+/// Tokens verified lately, by the SHA-256 of the whole token (signature included).
+#[derive(Default)]
+struct Verified {
+    entries: std::sync::Mutex<HashMap<[u8; 32], Remembered>>,
+}
+
+impl Verified {
+    fn get(&self, digest: &[u8; 32]) -> Option<Arc<Principal>> {
+        let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.get(digest).filter(|(_, until)| Instant::now() < *until).map(|(principal, _)| Arc::clone(principal))
+    }
+
+    fn put(&self, digest: [u8; 32], principal: Arc<Principal>, valid_for: Duration) {
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= CACHE_ENTRIES {
+            entries.retain(|_, (_, until)| now < *until);
+            if entries.len() >= CACHE_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(digest, (principal, now + valid_for.min(CACHE_FOR)));
+    }
 }
 
 #[derive(Deserialize)]
@@ -98,7 +133,14 @@ impl Verifier {
             v.validate_nbf = true;
             validation.insert(algorithm, v);
         }
-        Ok(Self { config, validation, keys: ArcSwap::from_pointee(KeySet::default()), fetched: Mutex::new(None), http })
+        Ok(Self {
+            config,
+            validation,
+            keys: ArcSwap::from_pointee(KeySet::default()),
+            fetched: Mutex::new(None),
+            http,
+            verified: Verified::default(),
+        })
     }
 
     pub fn config(&self) -> &OidcConfig {
@@ -110,8 +152,22 @@ impl Verifier {
         self.keys.load().keys.len()
     }
 
-    /// The caller a token names, or why not.
-    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+    /// The caller a token names, or why not. A token verified in the last [`CACHE_FOR`] (and not
+    /// expired since) is not verified again: an RS256 signature check is most of a request's CPU
+    /// (bench/auth.py), and a workload sends the same token for its whole lifetime.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
+        let digest = candidates_api::api_key::digest(token);
+        if let Some(principal) = self.verified.get(&digest) {
+            return Ok(principal);
+        }
+        let (principal, expires) = self.verify_now(token).await?;
+        let principal = Arc::new(principal);
+        self.verified.put(digest, Arc::clone(&principal), expires);
+        Ok(principal)
+    }
+
+    /// The full check; also returns how long the token stays valid.
+    async fn verify_now(&self, token: &str) -> Result<(Principal, Duration), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| header_error(token))?;
         if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
             return Err(AuthError::BadAlgorithm);
@@ -129,10 +185,14 @@ impl Verifier {
             .map_err(|e| classify(e.kind()))?;
         let claims = data.claims;
         let subject = claims.get("sub").and_then(serde_json::Value::as_str).unwrap_or("unknown");
-        Ok(Principal {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let exp = claims.get("exp").and_then(serde_json::Value::as_u64).unwrap_or(now);
+        let valid_for = Duration::from_secs((exp + self.config.leeway.as_secs()).saturating_sub(now));
+        let principal = Principal {
             name: format!("jwt:{}", bounded_subject(subject)),
             scopes: scopes(claims.get(&self.config.scope_claim)),
-        })
+        };
+        Ok((principal, valid_for))
     }
 
     /// An unknown `kid`: fetch the JWKS again if the floor allows, then look again.
@@ -305,5 +365,37 @@ mod tests {
         assert_eq!(bounded_subject("svc@project.iam"), "svc@project.iam");
         assert_eq!(bounded_subject("a\nb c"), "a_b_c");
         assert_eq!(bounded_subject(&"x".repeat(500)).len(), MAX_SUBJECT);
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    fn principal() -> Arc<Principal> {
+        Arc::new(Principal { name: "jwt:x".into(), scopes: Scopes::default() })
+    }
+
+    #[test]
+    fn a_verified_token_is_remembered_until_it_expires_or_the_cache_time_ends() {
+        let cache = Verified::default();
+        cache.put([1; 32], principal(), Duration::from_secs(3600));
+        assert!(cache.get(&[1; 32]).is_some());
+        assert!(cache.get(&[2; 32]).is_none());
+        cache.put([3; 32], principal(), Duration::ZERO);
+        assert!(cache.get(&[3; 32]).is_none(), "an expired token is never taken from the cache");
+        let until = cache.entries.lock().unwrap()[&[1; 32]].1;
+        assert!(until <= Instant::now() + CACHE_FOR, "at most CACHE_FOR");
+    }
+
+    #[test]
+    fn the_cache_stays_bounded() {
+        let cache = Verified::default();
+        for i in 0..(CACHE_ENTRIES + 10) {
+            let mut digest = [0u8; 32];
+            digest[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            cache.put(digest, principal(), Duration::from_secs(60));
+        }
+        assert!(cache.entries.lock().unwrap().len() <= CACHE_ENTRIES);
     }
 }

@@ -277,7 +277,7 @@ impl Auth {
         }
         match &self.jwt {
             Some(jwt) if token.bytes().filter(|b| *b == b'.').count() == 2 => {
-                jwt.verify(token).await.map(|principal| Caller::Known(Arc::new(principal)))
+                jwt.verify(token).await.map(Caller::Known)
             }
             _ => Err(AuthError::UnknownToken),
         }
