@@ -75,6 +75,11 @@ pub const NAME_PATTERN: &str =
 /// Every error status of the contract, with the gRPC code that produces it.
 const ERRORS: &[(&str, &str)] = &[
     ("400", "INVALID_ARGUMENT: an invalid name (the message says which rule), page size or token"),
+    (
+        "401",
+        "UNAUTHENTICATED: the operation needs a credential, or the one sent is not valid (WWW-Authenticate says which)",
+    ),
+    ("403", "PERMISSION_DENIED: the credential lacks the operation's scope (candidates.read or candidates.write)"),
     ("404", "NOT_FOUND: no such candidate (message `Not Found`), or no candidates at all"),
     ("405", "The path exists, the method does not"),
     ("413", "The request body is larger than the limit"),
@@ -237,6 +242,16 @@ fn build() -> Value {
             "description": "REST gateway of candidates.v1.CandidateService (generated from the .proto).",
         },
         "paths": paths,
-        "components": {"schemas": schemas},
+        // Whether a credential is needed depends on the server's policy (docs/security.md): none
+        // by default, a key or token for writes on a deployment.
+        "security": [{}, {"bearer": []}],
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API key (cand_...) or an OIDC token (JWT, RS256/ES256) from the configured issuer.",
+            }},
+        },
     })
 }
