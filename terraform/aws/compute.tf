@@ -27,6 +27,12 @@ module "instance_config" {
   metrics_port           = var.metrics_port
   drain_period_seconds   = var.drain_period_seconds
   shutdown_grace_seconds = var.shutdown_grace_seconds
+  # Access (access.tf): the key file's digests and who may read.
+  api_key_lines    = local.api_key_lines
+  auth_read        = var.auth_read
+  oidc_issuer      = var.oidc_issuer
+  oidc_audience    = var.oidc_audience
+  oidc_scope_claim = var.oidc_scope_claim
   store_env = {
     CANDIDATES_STORE             = "dynamodb"
     CANDIDATES_DYNAMODB_TABLE    = aws_dynamodb_table.candidates.name
@@ -93,6 +99,12 @@ resource "aws_launch_template" "this" {
     precondition {
       condition     = local.image_id != ""
       error_message = "No image: set image_id, or run `packer build -only=amazon-ebs.aws` so that the manifest has an AMI for this region."
+    }
+    # EC2: "User data is limited to 16 KB, in raw form, before it is base64-encoded"; api_key_lines
+    # grows it by about 100 bytes a key.
+    precondition {
+      condition     = length(module.instance_config.user_data) <= 16384
+      error_message = "The instances' user data is over EC2's 16 KB: fewer api_key_lines."
     }
   }
 }

@@ -43,6 +43,12 @@ module "instance_config" {
   metrics_port           = var.metrics_port
   drain_period_seconds   = var.drain_period_seconds
   shutdown_grace_seconds = var.shutdown_grace_seconds
+  # Access (access.tf): the key file's digests and who may read.
+  api_key_lines    = local.api_key_lines
+  auth_read        = var.auth_read
+  oidc_issuer      = var.oidc_issuer
+  oidc_audience    = var.oidc_audience
+  oidc_scope_claim = var.oidc_scope_claim
   store_env = {
     CANDIDATES_STORE                = "firestore"
     GOOGLE_CLOUD_PROJECT            = var.project_id

@@ -1,12 +1,17 @@
 """What terraform/aws left in the harness's moto_server, through the AWS APIs (boto3) on 127.0.0.1.
 
     check_moto.py ENDPOINT REGION snapshot FILE          # record what exists (before apply)
-    check_moto.py ENDPOINT REGION applied NAME           # the stack is there, tagged as it should be
+    check_moto.py ENDPOINT REGION applied NAME           # the stack is there, tagged as it should be;
+                                                         # WRITE_KEY (env): the root's write_key output
     check_moto.py ENDPOINT REGION leftovers FILE         # after destroy: nothing beyond FILE
 
 Called by run.sh; talks to ENDPOINT only (it must be http://127.0.0.1:PORT), with dummy credentials.
 """
+import base64
+import hashlib
 import json
+import os
+import re
 import sys
 
 import boto3
@@ -83,6 +88,27 @@ def applied(name):
         tags = specs.get(kind, {})
         for key, value in {"application": "candidates", "deployment": name, "managed-by": "terraform"}.items():
             assert tags.get(key) == value, f"launch template {kind} tags lack {key}={value}: {tags}"
+    # The write key reaches the instances only as its digest: in the launch template's user data
+    # (and so every instance's), never the key; nor in any tag.
+    key = os.environ["WRITE_KEY"]
+    assert re.fullmatch(r"cand_[A-Za-z0-9_-]{43}", key), "the write_key output is not a key"
+    user_data = base64.b64decode(data["UserData"]).decode()
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    assert f"\n      {digest} candidates.read,candidates.write deploy\n" in user_data, "no key digest in the user data"
+    for setting in ("CANDIDATES_API_KEYS_FILE=/etc/candidates/api-keys", "CANDIDATES_AUTH_WRITE=scope",
+                    "CANDIDATES_AUTH_READ=anyone"):
+        assert f"\n      {setting}\n" in user_data, f"the env file lacks {setting}"
+    assert key not in user_data and key[len("cand_"):] not in user_data, "the write key is in the user data"
+    assert len(user_data) <= 16384, f"user data is {len(user_data)} bytes, over EC2's 16 KB"
+    instances = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+                 if i["State"]["Name"] == "running"]
+    for instance in instances:
+        attribute = ec2.describe_instance_attribute(InstanceId=instance["InstanceId"], Attribute="userData")
+        launched = base64.b64decode(attribute.get("UserData", {}).get("Value", "")).decode()
+        assert key not in launched, f"the write key is in {instance['InstanceId']}'s user data"
+    everything = json.dumps([data.get("TagSpecifications", []), [i.get("Tags", []) for i in instances],
+                             ec2.describe_tags()["Tags"]])
+    assert key not in everything, "the write key is in a tag"
     # The flow-logs role is assumable only for this account's flow logs.
     iam = client("iam")
     role = next(r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(f"{name}-flow-logs-"))
@@ -91,7 +117,9 @@ def applied(name):
     condition = trust["Statement"][0].get("Condition", {})
     assert "aws:SourceAccount" in condition.get("StringEquals", {}), trust
     assert "aws:SourceArn" in condition.get("ArnLike", {}), trust
-    print(f"applied: {', '.join(f'{len(now[k])} {k}' for k in want)}; launch template tags and flow-logs trust ok")
+    print(f"applied: {', '.join(f'{len(now[k])} {k}' for k in want)}; launch template tags and flow-logs trust ok; "
+          f"user data ({len(user_data)} bytes) has the write key's digest, not the key ({len(instances)} instances "
+          "and every tag checked too)")
 
 
 def leftovers(before_file):

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # terraform/aws applied for real against moto: the real hashicorp/aws provider from a
 # local filesystem mirror, a private moto_server on 127.0.0.1, dummy credentials. Steps:
-#   terraform init (offline, mirror only) + validate; apply; a second plan that must show no
-#   changes (-detailed-exitcode 0); destroy; then nothing left in moto beyond what was there before.
+#   terraform init (offline, mirror only) + validate; apply; the launch template's user data holds
+#   the write key's digest and not the key; a second plan that must show no changes
+#   (-detailed-exitcode 0: the key too is kept); destroy; then nothing left in moto beyond what was
+#   there before.
 # The production root is not touched: it is copied to a temporary directory with
 # moto_override.tf next to it. Every moto gap is skipped narrowly there and listed in
 # docs/deploy-aws.md "Applied against moto".
@@ -111,7 +113,14 @@ if ! tf apply -auto-approve -input=false "${vars[@]}" >"$work/apply.log" 2>&1; t
   exit 1
 fi
 grep -E "^Apply complete" "$work/apply.log"
-python3 "$here/check_moto.py" "$endpoint" "$region" applied "$name"
+# The sensitive output, by name (the only way Terraform prints it), into check_moto.py's
+# environment: it must match the digest in the launch template's user data and not be there itself.
+write_key=$(terraform output -raw write_key)
+if grep -qF -- "$write_key" "$work/apply.log"; then
+  echo "the apply's output shows the write key" >&2
+  exit 1
+fi
+WRITE_KEY=$write_key python3 "$here/check_moto.py" "$endpoint" "$region" applied "$name"
 
 step "second plan: must show no changes"
 plan_status=0

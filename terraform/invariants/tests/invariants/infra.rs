@@ -47,6 +47,15 @@ impl Module {
             .map(|b| (b.labels().iter().map(|l| l.as_str()).collect(), b.body()))
     }
 
+    /// Every top-level block (resource, data, module, locals, output, variable, ...), as
+    /// (identifier, labels, body).
+    pub fn top_level(&self) -> Vec<(&str, Vec<&str>, &Body)> {
+        self.blocks
+            .iter()
+            .map(|b| (b.identifier(), b.labels().iter().map(|l| l.as_str()).collect(), b.body()))
+            .collect()
+    }
+
     /// `variable "NAME"` blocks, as (name, body).
     pub fn variables(&self) -> Vec<(&str, &Body)> {
         self.labelled("variable").map(|(l, b)| (l[0], b)).collect()

@@ -20,8 +20,9 @@ fn shared_settings_use_the_binarys_names_and_the_clouds_ports_and_timings() {
         assert!(known.contains(&key.to_string()), "{key} is not an environment variable of candidate-server");
         assert!(env.contains(&format!("{key} = {value}")), "{key}: {env}");
     }
-    // The store's settings come last, so a cloud's own choices win.
-    assert!(env.starts_with("merge({") && env.ends_with("}, var.store_env)"), "{env}");
+    // The store's settings come after the shared ones, so a cloud's own choices win; the access
+    // settings come last, so nothing loosens them (access.rs).
+    assert!(env.starts_with("merge({") && env.ends_with("}, var.store_env, local.access_env)"), "{env}");
 }
 
 #[test]

@@ -7,6 +7,7 @@
 
 mod infra;
 
+mod access;
 mod aws;
 mod azure;
 mod gcp;
