@@ -12,6 +12,8 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
 check_aws
+# The load writes (--populate, the mix's puts): the deployment's write key.
+use_write_key "$TF_DIR"
 asg=$(tf_output "$TF_DIR" asg_name)
 # count: "IN_SERVICE DESIRED".
 count() {

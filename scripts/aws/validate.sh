@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Waits (bounded) until every target of both target groups is healthy, then runs
 # `candidatectl check` against the public ALB over REST and, through an SSM port-forwarding tunnel
-# to the internal NLB, over gRPC.
+# to the internal NLB, over gRPC, with the deployment's write key (Terraform's output write_key, in
+# CANDIDATES_API_KEY: the check writes).
 # Env: HEALTH_TIMEOUT (default 600 s); GRPC_TARGET to check gRPC directly (e.g. from inside the
 # VPC) instead of through the tunnel; SKIP_GRPC=1 to check REST only.
 set -euo pipefail
@@ -9,6 +10,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
 check_aws
+use_write_key "$TF_DIR"
 rest_url=$(tf_output "$TF_DIR" rest_url)
 grpc_endpoint=$(tf_output "$TF_DIR" grpc_endpoint)
 asg=$(tf_output "$TF_DIR" asg_name)

@@ -13,6 +13,8 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
 check_azure
+# The load writes (--populate, the mix's puts): the deployment's write key.
+use_write_key "$TF_DIR"
 rg=$(tf_output "$TF_DIR" resource_group)
 vmss=$(tf_output "$TF_DIR" vmss_name)
 # count: "RUNNING CAPACITY".

@@ -15,6 +15,15 @@
 # Prints the load report (one JSON line) and one line
 #   calibration: cpu_ticks=N hz=N cores=N seconds=N rate=N ramp=N
 # which scripts/deploy/scaling.py turns into target_requests_per_instance_per_second.
+#
+# The load writes, and a deployment's instances accept only keys whose digests are in their key
+# file (CANDIDATES_API_KEYS_FILE, from the env file cloud-init wrote). The deployment's own key is
+# not sent here: SSM Run Command keeps a command's parameters (this script) in its history, and
+# Run Command and IAP pass through more hands than the key should. Instead, unless
+# CANDIDATES_API_KEY is set, the script mints a key for this run on the instance (candidatectl
+# key mint), adds its digest to the key file (a new file moved over the old one, with its owner and
+# mode), waits until the server has taken it (it reads the file every 5 s), and removes the line
+# again on exit, whatever the outcome. The key lives only in this process's environment.
 set -euo pipefail
 seconds=${1:-60}
 rate=${2:-2000}
@@ -31,6 +40,61 @@ ctl=${CANDIDATECTL:-candidatectl}
 # utime + stime of the process, in clock ticks (fields 14 and 15 of /proc/PID/stat; the command
 # name in field 2 has no spaces for candidate-server).
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
+
+env_file=${CANDIDATES_ENV_FILE:-/etc/candidates/candidates.env}
+keys_file=${CANDIDATES_API_KEYS_FILE:-}
+if [[ -z $keys_file && -r $env_file ]]; then
+  keys_file=$(sed -n 's/^CANDIDATES_API_KEYS_FILE=//p' "$env_file" | tail -n 1)
+fi
+key_line=""
+# rewrite_keys FILTER...: replaces the key file by the output of FILTER on it, atomically, keeping
+# its owner and mode (a reader sees the old file or the new, never half of one).
+rewrite_keys() {
+  local tmp
+  tmp=$(mktemp "$keys_file.calibrate.XXXXXX")
+  chown --reference="$keys_file" "$tmp" 2>/dev/null || true
+  chmod --reference="$keys_file" "$tmp"
+  "$@" <"$keys_file" >"$tmp" || { rm -f "$tmp"; return 1; }
+  mv -f "$tmp" "$keys_file"
+}
+without_key() { grep -v -x -F -e "$key_line" || (($? == 1)); }
+with_key() {
+  cat
+  printf '%s\n' "$key_line"
+}
+drop_key() {
+  [[ -n $key_line ]] || return 0
+  rewrite_keys without_key
+  key_line=""
+}
+if [[ -z ${CANDIDATES_API_KEY:-} && -n $keys_file ]]; then
+  [[ -w $keys_file ]] || { echo "calibrate: cannot write the key file $keys_file (run as root)" >&2; exit 1; }
+  key_name=calibrate-instance-$$
+  while IFS= read -r line; do
+    case $line in
+      "key file line: "*) key_line=${line#key file line: } ;;
+      "key: "*) CANDIDATES_API_KEY=${line##* } ;;
+    esac
+  done < <("$ctl" key mint --name "$key_name" --scopes candidates.read,candidates.write 2>/dev/null)
+  [[ -n ${CANDIDATES_API_KEY:-} && $key_line == *" $key_name" ]] || { echo "calibrate: candidatectl key mint failed" >&2; exit 1; }
+  export CANDIDATES_API_KEY
+  trap drop_key EXIT
+  trap 'exit 130' INT TERM
+  rewrite_keys with_key
+  # Taken when a read with the key is no longer refused (candidatectl's exit 4, 401: a key the
+  # server does not know is refused on every operation, whoever may read; a taken one gets 200 or
+  # 404, exit 3); other failures are the load's. A get, not `status`: candidatectl --rest status
+  # reports a 401 as a body it cannot decode (exit 5).
+  refused=4
+  for _ in $(seq 1 40); do
+    refused=0
+    "$ctl" --rest --target "$target" get calibrate-probe >/dev/null 2>&1 || refused=$?
+    ((refused == 4)) || break
+    sleep 0.5
+  done
+  ((refused != 4)) || { echo "calibrate: the server did not take the calibration key within 20 s" >&2; exit 1; }
+  echo "calibrate: a key for this run ($key_name) is in $keys_file until it ends" >&2
+fi
 
 # The keys exist before the measured run, so gets find them and the populate's writes are not counted.
 "$ctl" --rest --target "$target" load --requests 1 --keys "$keys" --populate --quiet >/dev/null

@@ -53,6 +53,23 @@ tf() {
 
 tf_output() { tf "$1" output -raw "$2"; }
 
+# use_write_key DIR: exports CANDIDATES_API_KEY, the deployment's write key (the root's sensitive
+# output write_key, terraform/DIR/access.tf), for what calls the API: candidatectl reads it on
+# every command, http_retry sends it as a header. It is never printed and never on a command line
+# (`terraform output -raw` writes it to our pipe). A CANDIDATES_API_KEY already exported (a key of
+# your own, added through api_key_lines) is kept.
+use_write_key() {
+  if [[ -n ${CANDIDATES_API_KEY:-} ]]; then
+    echo "API key: CANDIDATES_API_KEY from the environment (not terraform/$1's write_key)" >&2
+    return 0
+  fi
+  local key
+  key=$(tf_output "$1" write_key) || die "no write_key output in terraform/$1: apply first (apply makes the key)"
+  [[ $key =~ ^cand_[A-Za-z0-9_-]{43}$ ]] || die "terraform/$1's write_key output is not an API key (cand_ and 43 characters)"
+  export CANDIDATES_API_KEY=$key
+  echo "API key: the deployment's write key (terraform -chdir=terraform/$1 output -raw write_key)" >&2
+}
+
 # wait_for SECONDS DESCRIPTION COMMAND...: runs COMMAND every 10 s until it succeeds or time is up.
 wait_for() {
   local limit=$1 what=$2
@@ -79,7 +96,8 @@ all_in_state() {
 }
 
 # contract_check REST_URL [GRPC_URL]: the wire contract against the load balancers; with no gRPC
-# URL (the gRPC load balancer is internal and no tunnel is available) only REST is checked.
+# URL (the gRPC load balancer is internal and no tunnel is available) only REST is checked. The
+# check writes: candidatectl sends CANDIDATES_API_KEY (use_write_key first).
 contract_check() {
   local rest=$1 grpc=${2:-}
   build_client
@@ -109,13 +127,20 @@ wait_port() {
 # up) must not abort the run: at most HTTP_ATTEMPTS (5) attempts, 2 s apart doubling (2, 4, 8, 16),
 # each bounded by --max-time 10. Prints the last answer's body (whatever its status: a 503 with
 # /gtg?details is worth printing); fails only when no attempt got an HTTP answer, or with -f when
-# the last answer was an HTTP error (pass -f to retry on HTTP errors too).
+# the last answer was an HTTP error (pass -f to retry on HTTP errors too). With CANDIDATES_API_KEY
+# set (use_write_key) it sends `Authorization: Bearer` with it, read by curl from a file descriptor
+# (-H @file, curl 7.55+), so the key is not in curl's arguments, which `ps` shows.
 http_retry() {
   local url=$1 attempt delay=${HTTP_RETRY_DELAY:-2} attempts=${HTTP_ATTEMPTS:-5} status
   shift
   for ((attempt = 1; ; attempt++)); do
     status=0
-    curl -sS --max-time 10 "$@" "$url" && return 0 || status=$?
+    if [[ -n ${CANDIDATES_API_KEY:-} ]]; then
+      curl -sS --max-time 10 -H @<(printf 'Authorization: Bearer %s\n' "$CANDIDATES_API_KEY") "$@" "$url" &&
+        return 0 || status=$?
+    else
+      curl -sS --max-time 10 "$@" "$url" && return 0 || status=$?
+    fi
     ((attempt < attempts)) || break
     echo "  $url: attempt $attempt/$attempts failed (curl exit $status); again in ${delay}s" >&2
     sleep "$delay"
@@ -180,7 +205,8 @@ PY
   log "apply it: SKIP_IMAGE=1 scripts/$cloud/apply.sh (only the scaling policies change)"
 }
 
-# scale_demo CLOUD REST_URL TARGET MIN MAX STORE COUNT_COMMAND...: prints what must happen
+# scale_demo CLOUD REST_URL TARGET MIN MAX STORE COUNT_COMMAND...: (after use_write_key: the load
+# writes, with CANDIDATES_API_KEY) prints what must happen
 # (scaling.py plan: the load, the instance counts before, at the peak and after, and by when the
 # cloud's policy must reach them), then drives the load balancer with a bounded open-loop load at
 # that rate (ramped within the store's rules, then held) and samples the instance count every

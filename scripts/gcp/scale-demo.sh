@@ -12,6 +12,8 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
 check_gcp
+# The load writes (--populate, the mix's puts): the deployment's write key.
+use_write_key "$TF_DIR"
 mig=$(tf_output "$TF_DIR" mig_name)
 # count: "RUNNING TARGET_SIZE".
 count() {

@@ -4,12 +4,15 @@
 # internal load balancer from inside the VPC: on the validation host (terraform/gcp/validation.tf,
 # in no instance group), over IAP SSH with OS Login (the image ships candidatectl). Not on an
 # instance of the group: a backend's connection to its own internal load balancer is routed to
-# itself and never tests the load balancer. Env: HEALTH_TIMEOUT (default 900 s), SKIP_GRPC=1.
+# itself and never tests the load balancer. Both checks write, with the deployment's write key
+# (Terraform's output write_key): here from CANDIDATES_API_KEY, on the validation host from the SSH
+# session's standard input (not its command line). Env: HEALTH_TIMEOUT (default 900 s), SKIP_GRPC=1.
 set -euo pipefail
 # shellcheck source=scripts/gcp/env.sh
 source "$(dirname "$0")/env.sh"
 
 check_gcp
+use_write_key "$TF_DIR"
 rest_url=$(tf_output "$TF_DIR" rest_url)
 grpc_endpoint=$(tf_output "$TF_DIR" grpc_endpoint)
 backend=$(tf_output "$TF_DIR" rest_backend_service)
@@ -39,7 +42,9 @@ if [[ -z ${SKIP_GRPC:-} && -z ${validation_vm:-} ]]; then
   echo "validation_host is off: gRPC not checked (an instance of $mig cannot test its own load balancer)" >&2
 elif [[ -z ${SKIP_GRPC:-} ]]; then
   log "contract check over gRPC from $validation_vm ($zone, in no instance group) to $grpc_endpoint"
-  gcloud compute ssh "$validation_vm" --zone "${zone##*/}" --project "$PROJECT" --tunnel-through-iap --quiet \
-    --command "candidatectl check --skip-rest --grpc-target http://$grpc_endpoint" ||
+  # shellcheck disable=SC2016 # expanded on the validation host
+  printf '%s\n' "$CANDIDATES_API_KEY" |
+    gcloud compute ssh "$validation_vm" --zone "${zone##*/}" --project "$PROJECT" --tunnel-through-iap --quiet \
+      --command 'IFS= read -r CANDIDATES_API_KEY && export CANDIDATES_API_KEY && candidatectl check --skip-rest --grpc-target http://'"$grpc_endpoint" ||
     die "the gRPC contract check failed on the validation host"
 fi

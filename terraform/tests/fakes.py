@@ -92,6 +92,13 @@ name = os.path.basename(sys.argv[0])
 args = " ".join(sys.argv[1:])
 with open(os.path.join(here, "calls"), "a") as f:
     f.write(json.dumps([name] + sys.argv[1:]) + "\n")
+# What a call hands over besides its arguments, read now (the caller may delete a file right
+# after): the content of @FILE arguments (az reads those), and standard input when asked to.
+extra = {"files": {a: open(a[1:]).read() for a in sys.argv[1:] if a.startswith("@") and os.path.isfile(a[1:])}}
+if os.path.exists(os.path.join(here, name + ".stdin")):
+    extra["stdin"] = sys.stdin.read()
+with open(os.path.join(here, "extras"), "a") as f:
+    f.write(json.dumps([name, sys.argv[1:], extra]) + "\n")
 rules = json.load(open(os.path.join(here, name + ".rules")))
 state_path = os.path.join(here, name + ".state")
 state = json.load(open(state_path)) if os.path.exists(state_path) else {}
@@ -111,11 +118,14 @@ sys.exit(0)
         self.dir = tempfile.TemporaryDirectory()
         self.path = self.dir.name
 
-    def add(self, name, rules):
-        """rules: [(substrings, outputs, exit code)]; outputs a string or a list in call order."""
+    def add(self, name, rules, stdin=False):
+        """rules: [(substrings, outputs, exit code)]; outputs a string or a list in call order.
+        stdin=True: every call reads its standard input and records it (extras())."""
         norm = [[list(m), [o] if isinstance(o, str) else list(o), code] for m, o, code in rules]
         with open(os.path.join(self.path, name + ".rules"), "w") as f:
             json.dump(norm, f)
+        if stdin:
+            open(os.path.join(self.path, name + ".stdin"), "w").close()
         path = os.path.join(self.path, name)
         with open(path, "w") as f:
             f.write(self.SCRIPT)
@@ -139,6 +149,15 @@ sys.exit(0)
         except FileNotFoundError:
             return []
         return [c for c in calls if name is None or c[0] == name]
+
+    def extras(self, name=None):
+        """[(args, {"files": {"@PATH": content}, "stdin": text})] of every call (of `name`)."""
+        try:
+            with open(os.path.join(self.path, "extras")) as f:
+                rows = [json.loads(line) for line in f]
+        except FileNotFoundError:
+            return []
+        return [(args, extra) for n, args, extra in rows if name is None or n == name]
 
     def close(self):
         self.dir.cleanup()

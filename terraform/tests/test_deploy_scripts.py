@@ -1,11 +1,14 @@
 """The deploy scripts that drive a cloud, run offline: scripts/{aws,azure,gcp}/scale-demo.sh and
-the shared functions of scripts/deploy/lib.sh (calibrate, http_retry) against fake `aws`, `az`,
-`gcloud`, `terraform` and `candidatectl` commands on PATH (fakes.FakeCommands), and
-scripts/build-release.sh's host check against a fake `uname`. Nothing here leaves 127.0.0.1."""
+validate.sh and the shared functions of scripts/deploy/lib.sh (calibrate, http_retry) against fake
+`aws`, `az`, `gcloud`, `terraform` and `candidatectl` commands on PATH (fakes.FakeCommands), and
+scripts/build-release.sh's host check against a fake `uname`. Nothing here leaves 127.0.0.1. The
+scripts that call the API do it with the deployment's write key (Terraform's output write_key),
+which never appears in any command's arguments."""
 import base64
 import http.server
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,20 +21,40 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 from fakes import FakeCommands  # noqa: E402
 
+# A key of the shape Terraform makes (access.tf); the fakes hand it out as the output write_key.
+KEY = "cand_0123456789abcdef0123456789abcdef012345678ab"
+assert len(KEY) == 48
 TF_OUTPUTS = {
     "aws": {"asg_name": "cand-asg", "rest_url": "http://127.0.0.1:9", "min_size": "2", "max_size": "4",
-            "target_requests_per_instance_per_second": "200"},
+            "target_requests_per_instance_per_second": "200", "write_key": KEY},
     "gcp": {"mig_name": "cand-mig", "rest_url": "http://127.0.0.1:9", "min_replicas": "2", "max_replicas": "4",
-            "target_requests_per_instance_per_second": "200"},
+            "target_requests_per_instance_per_second": "200", "write_key": KEY},
     "azure": {"resource_group": "cand-rg", "vmss_name": "cand-vmss", "rest_url": "http://127.0.0.1:9",
               "instances_min": "2", "instances_max": "4", "cosmos_serverless": "true",
-              "target_requests_per_instance_per_second": "200"},
+              "target_requests_per_instance_per_second": "200", "write_key": KEY},
 }
 AZURE_ENV = {"ARM_CLIENT_ID": "c", "ARM_CLIENT_SECRET": "s", "ARM_TENANT_ID": "t", "ARM_SUBSCRIPTION_ID": "sub"}
 # What each cloud's autoscaler says when asked why it did not scale (printed on failure).
 AWS_ACTIVITY = "2025-01-01T00:00:00Z\tFailed\tLaunching a new EC2 instance\tcause\tInsufficientInstanceCapacity"
 GCP_STATUS = "autoscaler:\n  statusDetails:\n  - type: MORE_THAN_ONE_BACKEND_SERVICE"
 AZURE_HISTORY = "2025-01-01T00:00:00Z\tMicrosoft.Insights/AutoscaleSettings/Scaleup/Action\tFailed\tquota"
+
+
+def write_fake_ctl(path, log_dir, seconds=0):
+    """A fake candidatectl: logs its arguments (ctl-calls) and the key it was given in the
+    environment (ctl-keys), sleeps, succeeds."""
+    with open(path, "w") as f:
+        f.write(f'#!/bin/sh\necho "$@" >> "{log_dir}/ctl-calls"\n'
+                f'echo "${{CANDIDATES_API_KEY:-none}}" >> "{log_dir}/ctl-keys"\nsleep {seconds}\n')
+    os.chmod(path, 0o755)
+
+
+def read_lines(path):
+    try:
+        with open(path) as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        return []
 
 
 class Demo:
@@ -44,9 +67,7 @@ class Demo:
         self.tmp = tempfile.TemporaryDirectory()
         os.makedirs(os.path.join(self.tmp.name, "release"))
         self.fake_ctl = os.path.join(self.tmp.name, "release", "candidatectl")
-        with open(self.fake_ctl, "w") as f:
-            f.write(f'#!/bin/sh\necho "$@" >> "{self.tmp.name}/ctl-calls"\nsleep {load_seconds}\n')
-        os.chmod(self.fake_ctl, 0o755)
+        write_fake_ctl(self.fake_ctl, self.tmp.name, load_seconds)
         self.fake.add("terraform", [(["output -raw " + k], v, 0) for k, v in TF_OUTPUTS[cloud].items()])
         if cloud == "aws":
             self.fake.add("aws", [
@@ -79,6 +100,7 @@ class Demo:
     def run(self, **env):
         full = self.fake.env(CARGO_TARGET_DIR=self.tmp.name, INTERVAL="1", WATCH_AFTER="8",
                              TIMELINE=os.path.join(self.tmp.name, "timeline.json"), **AZURE_ENV)
+        full.pop("CANDIDATES_API_KEY", None)  # the scripts take Terraform's
         full.update(env)
         return subprocess.run(["bash", os.path.join("scripts", self.cloud, "scale-demo.sh")], cwd=ROOT, env=full,
                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180)
@@ -131,6 +153,13 @@ class ScaleDemoChecksItself(unittest.TestCase):
                 calls = " ".join(" ".join(c) for c in d.fake.calls())
                 for status_call in ("describe-scaling-activities", "autoscaler.statusDetails", "activity-log"):
                     self.assertNotIn(status_call, calls)
+                # The load writes with the deployment's key, from the environment only.
+                ctl_calls = read_lines(os.path.join(d.tmp.name, "ctl-calls"))
+                self.assertTrue(any(" load " in f" {c} " for c in ctl_calls), ctl_calls)
+                self.assertEqual(set(read_lines(os.path.join(d.tmp.name, "ctl-keys"))), {KEY})
+                self.assertNotIn(KEY, " ".join(ctl_calls) + calls + out)
+                self.assertIn(["terraform", "-chdir=" + os.path.join(ROOT, "terraform", cloud), "output", "-raw",
+                               "write_key"], d.fake.calls("terraform"))
 
 
 class AwsStressLastsItsDuration(unittest.TestCase):
@@ -213,11 +242,13 @@ class FlakyServer:
 
     def __init__(self, failures, mode="reset"):
         self.count = 0
+        self.authorization = []
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 outer.count += 1
+                outer.authorization.append(self.headers.get("Authorization"))
                 if outer.count <= failures:
                     if mode == "reset":
                         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -248,10 +279,29 @@ class HttpRetry(unittest.TestCase):
     """lib.sh's http_retry: one transient failure does not abort a `set -e` script; the retries
     are bounded."""
 
-    def run_retry(self, url, *curl_args, attempts=4):
+    def run_retry(self, url, *curl_args, attempts=4, **env):
         script = f'set -euo pipefail; source scripts/deploy/lib.sh; http_retry "{url}" {" ".join(curl_args)}; echo " done"'
+        base = {k: v for k, v in os.environ.items() if k != "CANDIDATES_API_KEY"}
         return subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                              env=dict(os.environ, HTTP_RETRY_DELAY="0", HTTP_ATTEMPTS=str(attempts)))
+                              env=dict(base, HTTP_RETRY_DELAY="0", HTTP_ATTEMPTS=str(attempts), **env))
+
+    def test_sends_the_key_on_every_attempt_never_in_curls_arguments(self):
+        server = FlakyServer(2, "503")
+        self.addCleanup(server.close)
+        fake = FakeCommands()
+        self.addCleanup(fake.close)
+        fake.add_script("curl", f'#!/bin/sh\necho "$@" >> "{fake.path}/curl-args"\nexec {shutil.which("curl")} "$@"\n')
+        run = self.run_retry(server.url, "-f", CANDIDATES_API_KEY=KEY, PATH=fake.env()["PATH"])
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(server.authorization, [f"Bearer {KEY}"] * 3)
+        args = read_lines(os.path.join(fake.path, "curl-args"))
+        self.assertEqual(len(args), 3)
+        self.assertNotIn(KEY, " ".join(args) + run.stdout + run.stderr)
+        # Without a key, no header.
+        plain = FlakyServer(0)
+        self.addCleanup(plain.close)
+        self.assertEqual(self.run_retry(plain.url).returncode, 0)
+        self.assertEqual(plain.authorization, [None])
 
     def test_retries_a_reset_and_a_503(self):
         for mode, args in (("reset", ()), ("503", ("-f",))):
@@ -272,6 +322,141 @@ class HttpRetry(unittest.TestCase):
         self.assertNotIn("done", run.stdout)
         self.assertEqual(run.stderr.count("failed (curl exit"), 2, run.stderr)
         self.assertIn("no answer after 3 attempts", run.stderr)
+
+
+class Api:
+    """127.0.0.1: what validate.sh calls through the load balancer (/gtg, /gtg?details=true),
+    answered 200, with every request's path and Authorization header recorded."""
+
+    def __init__(self):
+        self.requests = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.requests.append((self.path, self.headers.get("Authorization")))
+                body = b'{"connected":"true","instance-id":"i-1"}' if "details" in self.path else b""
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class ValidateUsesTheKey(unittest.TestCase):
+    """Each cloud's validate.sh with fakes: the contract check and /gtg?details carry the
+    deployment's key (candidatectl from the environment, curl from a file descriptor), the gRPC
+    check on Azure's and GCP's validation host gets it in a private file / on standard input, and
+    no command line anywhere holds it."""
+
+    def validate(self, cloud, outputs, fakes, **env):
+        api = Api()
+        self.addCleanup(api.close)
+        fake = FakeCommands()
+        self.addCleanup(fake.close)
+        tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, tmp)
+        os.makedirs(os.path.join(tmp, "release"))
+        write_fake_ctl(os.path.join(tmp, "release", "candidatectl"), tmp)
+        outputs = dict(outputs, rest_url=api.url, write_key=KEY)
+        fake.add("terraform", [(["output -raw " + k], v, 0) for k, v in outputs.items()])
+        for name, (rules, stdin) in fakes.items():
+            fake.add(name, rules, stdin=stdin)
+        fake.add_script("curl", f'#!/bin/sh\necho "$@" >> "{fake.path}/curl-args"\nexec {shutil.which("curl")} "$@"\n')
+        base = {k: v for k, v in os.environ.items() if k != "CANDIDATES_API_KEY"}
+        full = dict(base, PATH=fake.env()["PATH"], CARGO_TARGET_DIR=tmp, HEALTH_TIMEOUT="30", HTTP_RETRY_DELAY="0",
+                    CANDIDATES_AZURE_CONFIG_DIR=os.path.join(tmp, "az"), **AZURE_ENV)
+        full.update(env)
+        run = subprocess.run(["bash", os.path.join("scripts", cloud, "validate.sh")], cwd=ROOT, env=full,
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+        out = run.stdout + run.stderr
+        self.assertEqual(run.returncode, 0, out)
+        # /gtg?details with the key; the health path without it is fine either way.
+        details = [auth for path, auth in api.requests if "details" in path]
+        self.assertEqual(details, [f"Bearer {KEY}"], api.requests)
+        # The contract check: candidatectl got the key in its environment.
+        ctl_calls = read_lines(os.path.join(tmp, "ctl-calls"))
+        self.assertTrue(any(c.startswith("check ") for c in ctl_calls), ctl_calls)
+        self.assertEqual(set(read_lines(os.path.join(tmp, "ctl-keys"))), {KEY})
+        # No command line, and nothing printed, holds the key.
+        everything = " ".join(" ".join(c) for c in fake.calls()) + " ".join(ctl_calls) + \
+            " ".join(read_lines(os.path.join(fake.path, "curl-args"))) + out
+        self.assertNotIn(KEY, everything)
+        return fake, out
+
+    def test_aws(self):
+        self.validate("aws", {"grpc_endpoint": "nlb:50051", "asg_name": "cand-asg",
+                              "rest_target_group_arn": "arn:rest", "grpc_target_group_arn": "arn:grpc"},
+                      {"aws": ([(["sts", "get-caller-identity"], "arn", 0),
+                                (["describe-auto-scaling-groups", "MinSize"], "1", 0),
+                                (["describe-target-health"], "healthy", 0)], False)},
+                      SKIP_GRPC="1")
+
+    def test_gcp_sends_the_key_to_the_validation_host_on_standard_input(self):
+        fake, _ = self.validate(
+            "gcp", {"grpc_endpoint": "10.0.0.9:50051", "rest_backend_service": "cand-rest", "mig_name": "cand-mig",
+                    "min_replicas": "1", "validation_instance": "cand-validation zones/us-central1-a"},
+            {"gcloud": ([(["config", "get-value", "project"], "proj", 0), (["print-access-token"], "token", 0),
+                         (["get-health"], "HEALTHY", 0), (["compute ssh"], "PASS", 0)], True)})
+        ssh = [(args, extra) for args, extra in fake.extras("gcloud") if args[:2] == ["compute", "ssh"]]
+        self.assertEqual(len(ssh), 1, fake.extras("gcloud"))
+        args, extra = ssh[0]
+        self.assertEqual(extra["stdin"], KEY + "\n")
+        command = args[args.index("--command") + 1]
+        self.assertIn("read -r CANDIDATES_API_KEY", command)
+        self.assertIn("candidatectl check --skip-rest --grpc-target http://10.0.0.9:50051", command)
+
+    def test_azure_sends_the_key_to_the_validation_host_in_a_private_script_file(self):
+        fake, _ = self.validate(
+            "azure", {"grpc_endpoint": "10.0.0.9:50051", "resource_group": "cand-rg", "app_gateway_name": "cand-gw",
+                      "vmss_name": "cand-vmss", "instances_min": "1", "validation_vm_name": "cand-validation"},
+            {"az": ([(["login"], "", 0), (["account", "set"], "", 0), (["show-backend-health"], "Healthy", 0),
+                     (["vm run-command invoke"], "PASS\ncandidatectl-exit=0", 0)], False)})
+        runs = [(args, extra) for args, extra in fake.extras("az") if args[:3] == ["vm", "run-command", "invoke"]]
+        self.assertEqual(len(runs), 1)
+        args, extra = runs[0]
+        script_arg = args[args.index("--scripts") + 1]
+        self.assertTrue(script_arg.startswith("@"), args)
+        script = extra["files"][script_arg]
+        self.assertIn(f"export CANDIDATES_API_KEY={KEY}\n", script)
+        self.assertIn("candidatectl check --skip-rest --grpc-target http://10.0.0.9:50051", script)
+        self.assertFalse(os.path.exists(script_arg[1:]), "the script file with the key is left behind")
+
+    def test_a_key_already_in_the_environment_is_used_instead(self):
+        other = "cand_" + "z" * 43
+        api = Api()
+        self.addCleanup(api.close)
+        fake = FakeCommands()
+        self.addCleanup(fake.close)
+        fake.add("terraform", [(["output -raw rest_url"], api.url, 0), (["output -raw write_key"], KEY, 0)])
+        run = subprocess.run(["bash", "-c", 'source scripts/deploy/lib.sh; use_write_key aws; '
+                              'http_retry "$(tf_output aws rest_url)/gtg?details=true"'], cwd=ROOT,
+                             env=fake.env(CANDIDATES_API_KEY=other), capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(api.requests, [("/gtg?details=true", f"Bearer {other}")])
+        self.assertNotIn("write_key", " ".join(" ".join(c) for c in fake.calls("terraform")))
+        self.assertIn("from the environment", run.stderr)
+
+    def test_no_key_output_stops_the_script(self):
+        fake = FakeCommands()
+        self.addCleanup(fake.close)
+        fake.add("terraform", [(["output -raw write_key"], "", 1)])
+        env = {k: v for k, v in fake.env().items() if k != "CANDIDATES_API_KEY"}
+        run = subprocess.run(["bash", "-c", "set -e; source scripts/deploy/lib.sh; use_write_key aws; echo reached"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(run.returncode, 0)
+        self.assertNotIn("reached", run.stdout)
+        self.assertIn("no write_key output", run.stderr)
 
 
 class BuildHost(unittest.TestCase):

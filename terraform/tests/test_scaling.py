@@ -274,12 +274,14 @@ def free_port():
 class CalibrationRun(unittest.TestCase):
     """calibrate-instance.sh as it runs on an instance, against a real server on 127.0.0.1."""
 
-    def test_calibration_measures_the_servers_cpu_per_request_and_yields_a_target(self):
+    def calibrate(self, server_env=None, script_env=None):
+        """Starts the release server with the memory store (plus server_env), runs
+        calibrate-instance.sh against it for 3 s (plus script_env); returns the run."""
         http, grpc = free_port(), free_port()
         with tempfile.TemporaryDirectory() as data:
             env = {"PATH": "/usr/bin:/bin", "CANDIDATES_STORE": "memory", "CANDIDATES_DATA_DIR": data,
                    "CANDIDATES_HTTP_ADDR": f"127.0.0.1:{http}", "CANDIDATES_GRPC_ADDR": f"127.0.0.1:{grpc}",
-                   "CANDIDATES_DRAIN_PERIOD": "0s", "CANDIDATES_LOG_FORMAT": "json"}
+                   "CANDIDATES_DRAIN_PERIOD": "0s", "CANDIDATES_LOG_FORMAT": "json", **(server_env or {})}
             server = subprocess.Popen([os.path.join(ROOT, "dist", "candidate-server")], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
@@ -292,25 +294,65 @@ class CalibrationRun(unittest.TestCase):
                         if time.monotonic() > deadline:
                             raise
                         time.sleep(0.05)
-                run = subprocess.run(
+                base = {k: v for k, v in os.environ.items() if k not in ("CANDIDATES_API_KEY", "CANDIDATES_API_KEYS_FILE")}
+                return subprocess.run(
                     ["bash", os.path.join(ROOT, "scripts", "deploy", "calibrate-instance.sh"), "3", "2000", "1",
                      f"http://127.0.0.1:{http}", str(server.pid)],
-                    env=dict(os.environ, CANDIDATECTL=os.path.join(ROOT, "dist", "candidatectl"), KEYS="200"),
+                    env=dict(base, CANDIDATECTL=os.path.join(ROOT, "dist", "candidatectl"), KEYS="200",
+                             CANDIDATES_ENV_FILE="/nonexistent", **(script_env or {})),
                     capture_output=True, text=True, timeout=120)
             finally:
                 server.terminate()
                 server.wait(timeout=30)
+
+    def check(self, run, label):
         self.assertEqual(run.returncode, 0, run.stderr)
         fields, report = scaling.parse_calibration(run.stdout)
         result = scaling.calibrate(fields, report, 0.6, max_demo_rate=0)
-        print(f"\nlocal calibration (memory store, 127.0.0.1, 2,000 req/s ramped over 1 s, 3 s): {json.dumps(result)}",
-              file=sys.stderr)
+        print(f"\nlocal calibration ({label}; memory store, 127.0.0.1, 2,000 req/s ramped over 1 s, 3 s): "
+              f"{json.dumps(result)}", file=sys.stderr)
         self.assertGreater(result["requests_ok"], 100)
         self.assertEqual(result["errors"], 0)
         self.assertGreater(result["server_cpu_s"], 0)
         self.assertGreater(result["target_requests_per_instance_per_second"], 0)
         p = scaling.plan(result["target_requests_per_instance_per_second"], 2, 4)
         self.assertTrue(p["crosses_threshold"])
+
+    def test_calibration_measures_the_servers_cpu_per_request_and_yields_a_target(self):
+        self.check(self.calibrate(), "open server")
+
+    def test_calibration_on_a_deployment_instance_brings_its_own_key_and_takes_it_away(self):
+        """As on an instance of a deployment: a key file holding only other keys' digests, writes
+        and reads behind it. The script mints a key for the run, adds its digest to the file, and
+        removes it afterwards: the file is as it was, and no key crossed to the instance."""
+        with tempfile.TemporaryDirectory() as etc:
+            keys = os.path.join(etc, "api-keys")
+            original = ("# Written at first boot by cloud-init from Terraform (test)\n"
+                        f"{'ab' * 32} candidates.read,candidates.write deploy\n")
+            with open(keys, "w") as f:
+                f.write(original)
+            os.chmod(keys, 0o640)
+            run = self.calibrate(
+                {"CANDIDATES_API_KEYS_FILE": keys, "CANDIDATES_AUTH_WRITE": "scope", "CANDIDATES_AUTH_READ": "scope"},
+                {"CANDIDATES_API_KEYS_FILE": keys})
+            self.check(run, "key file, reads and writes need a key")
+            self.assertIn("a key for this run (calibrate-instance-", run.stderr)
+            with open(keys) as f:
+                self.assertEqual(f.read(), original)
+            self.assertEqual(os.stat(keys).st_mode & 0o777, 0o640)
+            self.assertEqual(sorted(os.listdir(etc)), ["api-keys"], "a temporary file was left behind")
+            self.assertNotRegex(run.stdout + run.stderr, r"cand_[A-Za-z0-9_-]{43}")
+
+    def test_without_a_key_the_writes_are_refused(self):
+        """The same server without the script's key (CANDIDATES_API_KEY set to an unknown one, so
+        nothing is minted): every write fails, which is what the minted key prevents."""
+        with tempfile.TemporaryDirectory() as etc:
+            keys = os.path.join(etc, "api-keys")
+            with open(keys, "w") as f:
+                f.write(f"{'ab' * 32} candidates.read,candidates.write deploy\n")
+            run = self.calibrate({"CANDIDATES_API_KEYS_FILE": keys},
+                                 {"CANDIDATES_API_KEYS_FILE": keys, "CANDIDATES_API_KEY": "cand_" + "x" * 43})
+            self.assertNotEqual(run.returncode, 0)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
 //! - the plaintext key appears only in a sensitive output, never in user data, instance metadata or
 //!   tags: every other reference goes through `sha256()`;
 //! - Terraform's `sensitive` mark holds (`.input`, not `.output`) and `ignore_changes` keeps the key;
-//! - the key has the shape of `candidatectl key mint`'s keys.
+//! - the key has the shape of `candidatectl key mint`'s keys;
+//! - the scripts use the key from the environment, never from a command line.
 
 use std::{collections::BTreeMap, fs};
 
@@ -305,5 +306,42 @@ fn access_tf_is_the_same_in_every_root() {
         module.variables().into_iter().filter(|(_, b)| !blocks(b, "validation").is_empty()).map(|(n, _)| n).collect();
     for var in ["auth_read", "api_key_lines", "oidc_issuer", "oidc_audience", "oidc_scope_claim"] {
         assert!(validated.contains(&var), "modules/instance-config does not validate {var}");
+    }
+}
+
+/// The scripts that call the API read the key from Terraform into the environment
+/// (`use_write_key`, scripts/deploy/lib.sh) before they do, and none puts a key on a command line:
+/// candidatectl reads CANDIDATES_API_KEY, curl reads its header from a file descriptor.
+#[test]
+fn scripts_use_the_key_from_the_environment() {
+    let lib = read("scripts/deploy/lib.sh");
+    let use_key =
+        lib.split("\nuse_write_key() {").nth(1).expect("lib.sh defines use_write_key").split("\n}\n").next().unwrap();
+    assert!(use_key.contains("tf_output \"$1\" write_key"), "{use_key}");
+    assert!(use_key.contains("export CANDIDATES_API_KEY"), "{use_key}");
+    let retry = lib.split("\nhttp_retry() {").nth(1).unwrap().split("\n}\n").next().unwrap();
+    assert!(retry.contains("-H @<(") && retry.contains("CANDIDATES_API_KEY"), "http_retry sends no key: {retry}");
+    for cloud in CLOUDS {
+        for script in ["validate.sh", "scale-demo.sh"] {
+            let path = format!("scripts/{cloud}/{script}");
+            let body = read(&path);
+            let first_use =
+                ["contract_check", "scale_demo ", "http_retry"].iter().filter_map(|c| body.find(c)).min().unwrap();
+            let key = body.find("use_write_key \"$TF_DIR\"").unwrap_or_else(|| panic!("{path} does not use the key"));
+            assert!(key < first_use, "{path} calls the API before it has the key");
+        }
+    }
+    for path in ["scripts/deploy/lib.sh", "scripts/deploy/calibrate-instance.sh"].into_iter().map(str::to_owned).chain(
+        CLOUDS.iter().flat_map(|c| {
+            ["apply.sh", "calibrate.sh", "destroy.sh", "env.sh", "scale-demo.sh", "validate.sh"]
+                .map(|s| format!("scripts/{c}/{s}"))
+        }),
+    ) {
+        let body = read(&path);
+        assert!(!body.contains("--api-key"), "{path} puts a key on a command line");
+        assert!(
+            !body.contains("Authorization: Bearer $") || body.contains("-H @<("),
+            "{path}: a key in curl's arguments"
+        );
     }
 }
