@@ -345,3 +345,21 @@ fn scripts_use_the_key_from_the_environment() {
         );
     }
 }
+
+#[test]
+fn the_docs_say_how_to_get_rotate_and_extend_the_key() {
+    let security = read("docs/security.md");
+    let section = security.split("\n## Deployments").nth(1).expect("docs/security.md has a \"## Deployments\" section");
+    for needed in ["write_key", "sha256", "auth_read", "api_key_lines"] {
+        assert!(section.contains(needed), "docs/security.md \"Deployments\" does not mention {needed}");
+    }
+    assert!(!security.contains("still starts with no key file"), "docs/security.md still says deployments are open");
+    for cloud in CLOUDS {
+        let docs = read(&format!("docs/deploy-{cloud}.md"));
+        for needed in
+            ["output -raw write_key", "-replace=terraform_data.write_key", "api_key_lines", "auth_read", "oidc_issuer"]
+        {
+            assert!(docs.contains(needed), "docs/deploy-{cloud}.md does not mention {needed}");
+        }
+    }
+}
