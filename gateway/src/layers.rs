@@ -78,7 +78,12 @@ pub(crate) fn apply(router: Router, options: &Options, ready: watch::Receiver<bo
     if library_plumbing("edge") {
         return layered::apply(router, edge);
     }
-    router.layer(middleware::from_fn_with_state(Arc::new(edge), rest_edge))
+    let router = router.layer(middleware::from_fn_with_state(Arc::new(edge), rest_edge));
+    // Outside the edge: a preflight never reaches admission, credentials or the service.
+    match &options.cors {
+        Some(cors) => router.layer(cors.layer()),
+        None => router,
+    }
 }
 
 /// Every REST request, in order: request id and access line; in-flight gauge; 413 for a body

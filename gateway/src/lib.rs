@@ -14,6 +14,7 @@ use candidates_api::v1::{
 use tokio::sync::watch;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
 
+pub mod cors;
 pub mod error;
 pub mod layers;
 pub mod openapi;
@@ -104,6 +105,8 @@ pub struct Options {
     pub send_timeout: std::time::Duration,
     /// Who may call what (the same policy and keys as the gRPC listener's).
     pub auth: std::sync::Arc<candidates_edge::auth::Auth>,
+    /// Browser clients on other origins; `None`: same-origin only.
+    pub cors: Option<cors::Cors>,
 }
 
 /// Shared by every handler.

@@ -148,8 +148,12 @@ impl Application {
             config.stream_idle_timeout,
             auth.clone(),
         );
-        let options =
-            gateway::Options { limits: config.admission(), send_timeout: config.send_timeout, auth: auth.clone() };
+        let options = gateway::Options {
+            limits: config.admission(),
+            send_timeout: config.send_timeout,
+            auth: auth.clone(),
+            cors: config.cors()?,
+        };
         let mut http_router = gateway::router(upstream, lifecycle.readiness(), options);
         if metrics.is_none() {
             http_router = http_router.merge(metrics_router());

@@ -161,6 +161,19 @@ pub struct Config {
     #[arg(long, env = "CANDIDATES_LOG", default_value = "info")]
     pub log: String,
 
+    /// Origins whose browser pages may call the REST API (CORS), comma-separated
+    /// (`https://app.example,http://127.0.0.1:3000`), or `*`. None by default: same-origin only.
+    #[arg(long, env = "CANDIDATES_CORS_ALLOW_ORIGINS", value_delimiter = ',', help_heading = "Browsers")]
+    pub cors_allow_origins: Vec<String>,
+
+    /// CORS: let browsers send cookies or HTTP authentication (only with explicit origins).
+    #[arg(long, env = "CANDIDATES_CORS_ALLOW_CREDENTIALS", help_heading = "Browsers")]
+    pub cors_allow_credentials: bool,
+
+    /// CORS: how long a browser may cache a preflight's answer.
+    #[arg(long, env = "CANDIDATES_CORS_MAX_AGE", value_parser = parse_duration, default_value = "10m", help_heading = "Browsers")]
+    pub cors_max_age: Duration,
+
     /// TLS on the REST and gRPC listeners: the PEM certificate chain (read again within 5 s when
     /// it changes; established connections keep theirs). Needs --tls-key. /metrics stays plaintext.
     #[arg(long, env = "CANDIDATES_TLS_CERT", requires = "tls_key", help_heading = "TLS")]
@@ -315,6 +328,8 @@ pub enum ConfigError {
     OidcUrl(String),
     #[error("--oidc-clock-skew must be at most 5m")]
     OidcSkew,
+    #[error("--cors-allow-origins: {0}")]
+    Cors(#[from] candidates_gateway::cors::CorsError),
 }
 
 impl Config {
@@ -345,6 +360,7 @@ impl Config {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|e| ConfigError::LogFilter { filter: self.log.clone(), reason: e.to_string() })?;
+        self.cors()?;
         if let Some(issuer) = &self.oidc_issuer {
             if self.oidc_audience.as_deref().is_none_or(str::is_empty) {
                 return Err(ConfigError::OidcAudience);
@@ -426,6 +442,16 @@ impl Config {
             write: self.auth_write.map_or(Policy::GUARDED_WRITES.write, Rule::from),
         };
         Ok(Auth::new(policy, keys, oidc))
+    }
+
+    /// CORS for the REST listener, when origins are given.
+    pub fn cors(&self) -> Result<Option<candidates_gateway::cors::Cors>, ConfigError> {
+        let origins: Vec<String> =
+            self.cors_allow_origins.iter().map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect();
+        if origins.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(candidates_gateway::cors::Cors::new(&origins, self.cors_allow_credentials, self.cors_max_age)?))
     }
 
     /// The admission limits of a listener.
