@@ -284,6 +284,11 @@ impl RestApi {
         if response.status().is_success() {
             return Ok(response);
         }
+        Err(Self::error(response).await)
+    }
+
+    /// An error answer as a client error: the JSON body's message, the kind from the status.
+    async fn error(response: reqwest::Response) -> ClientError {
         let status = response.status();
         let message = match response.json::<ErrorBody>().await {
             Ok(body) => body.message,
@@ -295,7 +300,7 @@ impl RestApi {
             400..=499 if status.as_u16() != 429 => ErrorKind::Rejected,
             _ => ErrorKind::Server,
         };
-        Err(ClientError { kind, status: status.as_u16().to_string(), message: format!("HTTP {status}: {message}") })
+        ClientError { kind, status: status.as_u16().to_string(), message: format!("HTTP {status}: {message}") }
     }
 
     async fn candidate(&self, request: reqwest::RequestBuilder) -> Result<String, ClientError> {
@@ -334,6 +339,10 @@ impl Api for RestApi {
     async fn status(&self) -> Result<Status, ClientError> {
         let response = self.http.get(self.url("/gtg?details")).send().await?;
         let code = response.status();
+        // 200 and 503 carry the details; any other answer (401, 403, 429...) is an error body.
+        if !code.is_success() && code != reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            return Err(Self::error(response).await);
+        }
         let status: Status = response.json().await?;
         if code.is_success() {
             Ok(status)

@@ -365,6 +365,9 @@ async fn a_minted_key_works_on_every_command() {
         assert!(!String::from_utf8_lossy(&refused.stderr).contains(&key));
         let ok = ctl(&[&["--target", &target, "--api-key", &key], rest, &["put", "bob"]].concat()).await;
         assert_eq!(code(&ok), 0, "{proto}: {}", String::from_utf8_lossy(&ok.stderr));
+        // `status` is a read (GetStatus): without the key it is refused, exit 4 like any 4xx.
+        let status = ctl(&[&["--target", &target], rest, &["status"]].concat()).await;
+        assert_eq!(code(&status), 4, "{proto}: {}", String::from_utf8_lossy(&status.stderr));
     }
 }
 
