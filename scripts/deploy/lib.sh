@@ -48,7 +48,15 @@ packer_build() {
 tf() {
   local dir=$1
   shift
-  terraform -chdir="$ROOT/terraform/$dir" "$@"
+  # The state holds the write key in plain text: files Terraform writes are the operator's only
+  # (umask 077 for new ones; existing local state files are narrowed too).
+  (
+    umask 077
+    for state in "$ROOT/terraform/$dir"/terraform.tfstate "$ROOT/terraform/$dir"/terraform.tfstate.backup; do
+      if [[ -f $state ]]; then chmod 600 "$state"; fi
+    done
+    terraform -chdir="$ROOT/terraform/$dir" "$@"
+  )
 }
 
 tf_output() { tf "$1" output -raw "$2"; }
@@ -59,6 +67,8 @@ tf_output() { tf "$1" output -raw "$2"; }
 # (`terraform output -raw` writes it to our pipe). A CANDIDATES_API_KEY already exported (a key of
 # your own, added through api_key_lines) is kept.
 use_write_key() {
+  # Never traced: `bash -x` would print the key.
+  { set +x; } 2>/dev/null
   if [[ -n ${CANDIDATES_API_KEY:-} ]]; then
     echo "API key: CANDIDATES_API_KEY from the environment (not terraform/$1's write_key)" >&2
     return 0
@@ -108,6 +118,19 @@ contract_check() {
     log "contract check: REST $rest (gRPC skipped: the gRPC load balancer is internal)"
     "$CANDIDATECTL" check --rest-target "$rest" --skip-grpc
   fi
+  anonymous_writes_refused "$rest"
+}
+
+# anonymous_writes_refused REST_URL: a write without a key must get 401. The contract check sends
+# the key, and a server with no key file ignores credentials, so it alone would pass an instance
+# left open; six probes, to reach more than one instance behind the load balancer.
+anonymous_writes_refused() {
+  local rest=$1 code i
+  for i in 1 2 3 4 5 6; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST "$rest/candidate/anonymous-write-probe-$i") || code=000
+    [[ $code == 401 ]] || die "an anonymous POST /candidate got HTTP $code from $rest, not 401: the deployment is open for writes"
+  done
+  log "anonymous writes refused: 401 on 6 of 6 probes"
 }
 
 # free_port: an unused local TCP port, for tunnels.

@@ -13,14 +13,16 @@
 # keeps the first value (the uuid function's documentation: "with care in conjunction with the
 # ignore_changes lifecycle meta-argument"), so the key changes only when the resource is replaced:
 #   terraform apply -replace=terraform_data.write_key        (rotation: docs/deploy-<cloud>.md)
-# sensitive() makes the state mark `input` sensitive: plans never print it, and Terraform refuses
-# any output of it that is not `sensitive = true`. Read it as `.input`: `.output`, a copy, loses the
-# mark after apply (Terraform 1.11).
+# The key is held in `triggers_replace`, not `input`: terraform_data copies `input` to `output`,
+# and that copy is unmarked after apply, so `terraform show`, `state show`, `plan -replace` and
+# `plan -destroy` printed the key in plain text (Terraform 1.11, reproduced by a review).
+# `triggers_replace` has no copy; sensitive() makes the state mark it, so every plan and show
+# prints `(sensitive value)` and Terraform refuses any output of it that is not `sensitive = true`.
 resource "terraform_data" "write_key" {
-  input = sensitive("cand_${substr(replace("${uuid()}${uuid()}", "-", ""), 0, 43)}")
+  triggers_replace = sensitive("cand_${substr(replace("${uuid()}${uuid()}", "-", ""), 0, 43)}")
 
   lifecycle {
-    ignore_changes = [input]
+    ignore_changes = [triggers_replace]
   }
 }
 
@@ -29,14 +31,14 @@ locals {
   # lines. A digest is not a secret (the server itself keeps nothing else, and nobody turns a
   # SHA-256 back into 172 random bits), so it is nonsensitive: user data stays readable in plans.
   api_key_lines = concat(
-    ["${nonsensitive(sha256(terraform_data.write_key.input))} candidates.read,candidates.write deploy"],
+    ["${nonsensitive(sha256(terraform_data.write_key.triggers_replace))} candidates.read,candidates.write deploy"],
     var.api_key_lines,
   )
 }
 
 output "write_key" {
   description = "The deployment's API key with candidates.read and candidates.write: `export CANDIDATES_API_KEY=$(terraform output -raw write_key)`. Printed only when asked for by name; it is in the state in plain text, so keep the state private."
-  value       = terraform_data.write_key.input
+  value       = terraform_data.write_key.triggers_replace
   sensitive   = true
 }
 

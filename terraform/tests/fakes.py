@@ -101,12 +101,21 @@ with open(os.path.join(here, "extras"), "a") as f:
     f.write(json.dumps([name, sys.argv[1:], extra]) + "\n")
 rules = json.load(open(os.path.join(here, name + ".rules")))
 state_path = os.path.join(here, name + ".state")
+# Scripts call the same fake from background jobs at once (a poll loop per instance): the state's
+# read-modify-write is one critical section, or two calls take the same answer (or one reads a
+# file the other is rewriting) and a sequence of answers comes out one short or long.
+import fcntl
+lock = open(state_path + ".lock", "a")
+fcntl.flock(lock, fcntl.LOCK_EX)
 state = json.load(open(state_path)) if os.path.exists(state_path) else {}
 for i, (match, outputs, code) in enumerate(rules):
     if all(m in args for m in match):
         n = state.get(str(i), 0)
         state[str(i)] = n + 1
-        json.dump(state, open(state_path, "w"))
+        with open(state_path + ".new", "w") as f:
+            json.dump(state, f)
+        os.replace(state_path + ".new", state_path)
+        fcntl.flock(lock, fcntl.LOCK_UN)
         out = outputs[min(n, len(outputs) - 1)] if outputs else ""
         if out:
             print(out)

@@ -244,6 +244,14 @@ class RootWriteKey(unittest.TestCase):
         self.assertRegex(new_key, r"^cand_[A-Za-z0-9_-]{43}$")
         self.assertNotEqual(new_key, key)
         self.assertNotIn(new_key, rotated.stdout + rotated.stderr)
+        self.assertNotIn(key, rotated.stdout + rotated.stderr, "a rotation must not print the old key")
+        # Nothing Terraform shows prints the key: show, state show, a planned rotation or destroy.
+        for args in (["show", "-no-color"], ["state", "show", "terraform_data.write_key"],
+                     ["plan", "-no-color", "-input=false", "-replace=terraform_data.write_key"],
+                     ["plan", "-no-color", "-input=false", "-destroy"]):
+            shown = terraform(self.root, *args)
+            self.assertNotIn(new_key, shown.stdout + shown.stderr, args)
+            self.assertNotIn(new_key[len("cand_"):], shown.stdout + shown.stderr, args)
         doc = yaml.safe_load(outputs(self.root)["user_data"])
         keys = [l for l in doc["write_files"][1]["content"].splitlines() if not l.startswith("#")]
         self.assertEqual(keys, [f"{hashlib.sha256(new_key.encode()).hexdigest()} candidates.read,candidates.write deploy",

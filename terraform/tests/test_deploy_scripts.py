@@ -326,9 +326,11 @@ class HttpRetry(unittest.TestCase):
 
 class Api:
     """127.0.0.1: what validate.sh calls through the load balancer (/gtg, /gtg?details=true),
-    answered 200, with every request's path and Authorization header recorded."""
+    answered 200, with every request's path and Authorization header recorded; a POST without a
+    key gets 401, as from a deployment closed for writes (`open_writes`: 200, as from one left
+    open)."""
 
-    def __init__(self):
+    def __init__(self, open_writes=False):
         self.requests = []
         outer = self
 
@@ -340,6 +342,13 @@ class Api:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def do_POST(self):
+                outer.requests.append((self.path, self.headers.get("Authorization")))
+                closed = self.headers.get("Authorization") is None and not open_writes
+                self.send_response(401 if closed else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, *args):
                 pass
@@ -359,8 +368,8 @@ class ValidateUsesTheKey(unittest.TestCase):
     check on Azure's and GCP's validation host gets it in a private file / on standard input, and
     no command line anywhere holds it."""
 
-    def validate(self, cloud, outputs, fakes, **env):
-        api = Api()
+    def validate(self, cloud, outputs, fakes, open_writes=False, expect_ok=True, **env):
+        api = Api(open_writes)
         self.addCleanup(api.close)
         fake = FakeCommands()
         self.addCleanup(fake.close)
@@ -380,7 +389,15 @@ class ValidateUsesTheKey(unittest.TestCase):
         run = subprocess.run(["bash", os.path.join("scripts", cloud, "validate.sh")], cwd=ROOT, env=full,
                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
         out = run.stdout + run.stderr
+        if not expect_ok:
+            self.assertNotEqual(run.returncode, 0, out)
+            return fake, out
         self.assertEqual(run.returncode, 0, out)
+        # Six anonymous writes, each refused: the deployment is closed for writes.
+        probes = [(path, auth) for path, auth in api.requests if path.startswith("/candidate/anonymous-write-probe")]
+        self.assertEqual(len(probes), 6, api.requests)
+        self.assertTrue(all(auth is None for _, auth in probes), probes)
+        self.assertIn("anonymous writes refused", out)
         # /gtg?details with the key; the health path without it is fine either way.
         details = [auth for path, auth in api.requests if "details" in path]
         self.assertEqual(details, [f"Bearer {KEY}"], api.requests)
@@ -401,6 +418,15 @@ class ValidateUsesTheKey(unittest.TestCase):
                                 (["describe-auto-scaling-groups", "MinSize"], "1", 0),
                                 (["describe-target-health"], "healthy", 0)], False)},
                       SKIP_GRPC="1")
+
+    def test_a_deployment_open_for_writes_fails_validation(self):
+        _, out = self.validate("aws", {"grpc_endpoint": "nlb:50051", "asg_name": "cand-asg",
+                                       "rest_target_group_arn": "arn:rest", "grpc_target_group_arn": "arn:grpc"},
+                               {"aws": ([(["sts", "get-caller-identity"], "arn", 0),
+                                         (["describe-auto-scaling-groups", "MinSize"], "1", 0),
+                                         (["describe-target-health"], "healthy", 0)], False)},
+                               open_writes=True, expect_ok=False, SKIP_GRPC="1")
+        self.assertIn("the deployment is open for writes", out)
 
     def test_gcp_sends_the_key_to_the_validation_host_on_standard_input(self):
         fake, _ = self.validate(

@@ -5,7 +5,8 @@
 //! - no root exposes write operations without credentials, judged by the binary's own policy code;
 //! - the plaintext key appears only in a sensitive output, never in user data, instance metadata or
 //!   tags: every other reference goes through `sha256()`;
-//! - Terraform's `sensitive` mark holds (`.input`, not `.output`) and `ignore_changes` keeps the key;
+//! - Terraform's `sensitive` mark holds (the key in `triggers_replace`, which has no unmarked copy
+//!   as `input` has in `output`) and `ignore_changes` keeps the key;
 //! - the key has the shape of `candidatectl key mint`'s keys;
 //! - the scripts use the key from the environment, never from a command line.
 
@@ -21,7 +22,7 @@ use crate::infra::{Module, attr, binary, block, blocks, bool_attr, one_line, rep
 const CLOUDS: [&str; 3] = ["aws", "azure", "gcp"];
 const KEY: &str = "terraform_data.write_key";
 /// The only way the key may appear outside its sensitive output.
-const DIGEST: &str = "nonsensitive(sha256(terraform_data.write_key.input))";
+const DIGEST: &str = "nonsensitive(sha256(terraform_data.write_key.triggers_replace))";
 
 fn read(path: &str) -> String {
     fs::read_to_string(repo_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -204,8 +205,9 @@ async fn the_binary_configured_as_the_module_says_refuses_writes_without_the_key
 // Terraform, "Sensitive Data in State" / the `sensitive` function and output `sensitive`: a
 // sensitive mark follows derived values and Terraform refuses a root output of one unless it is
 // `sensitive = true`; `terraform output -raw NAME` still prints it. The state marks only the
-// attribute set with sensitive() (`input`); `output`, terraform_data's copy, is unmarked after apply
-// (Terraform 1.11, checked by hand), so every reference reads `.input`. The EC2 docs: user data "is
+// attribute set with sensitive(); terraform_data copies `input` to an unmarked `output` (Terraform
+// 1.11: show, state show, plan -replace and plan -destroy printed it), so the key is held in
+// `triggers_replace`, which has no copy, and every reference reads `.triggers_replace`. The EC2 docs: user data "is
 // an instance attribute" anyone with DescribeInstanceAttribute or a shell on the instance reads;
 // GCP metadata and Azure custom data alike. So outside the one sensitive output the key appears
 // only as `nonsensitive(sha256(...))` (the nonsensitive docs' own example: "a SHA256 hash of a
@@ -215,8 +217,9 @@ fn the_plaintext_key_appears_only_in_a_sensitive_output() {
     for cloud in CLOUDS {
         let m = Module::load(cloud);
         let key = m.resource("terraform_data", "write_key");
-        let input = text(key, "input");
-        assert!(input.starts_with("sensitive(") && input.ends_with(')'), "{cloud}: input is not sensitive(): {input}");
+        let held = text(key, "triggers_replace");
+        assert!(held.starts_with("sensitive(") && held.ends_with(')'), "{cloud}: the key is not sensitive(): {held}");
+        assert!(attr(key, "input").is_none(), "{cloud}: `input` is copied to an unmarked `output`");
 
         let mut sensitive_outputs = Vec::new();
         let mut digests = 0;
@@ -230,13 +233,13 @@ fn the_plaintext_key_appears_only_in_a_sensitive_output() {
             }
             if kind == "output" {
                 assert_eq!(bool_attr(body, "sensitive"), Some(true), "{cloud}: output {labels:?} shows the key");
-                assert_eq!(text(body, "value"), format!("{KEY}.input"), "{cloud}: output {labels:?}");
+                assert_eq!(text(body, "value"), format!("{KEY}.triggers_replace"), "{cloud}: output {labels:?}");
                 sensitive_outputs.push(labels[0].to_owned());
                 continue;
             }
             for (i, _) in all.match_indices(KEY) {
-                let wrapped =
-                    all[..i].ends_with("nonsensitive(sha256(") && all[i..].starts_with(&format!("{KEY}.input))"));
+                let wrapped = all[..i].ends_with("nonsensitive(sha256(")
+                    && all[i..].starts_with(&format!("{KEY}.triggers_replace))"));
                 let excerpt: String = all[i.saturating_sub(60)..].chars().take(120).collect();
                 assert!(wrapped, "{cloud}: {kind} {labels:?} reads the key without sha256(): ...{excerpt}...");
                 digests += 1;
@@ -266,10 +269,14 @@ fn the_key_is_made_once_and_has_the_shape_of_a_minted_key() {
         let m = Module::load(cloud);
         let key = m.resource("terraform_data", "write_key");
         let lifecycle = block(key, "lifecycle");
-        assert_eq!(text(lifecycle, "ignore_changes"), "[input]", "{cloud}: the key would change on every apply");
-        assert!(attr(key, "triggers_replace").is_none(), "{cloud}");
         assert_eq!(
-            text(key, "input"),
+            text(lifecycle, "ignore_changes"),
+            "[triggers_replace]",
+            "{cloud}: the key would change on every apply"
+        );
+        assert!(attr(key, "input").is_none(), "{cloud}");
+        assert_eq!(
+            text(key, "triggers_replace"),
             "sensitive(\"cand_${substr(replace(\"${uuid()}${uuid()}\", \"-\", \"\"), 0, 43)}\")",
             "{cloud}: the expression this test evaluates"
         );
