@@ -76,7 +76,8 @@ def issuer(tmp):
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            body = json.dumps({"jwks_uri": f"{url}/jwks"} if "openid" in self.path else {"keys": [jwk]}).encode()
+            body = json.dumps({"issuer": url, "jwks_uri": f"{url}/jwks"} if "openid" in self.path
+                              else {"keys": [jwk]}).encode()
             self.send_response(200)
             self.send_header("content-type", "application/json")
             self.end_headers()

@@ -249,18 +249,6 @@ pub struct Config {
 /// every connection. Nothing here needs more than a few hours.
 pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// HTTPS, or HTTP to a loopback host (a test's or a sidecar's JWKS).
-fn secure_url(url: &str) -> bool {
-    let Ok(uri) = url.parse::<http::Uri>() else { return false };
-    match (uri.scheme_str(), uri.host()) {
-        (Some("https"), Some(_)) => true,
-        (Some("http"), Some(host)) => {
-            host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        }
-        _ => false,
-    }
-}
-
 /// humantime's duration syntax (`10s`, `250ms`, `1h 30m`), at most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
@@ -328,6 +316,8 @@ pub enum ConfigError {
     OidcUrl(String),
     #[error("--oidc-clock-skew must be at most 5m")]
     OidcSkew,
+    #[error("--oidc-jwks-refresh-floor must be at least 1s: it is what bounds JWKS fetches caused by unknown key ids")]
+    OidcFloor,
     #[error("--cors-allow-origins: {0}")]
     Cors(#[from] candidates_gateway::cors::CorsError),
 }
@@ -366,12 +356,15 @@ impl Config {
                 return Err(ConfigError::OidcAudience);
             }
             for url in std::iter::once(issuer).chain(self.oidc_jwks_url.as_ref()) {
-                if !secure_url(url) {
+                if !candidates_edge::auth::jwt::secure_url(url) {
                     return Err(ConfigError::OidcUrl(url.clone()));
                 }
             }
             if self.oidc_clock_skew > Duration::from_secs(300) {
                 return Err(ConfigError::OidcSkew);
+            }
+            if self.oidc_jwks_refresh_floor < Duration::from_secs(1) {
+                return Err(ConfigError::OidcFloor);
             }
         }
         if self.api_keys_file.is_none() && self.oidc_issuer.is_none() {

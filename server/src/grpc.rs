@@ -136,10 +136,12 @@ fn log_rpc(rpc: &&'static str, request_id: &str, res: &Response, latency: Durati
 }
 
 /// Health checks are never shed; CandidateService calls are unary with small messages (read
-/// first); the rest (reflection streams, unknown paths) take a permit as they come.
+/// first); the rest take a permit of the stream budget as they come: reflection streams, unknown
+/// paths, and health `Watch` streams, which need no credentials and would otherwise be unbounded
+/// (a review held 2,000 open on ten connections).
 fn classify(request: &Request) -> Admission {
     let path = request.uri().path();
-    if path.starts_with("/grpc.health.v1.Health/") {
+    if path == "/grpc.health.v1.Health/Check" {
         Admission::Exempt
     } else if is_candidate_service(path) {
         Admission::Buffered
@@ -332,6 +334,15 @@ pub fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_health_check_skips_admission_a_watch_is_a_bounded_stream() {
+        let at = |path: &str| classify(&Request::post(path).body(axum::body::Body::empty()).unwrap());
+        assert!(at("/grpc.health.v1.Health/Check") == Admission::Exempt);
+        assert!(at("/grpc.health.v1.Health/Watch") == Admission::Streaming);
+        assert!(at("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo") == Admission::Streaming);
+        assert!(at(&format!("/{}/GetCandidate", candidates_api::SERVICE_NAME)) == Admission::Buffered);
+    }
 
     #[test]
     fn unary_framing_is_one_message_within_the_limit() {

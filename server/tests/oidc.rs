@@ -252,6 +252,18 @@ async fn tokens_are_judged_on_both_listeners() {
     )
     .await;
 
+    // `iss` as an array holding the issuer (RFC 7519: one string).
+    let mut claims = issuer.claims("candidates.write");
+    claims["iss"] = json!(["https://evil.example", issuer.url()]);
+    refused(
+        &server,
+        &good(&rsa, "rsa-1", claims),
+        Code::Unauthenticated,
+        "the bearer token's issuer is not the one this server trusts",
+        "iss array",
+    )
+    .await;
+
     // alg none: no signature at all.
     let none = token(json!({"alg": "none", "kid": "rsa-1"}), issuer.claims("candidates.write"), |_| Vec::new());
     refused(&server, &none, Code::Unauthenticated, BAD_ALG, "alg none").await;

@@ -238,6 +238,12 @@ async fn idle_connections_cannot_exhaust_descriptors_or_health() {
     let server = TestServer::start_command(cmd, dir.path());
     let listening = server.log_lines().into_iter().find(|l| l.contains("\"listening\"")).unwrap();
     assert!(listening.contains("\"max_connections\":192"), "{listening}");
+    // "listening" comes just before the instance is ready: the first /gtg below must not race it.
+    let started = std::time::Instant::now();
+    while http().get(server.url("/gtg")).send().await.unwrap().status() != 200 {
+        assert!(started.elapsed() < Duration::from_secs(10), "not ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut idle = Vec::new();
     for i in 0..400 {
         // A keep-alive connection that made one request and then waits.

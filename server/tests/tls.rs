@@ -181,6 +181,16 @@ fn a_bad_certificate_at_start_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr).to_string() + &String::from_utf8_lossy(&output.stdout);
     assert!(!output.status.success());
     assert!(stderr.contains("holds no PEM certificate"), "{stderr}");
+    // A key whose line breaks were lost: refused without quoting its bytes.
+    let (leaf, key_pem, _) = Pki::new().leaf("flat");
+    std::fs::write(dir.path().join("tls.crt"), leaf).unwrap();
+    let flat: String = key_pem.lines().collect();
+    std::fs::write(dir.path().join("tls.key"), &flat).unwrap();
+    let output = common::server_command(dir.path(), &["--tls-cert", &cert, "--tls-key", &key]).output().unwrap();
+    let all = String::from_utf8_lossy(&output.stderr).to_string() + &String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success() && all.contains("malformed PEM"), "{all}");
+    let body = flat.trim_start_matches("-----BEGIN PRIVATE KEY-----");
+    assert!(!all.contains(&body[..40]) && !all.contains("[45, 45"), "the key's bytes in the message: {all}");
     let output = common::server_command(dir.path(), &["--tls-cert", &cert]).output().unwrap();
     assert_eq!(output.status.code(), Some(2), "--tls-cert without --tls-key is a usage error");
 }

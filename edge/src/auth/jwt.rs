@@ -111,7 +111,22 @@ impl Verified {
 
 #[derive(Deserialize)]
 struct Discovery {
+    issuer: String,
     jwks_uri: String,
+}
+
+/// HTTPS, or HTTP to a loopback host (a test's or a sidecar's issuer): the rule the server's
+/// configuration applies to the flags, applied to what discovery returns too.
+pub fn secure_url(url: &str) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else { return false };
+    match (uri.scheme_str(), uri.host()) {
+        (Some("https"), Some(_)) => true,
+        (Some("http"), Some(host)) => {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        _ => false,
+    }
 }
 
 #[derive(Deserialize)]
@@ -122,7 +137,13 @@ struct JwksDocument {
 impl Verifier {
     /// A verifier with no keys yet: call [`refresh`](Self::refresh) (the server does at start).
     pub fn new(config: OidcConfig) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder().timeout(config.fetch_timeout).no_proxy().build()?;
+        // No redirects: the HTTPS rule of the issuer and JWKS addresses must hold for where the keys
+        // really come from.
+        let http = reqwest::Client::builder()
+            .timeout(config.fetch_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()?;
         let mut validation = HashMap::new();
         for algorithm in [Algorithm::RS256, Algorithm::ES256] {
             let mut v = Validation::new(algorithm);
@@ -184,6 +205,10 @@ impl Verifier {
         let data = jsonwebtoken::decode::<HashMap<String, serde_json::Value>>(token, &key.key, validation)
             .map_err(|e| classify(e.kind()))?;
         let claims = data.claims;
+        // RFC 7519 section 4.1.1: `iss` is one string; jsonwebtoken also takes an array holding it.
+        if !claims.get("iss").is_some_and(serde_json::Value::is_string) {
+            return Err(AuthError::WrongIssuer);
+        }
         let subject = claims.get("sub").and_then(serde_json::Value::as_str).unwrap_or("unknown");
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
         let exp = claims.get("exp").and_then(serde_json::Value::as_u64).unwrap_or(now);
@@ -247,7 +272,15 @@ impl Verifier {
                 let discovery =
                     format!("{}/.well-known/openid-configuration", self.config.issuer.trim_end_matches('/'));
                 let body = self.get(&discovery).await?;
-                serde_json::from_slice::<Discovery>(&body).map_err(|e| format!("{discovery}: {e}"))?.jwks_uri
+                let document = serde_json::from_slice::<Discovery>(&body).map_err(|e| format!("{discovery}: {e}"))?;
+                // OIDC Discovery 1.0, section 4.3: the document's issuer is exactly the one asked.
+                if document.issuer != self.config.issuer {
+                    return Err(format!("{discovery}: its issuer is not {}", self.config.issuer));
+                }
+                if !secure_url(&document.jwks_uri) {
+                    return Err(format!("{discovery}: jwks_uri is not HTTPS (HTTP only on loopback)"));
+                }
+                document.jwks_uri
             }
         };
         let body = self.get(&url).await?;
@@ -273,11 +306,20 @@ impl Verifier {
         if !response.status().is_success() {
             return Err(format!("{url}: HTTP {}", response.status().as_u16()));
         }
-        let body = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-        if body.len() > MAX_JWKS {
-            return Err(format!("{url}: larger than {MAX_JWKS} bytes"));
+        // Read in chunks up to the cap: a huge document must not be held whole first.
+        let too_large = || format!("{url}: larger than {MAX_JWKS} bytes");
+        if response.content_length().is_some_and(|n| n > MAX_JWKS as u64) {
+            return Err(too_large());
         }
-        Ok(body.to_vec())
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| format!("{url}: {e}"))? {
+            if body.len() + chunk.len() > MAX_JWKS {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 }
 

@@ -305,8 +305,11 @@ impl Auth {
 /// Counts a refusal by reason and logs it at a bounded rate, without the credential.
 pub fn record_failure(error: AuthError) {
     metrics::counter!("auth_failures_total", "reason" => error.reason()).increment(1);
-    static REFUSED: Throttle = Throttle::new("request refused by the auth policy");
-    if REFUSED.admit(|| error.reason().to_owned()) {
+    // One throttle per reason: cheap refusals (no credential) must not hide key guessing.
+    static REFUSED: [Throttle; AuthError::REASONS.len()] =
+        [const { Throttle::new("request refused by the auth policy") }; AuthError::REASONS.len()];
+    let index = AuthError::REASONS.iter().position(|r| *r == error.reason()).unwrap_or(0);
+    if REFUSED[index].admit(|| error.reason().to_owned()) {
         tracing::warn!(
             request_id = crate::context::request_id(),
             reason = error.reason(),

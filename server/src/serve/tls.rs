@@ -123,9 +123,18 @@ fn certified(
     if chain.is_empty() {
         return Err(TlsError::NoCertificate { path: cert_path.to_owned() });
     }
-    let key_error = |reason: String| TlsError::Key { path: key_path.to_owned(), reason };
-    let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| key_error(e.to_string()))?;
-    let signing = provider.key_provider.load_private_key(key).map_err(|e| key_error(e.to_string()))?;
+    // Fixed messages: a PEM parser's error can quote the file's bytes, and these are a private key.
+    let key_error = |reason: &str| TlsError::Key { path: key_path.to_owned(), reason: reason.to_owned() };
+    let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| {
+        key_error(match e {
+            rustls::pki_types::pem::Error::NoItemsFound => "no PEM private key block",
+            _ => "malformed PEM (a lost line break or a damaged BEGIN/END line?)",
+        })
+    })?;
+    let signing = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|_| key_error("the key is not a supported RSA, ECDSA or Ed25519 key"))?;
     let certified = CertifiedKey::new(chain, signing);
     certified.keys_match().map_err(|_| TlsError::Mismatch { cert: cert_path.to_owned(), key: key_path.to_owned() })?;
     Ok(certified)
