@@ -24,7 +24,7 @@ use tokio::sync::watch;
 
 use crate::{Options, error::ApiError};
 use candidates_edge::{
-    auth::{Access, Auth, AuthError, record_failure},
+    auth::{Access, Auth, Gate},
     limit,
     observe::{ACCESS_LOG, InFlight, bounded, latency_ms, method_label, observe},
 };
@@ -98,7 +98,8 @@ async fn rest_edge(State(edge): State<Arc<RestEdge>>, request: Request, next: Ne
         let _in_flight = InFlight::new("http_requests_in_flight");
         let started = Instant::now();
         let mut request = request;
-        let response = match authenticate(&edge.auth, &mut request).await {
+        let gate = gate(&request);
+        let response = match edge.auth.gate(&mut request, gate).await {
             Ok(()) => match refuse_declared_oversize(edge.body_limit, request).await {
                 Ok(request) => edge.admit.run(request, |request| next.run(request)).await,
                 Err(refused) => refused,
@@ -147,22 +148,18 @@ fn log_request(line: &RestLine, request_id: &str, response: &Response, latency: 
     );
 }
 
-/// The caller, in the request's extensions for the service (which applies the policy per
-/// operation); `/openapi.json` is a read, judged here. The load balancer's plain `/gtg` needs
-/// nothing and costs nothing; `/gtg?details` is GetStatus, a read.
-async fn authenticate(auth: &Auth, request: &mut Request) -> Result<(), AuthError> {
+/// What the REST edge does about credentials: nothing for the load balancer's plain `/gtg` (it
+/// costs nothing); `/openapi.json` is a read, judged here; everything else (`/gtg?details` is
+/// GetStatus) is judged by the service on the caller found here.
+fn gate(request: &Request) -> Gate {
     let uri = request.uri();
     if uri.path() == "/gtg" && !crate::routes::asks_for_details(uri.query()) {
-        return Ok(());
-    }
-    let caller = if uri.path() == crate::openapi::PATH {
-        auth.admit(request.headers(), Access::Read).await
+        Gate::Open
+    } else if uri.path() == crate::openapi::PATH {
+        Gate::Judge(Access::Read)
     } else {
-        auth.authenticate(request.headers()).await
+        Gate::Identify
     }
-    .inspect_err(|error| record_failure(*error))?;
-    request.extensions_mut().insert(caller);
-    Ok(())
 }
 
 /// `/gtg` (with or without `?details`) is the load balancer's: never shed, never queued.

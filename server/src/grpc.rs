@@ -84,7 +84,10 @@ async fn grpc_edge(State(edge): State<Arc<GrpcEdge>>, request: Request, next: Ne
         let mut request = request;
         let refused = match not_grpc(&request) {
             Some(refused) => Some(refused),
-            None => authenticate(&edge.auth, &mut request).await.err().map(|error| Status::from(error).into_http()),
+            None => {
+                let gate = gate(request.uri().path());
+                edge.auth.gate(&mut request, gate).await.err().map(|error| Status::from(error).into_http())
+            }
         };
         let mut response = match refused {
             None => edge.admit.run(request, |request| deadline(edge.default_deadline, request, next)).await,
@@ -101,21 +104,17 @@ async fn grpc_edge(State(edge): State<Arc<GrpcEdge>>, request: Request, next: Ne
     .await
 }
 
-/// The caller, in the request's extensions for `CandidateService` (which applies the policy per
-/// method); reflection and unknown paths are reads, judged here. Health checks need nothing.
-async fn authenticate(auth: &Auth, request: &mut Request) -> Result<(), auth::AuthError> {
-    let path = request.uri().path();
+/// What the gRPC edge does about credentials: nothing for health; the caller for
+/// `CandidateService` (the service applies the policy per method); reflection and unknown paths
+/// are reads, judged here.
+fn gate(path: &str) -> auth::Gate {
     if path.starts_with("/grpc.health.v1.Health/") {
-        return Ok(());
-    }
-    let caller = if is_candidate_service(path) {
-        auth.authenticate(request.headers()).await
+        auth::Gate::Open
+    } else if is_candidate_service(path) {
+        auth::Gate::Identify
     } else {
-        auth.admit(request.headers(), auth::Access::Read).await
+        auth::Gate::Judge(auth::Access::Read)
     }
-    .inspect_err(|error| auth::record_failure(*error))?;
-    request.extensions_mut().insert(caller);
-    Ok(())
 }
 
 fn is_candidate_service(path: &str) -> bool {

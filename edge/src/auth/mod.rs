@@ -73,6 +73,17 @@ impl Policy {
     }
 }
 
+/// What a listener's edge does about credentials for one request ([`Auth::gate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Health checks: credentials are neither needed nor read.
+    Open,
+    /// Find out who calls; the service applies the policy per operation.
+    Identify,
+    /// Find out who calls and apply the policy for this class here.
+    Judge(Access),
+}
+
 /// The scopes a credential holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Scopes {
@@ -292,6 +303,21 @@ impl Auth {
             (Rule::Scope, Caller::Known(principal)) if principal.scopes.holds(access) => Ok(()),
             (Rule::Scope, Caller::Known(_)) => Err(AuthError::Forbidden(access)),
         }
+    }
+
+    /// A listener edge's one step: per `gate`, nothing (health), the caller (the service applies
+    /// the policy per operation), or the caller judged for `access` here (reflection,
+    /// `/openapi.json`). The caller goes into the request's extensions; a refusal is counted and
+    /// logged.
+    pub async fn gate<B>(&self, request: &mut http::Request<B>, gate: Gate) -> Result<(), AuthError> {
+        let caller = match gate {
+            Gate::Open => return Ok(()),
+            Gate::Identify => self.authenticate(request.headers()).await,
+            Gate::Judge(access) => self.admit(request.headers(), access).await,
+        }
+        .inspect_err(|error| record_failure(*error))?;
+        request.extensions_mut().insert(caller);
+        Ok(())
     }
 
     /// Both, for requests the edge judges itself (reflection, `/openapi.json`).

@@ -13,7 +13,7 @@ use axum::{
 };
 use http::HeaderValue;
 
-use super::{RestEdge, authenticate, log_request, metric_route, refuse_declared_oversize, rest_line, status_label};
+use super::{RestEdge, gate, log_request, metric_route, refuse_declared_oversize, rest_line, status_label};
 use candidates_edge::observe::{InFlight, method_label, observe};
 
 /// Layers added last run first: observe, metrics, drain header, JSON errors, auth, 413, admission.
@@ -64,7 +64,8 @@ async fn json_errors(request: Request, next: Next) -> Response {
 }
 
 async fn authenticated(State(edge): State<Arc<RestEdge>>, mut request: Request, next: Next) -> Response {
-    match authenticate(&edge.auth, &mut request).await {
+    let gate = gate(&request);
+    match edge.auth.gate(&mut request, gate).await {
         Ok(()) => next.run(request).await,
         Err(error) => crate::error::ApiError::from(tonic::Status::from(error)).into_response(),
     }
