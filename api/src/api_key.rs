@@ -37,6 +37,12 @@ pub fn digest_hex(key: &str) -> String {
     digest(key).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The key file line the server takes for `key`: its digest, the comma-separated `scopes` and a
+/// `name` (no secret in it).
+pub fn file_line(key: &str, scopes: &str, name: &str) -> String {
+    format!("{} {scopes} {name}", digest_hex(key))
+}
+
 /// Whether `token` has a key's shape (prefix, length, alphabet); says nothing about its validity.
 pub fn looks_like_key(token: &str) -> bool {
     token.len() == LEN

@@ -223,7 +223,7 @@ async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
                 status: "no_randomness".into(),
                 message: format!("cannot get random bytes from the system: {e}"),
             })?;
-            let line = format!("{} {scopes} {name}", candidates_api::api_key::digest_hex(&key));
+            let line = candidates_api::api_key::file_line(&key, &scopes, &name);
             if conn.json {
                 output::print_json(&json!({ "key": key, "key_file_line": line }));
             } else {

@@ -373,7 +373,7 @@ pub async fn run(args: &FleetArgs) -> Result<Outcome, FleetError> {
 fn rehearsal_key(out: &Path) -> Result<(Credential, PathBuf), FleetError> {
     let path = out.join("api-keys");
     let key = candidates_api::api_key::mint().map_err(|e| FleetError::Args(format!("no randomness: {e}")))?;
-    let line = format!("{} candidates.read,candidates.write rehearsal\n", candidates_api::api_key::digest_hex(&key));
+    let line = candidates_api::api_key::file_line(&key, "candidates.read,candidates.write", "rehearsal") + "\n";
     std::fs::write(&path, line).map_err(|e| FleetError::io(&path, e))?;
     Ok((Credential::key(Some(&key))?, path))
 }
