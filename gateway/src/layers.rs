@@ -93,7 +93,7 @@ async fn rest_edge(State(edge): State<Arc<RestEdge>>, request: Request, next: Ne
     let line = rest_line(&request);
     let method = line.method;
     observe(request, line, log_request, |request| async move {
-        let route = metric_route(crate::routes::route_template(request.uri().path()));
+        let route = route_label(request.uri().path());
         let http1 = request.version() <= http::Version::HTTP_11;
         let _in_flight = InFlight::new("http_requests_in_flight");
         let started = Instant::now();
@@ -149,13 +149,15 @@ fn log_request(line: &RestLine, request_id: &str, response: &Response, latency: 
 }
 
 /// What the REST edge does about credentials: nothing for the load balancer's plain `/gtg` (it
-/// costs nothing); `/openapi.json` is a read, judged here; everything else (`/gtg?details` is
+/// costs nothing); `/openapi.json` and the API explorer are reads, judged here; everything else (`/gtg?details` is
 /// GetStatus) is judged by the service on the caller found here.
 fn gate(request: &Request) -> Gate {
     let uri = request.uri();
     if uri.path() == "/gtg" && !crate::routes::asks_for_details(uri.query()) {
         Gate::Open
-    } else if uri.path() == crate::openapi::PATH {
+    } else if uri.path() == crate::openapi::PATH || crate::explorer::serves(uri.path()) {
+        // The explorer too: it shows the document (and, reads closed, a browser could not send a
+        // key for the page anyway, so opening the page alone would show nothing but a 401).
         Gate::Judge(Access::Read)
     } else {
         Gate::Identify
@@ -165,6 +167,12 @@ fn gate(request: &Request) -> Gate {
 /// `/gtg` (with or without `?details`) is the load balancer's: never shed, never queued.
 fn classify(request: &Request) -> limit::Admission {
     if request.uri().path() == "/gtg" { limit::Admission::Exempt } else { limit::Admission::Buffered }
+}
+
+/// A request's route label: its route template's, or the explorer's page or file label (either
+/// way a closed set, whatever the path).
+fn route_label(path: &str) -> &'static str {
+    crate::explorer::route_label(path).unwrap_or_else(|| metric_route(crate::routes::route_template(path)))
 }
 
 /// The label of a route template: `/candidate/{name}` is `/candidate/:name` (no braces in label

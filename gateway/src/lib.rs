@@ -16,6 +16,7 @@ use tower::{BoxError, Service, ServiceBuilder, ServiceExt, util::BoxCloneSyncSer
 
 pub mod cors;
 pub mod error;
+pub mod explorer;
 pub mod layers;
 pub mod openapi;
 mod routes;
@@ -121,6 +122,19 @@ pub(crate) struct Gateway {
 /// The REST router with every layer: request ids, one log line per request, limits and JSON
 /// error bodies.
 pub fn router(upstream: Upstream, ready: watch::Receiver<bool>, options: Options) -> Router {
+    router_with_explorer(upstream, ready, options, false)
+}
+
+/// [`router`], with the API explorer at [`explorer::PATH`] when `explorer` is true (and the
+/// `api-explorer` feature compiled it in): inside the same edge as the REST routes.
+pub fn router_with_explorer(
+    upstream: Upstream,
+    ready: watch::Receiver<bool>,
+    options: Options,
+    explorer: bool,
+) -> Router {
     let gateway = Gateway { upstream, ready: ready.clone(), send_timeout: options.send_timeout };
-    layers::apply(routes::routes(gateway), &options, ready)
+    let routes = routes::routes(gateway);
+    let routes = if explorer { explorer::mount(routes) } else { routes };
+    layers::apply(routes, &options, ready)
 }

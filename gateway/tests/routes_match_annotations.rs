@@ -52,3 +52,34 @@ fn every_rpc_is_routed() {
     let routed: BTreeSet<String> = ROUTES.iter().map(|r| r.rpc.name().to_owned()).collect();
     assert_eq!(rpcs, routed);
 }
+
+/// Besides the annotated routes (and `/openapi.json`), the REST listener serves the API explorer,
+/// and nothing of it may shadow or be taken for an API route: its paths are exactly the page and
+/// the files it lists, all under `/docs`, none matching a route template, none in the document.
+#[test]
+fn the_explorer_is_the_only_other_surface_and_is_disjoint_from_the_api() {
+    use candidates_gateway::{explorer, openapi, route_template};
+    for route in ROUTES {
+        assert!(!explorer::serves(route.path), "{} is under the explorer's path", route.path);
+    }
+    assert!(!explorer::serves(openapi::PATH));
+    let paths = explorer::paths();
+    assert_eq!(paths.is_empty(), !explorer::COMPILED_IN);
+    for path in &paths {
+        assert!(explorer::serves(path), "{path}");
+        assert_eq!(route_template(path), "unmatched", "{path} matches an API route");
+        assert!(openapi::document()["paths"].get(path.as_str()).is_none(), "{path} is in /openapi.json");
+    }
+    if explorer::COMPILED_IN {
+        let names: BTreeSet<&str> = paths.iter().map(|p| p.trim_start_matches("/docs/")).collect();
+        // The page (twice: /docs and /docs/), Swagger UI's three files and our two (by hash), and
+        // the three licence files (by name).
+        assert_eq!(paths.len(), 10, "{paths:?}");
+        for name in ["LICENSE", "NOTICE", "swagger-ui-bundle.js.LICENSE.txt"] {
+            assert!(names.contains(name), "{name}");
+        }
+        for prefix in ["swagger-ui-bundle.", "swagger-ui.", "favicon-32x32.", "init.", "explorer."] {
+            assert!(names.iter().any(|n| n.starts_with(prefix)), "{prefix}");
+        }
+    }
+}

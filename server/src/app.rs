@@ -154,7 +154,17 @@ impl Application {
             auth: auth.clone(),
             cors: config.cors()?,
         };
-        let mut http_router = gateway::router(upstream, lifecycle.readiness(), options);
+        let explorer = config.api_explorer && gateway::explorer::COMPILED_IN;
+        if explorer {
+            tracing::info!(
+                path = gateway::explorer::PATH,
+                swagger_ui = gateway::explorer::swagger_ui_version(),
+                "API explorer"
+            );
+        } else if config.api_explorer {
+            tracing::info!("no API explorer: this build has not got one (cargo feature api-explorer)");
+        }
+        let mut http_router = gateway::router_with_explorer(upstream, lifecycle.readiness(), options, explorer);
         if metrics.is_none() {
             http_router = http_router.merge(metrics_router());
         }

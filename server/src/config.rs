@@ -161,6 +161,12 @@ pub struct Config {
     #[arg(long, env = "CANDIDATES_LOG", default_value = "info")]
     pub log: String,
 
+    /// The API explorer: Swagger UI over /openapi.json at /docs on the REST listener, served from
+    /// the binary (builds without the `api-explorer` cargo feature have none). It is a read, like
+    /// /openapi.json: with --auth-read closed it needs a key too.
+    #[arg(long, env = "CANDIDATES_API_EXPLORER", default_value_t = true, action = clap::ArgAction::Set, help_heading = "Browsers")]
+    pub api_explorer: bool,
+
     /// Origins whose browser pages may call the REST API (CORS), comma-separated
     /// (`https://app.example,http://127.0.0.1:3000`), or `*`. None by default: same-origin only.
     #[arg(long, env = "CANDIDATES_CORS_ALLOW_ORIGINS", value_delimiter = ',', help_heading = "Browsers")]

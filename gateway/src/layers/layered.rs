@@ -13,7 +13,7 @@ use axum::{
 };
 use http::HeaderValue;
 
-use super::{RestEdge, gate, log_request, metric_route, refuse_declared_oversize, rest_line, status_label};
+use super::{RestEdge, gate, log_request, refuse_declared_oversize, rest_line, route_label, status_label};
 use candidates_edge::observe::{InFlight, method_label, observe};
 
 /// Layers added last run first: observe, metrics, drain header, JSON errors, auth, 413, admission.
@@ -35,7 +35,7 @@ async fn observed(request: Request, next: Next) -> Response {
 }
 
 async fn metered(request: Request, next: Next) -> Response {
-    let route = metric_route(crate::routes::route_template(request.uri().path()));
+    let route = route_label(request.uri().path());
     let method = method_label(request.method());
     let _in_flight = InFlight::new("http_requests_in_flight");
     let started = Instant::now();
