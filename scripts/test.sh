@@ -83,6 +83,20 @@ install_tool packer packer && install_tool shellcheck shellcheck &&
   image_status=$?
 if [[ $image_status -eq 0 ]]; then echo "image checks: passed"; else echo "image checks: FAILED"; fi
 
+log "browser tests (Debian's chromium, headless, driven by playwright-core: CORS, gRPC-Web, the API explorer; 127.0.0.1 only)"
+browser_status=0
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "node and npm not found: the browser tests need Node.js 20 or later" >&2
+  browser_status=1
+else
+  # playwright-core drives the chromium installed here and downloads no browser of its own.
+  install_tool chromium chromium &&
+    (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 timeout 300 npm ci --no-audit --no-fund --loglevel=error) &&
+    BIN=target/debug/candidate-server timeout 150 node tests/browser/run.mjs ||
+    browser_status=$?
+fi
+if [[ $browser_status -eq 0 ]]; then echo "browser tests: passed"; else echo "browser tests: FAILED (target/browser-artifacts/)"; fi
+
 log "fleet rehearsal, short (HAProxy, candidate-server instances on loopback, DynamoDB Local; a failed bar fails the run)"
 fleet_status=0
 FLEET_OUT=.ci-cache/fleet scripts/fleet.sh --short || fleet_status=$?
@@ -102,5 +116,6 @@ awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += 
 [[ $deny_status -eq 0 ]] || exit "$deny_status"
 [[ $fuzz_status -eq 0 ]] || exit "$fuzz_status"
 [[ $image_status -eq 0 ]] || exit "$image_status"
+[[ $browser_status -eq 0 ]] || exit "$browser_status"
 [[ $fleet_status -eq 0 ]] || exit "$fleet_status"
 exit "$tf_status"
