@@ -30,7 +30,7 @@ pub fn latency_ms(latency: Duration) -> f64 {
 pub async fn observe<T, F, Fut>(
     mut request: Request,
     line: T,
-    log: fn(&T, &str, &Response, Duration),
+    log: fn(&T, &Seen<'_>, &Response, Duration),
     inner: F,
 ) -> Response
 where
@@ -42,11 +42,85 @@ where
     // evicting the headers that do repeat, and cost a search of every id in it (a tenth of a gRPC
     // call's CPU in bench/profile.sh). HTTP/1 ignores the flag.
     id.set_sensitive(true);
+    let trace = TraceContext::of(request.headers());
     let started = Instant::now();
     let mut response = crate::context::scope(id.clone(), inner(request)).await;
-    log(&line, id.to_str().unwrap_or_default(), &response, started.elapsed());
+    let seen = Seen {
+        request_id: id.to_str().unwrap_or_default(),
+        traceparent: trace.parent.as_ref().and_then(|v| v.to_str().ok()),
+        tracestate: trace.state.as_ref().and_then(|v| v.to_str().ok()),
+    };
+    log(&line, &seen, &response, started.elapsed());
     response.headers_mut().entry("x-request-id").or_insert(id);
     response
+}
+
+/// What an access line says about the request besides the listener's own fields.
+pub struct Seen<'a> {
+    pub request_id: &'a str,
+    /// The W3C `traceparent`, when well formed, and its `tracestate`.
+    pub traceparent: Option<&'a str>,
+    pub tracestate: Option<&'a str>,
+}
+
+/// Longest `tracestate` kept (W3C Trace Context: 32 members of at most 256 characters may be
+/// cut to 512 characters by a vendor; longer is dropped here).
+pub const MAX_TRACESTATE: usize = 512;
+
+/// A request's W3C Trace Context (`traceparent`, `tracestate`), kept only when well formed, so
+/// the access line and the metadata passed on never carry a client's arbitrary bytes. An invalid
+/// `traceparent` drops both, as the spec says a receiver must.
+#[derive(Debug, Clone, Default)]
+pub struct TraceContext {
+    pub parent: Option<HeaderValue>,
+    pub state: Option<HeaderValue>,
+}
+
+impl TraceContext {
+    pub fn of(headers: &http::HeaderMap) -> Self {
+        let mut parents = headers.get_all("traceparent").iter();
+        let parent = match (parents.next(), parents.next()) {
+            (Some(parent), None) if valid_traceparent(parent.as_bytes()) => parent.clone(),
+            _ => return Self::default(),
+        };
+        // Several tracestate headers are one list joined by commas; one is the common case, and
+        // the rare split list is dropped rather than joined.
+        let mut states = headers.get_all("tracestate").iter();
+        let state = match (states.next(), states.next()) {
+            (Some(state), None) if valid_tracestate(state.as_bytes()) => Some(state.clone()),
+            _ => None,
+        };
+        Self { parent: Some(parent), state }
+    }
+}
+
+/// `version-traceid-parentid-flags`: 2, 32, 16 and 2 lowercase hex digits; version `ff`, an
+/// all-zero trace id or parent id is invalid. Version 00 is exactly 55 characters; a later version
+/// may append `-...` fields, which are not kept (the line has the first 55).
+fn valid_traceparent(value: &[u8]) -> bool {
+    let hex = |b: &[u8]| b.iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
+    let zero = |b: &[u8]| b.iter().all(|&c| c == b'0');
+    if value.len() < 55 || (value.len() > 55 && (value.starts_with(b"00") || value[55] != b'-')) {
+        return false;
+    }
+    let (version, trace, parent, flags) = (&value[0..2], &value[3..35], &value[36..52], &value[53..55]);
+    value[2] == b'-'
+        && value[35] == b'-'
+        && value[52] == b'-'
+        && hex(version)
+        && version != b"ff"
+        && hex(trace)
+        && !zero(trace)
+        && hex(parent)
+        && !zero(parent)
+        && hex(flags)
+        && value.len() <= 256
+}
+
+/// A `tracestate` list: printable ASCII, at most [`MAX_TRACESTATE`] characters. (Its members'
+/// grammar is the tracing system's business; this keeps log lines and metadata clean.)
+fn valid_tracestate(value: &[u8]) -> bool {
+    !value.is_empty() && value.len() <= MAX_TRACESTATE && value.iter().all(|&c| (0x20..0x7f).contains(&c))
 }
 
 /// Longest request id kept; longer ones (and ones with other characters than these) are replaced
@@ -147,7 +221,7 @@ mod tests {
             request.headers_mut().insert("x-request-id", HeaderValue::from_str(id).unwrap());
         }
         let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let response = observe(request, (), |_, _, _, _| {}, {
+        let response = observe(request, (), |_, _: &Seen<'_>, _, _| {}, {
             let seen = Arc::clone(&seen);
             |request: Request| async move {
                 *seen.lock().unwrap() = request.headers().get("x-request-id").cloned();
@@ -173,5 +247,36 @@ mod tests {
             assert!(answered.is_sensitive());
         }
         assert_ne!(id_of(None).await.1, id_of(None).await.1, "new ids differ");
+    }
+
+    #[test]
+    fn only_well_formed_trace_context_is_kept() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let of = |parent: &str, state: Option<&str>| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("traceparent", HeaderValue::from_str(parent).unwrap());
+            if let Some(state) = state {
+                headers.insert("tracestate", HeaderValue::from_str(state).unwrap());
+            }
+            let trace = TraceContext::of(&headers);
+            (trace.parent.map(|v| v.to_str().unwrap().to_owned()), trace.state.map(|v| v.to_str().unwrap().to_owned()))
+        };
+        assert_eq!(of(good, Some("rojo=00f067aa0ba902b7")), (Some(good.into()), Some("rojo=00f067aa0ba902b7".into())));
+        assert_eq!(of(good, None), (Some(good.into()), None));
+        assert_eq!(of(good, Some(&"x".repeat(MAX_TRACESTATE + 1))), (Some(good.into()), None), "tracestate too long");
+        let future = format!("01{}-extra", &good[2..]);
+        assert_eq!(of(&future, None).0.as_deref(), Some(&*future), "a later version may append fields");
+        for bad in [
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01",
+            "hello",
+        ] {
+            assert_eq!(of(bad, Some("a=b")), (None, None), "{bad}");
+        }
     }
 }

@@ -63,13 +63,26 @@ impl Cors {
         CorsLayer::new()
             .allow_origin(origin)
             .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            // gRPC-Web clients send x-grpc-web, x-user-agent and grpc-timeout, and read grpc-status
+            // and grpc-message from the headers of a trailers-only answer.
             .allow_headers([
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
                 HeaderName::from_static("x-request-id"),
                 HeaderName::from_static("grpc-timeout"),
+                HeaderName::from_static("x-grpc-web"),
+                HeaderName::from_static("x-user-agent"),
+                HeaderName::from_static("traceparent"),
+                HeaderName::from_static("tracestate"),
             ])
-            .expose_headers([HeaderName::from_static("x-request-id"), header::WWW_AUTHENTICATE, header::RETRY_AFTER])
+            .expose_headers([
+                HeaderName::from_static("x-request-id"),
+                header::WWW_AUTHENTICATE,
+                header::RETRY_AFTER,
+                HeaderName::from_static("grpc-status"),
+                HeaderName::from_static("grpc-message"),
+                HeaderName::from_static("grpc-status-details-bin"),
+            ])
             .allow_credentials(self.credentials)
             .max_age(self.max_age)
     }

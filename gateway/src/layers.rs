@@ -26,7 +26,7 @@ use crate::{Options, error::ApiError};
 use candidates_edge::{
     auth::{Access, Auth, Gate},
     limit,
-    observe::{ACCESS_LOG, InFlight, bounded, latency_ms, method_label, observe},
+    observe::{ACCESS_LOG, InFlight, Seen, bounded, latency_ms, method_label, observe},
 };
 
 /// Bodies declared larger than the limit but at most this large are read and dropped before the
@@ -75,15 +75,44 @@ pub(crate) fn apply(router: Router, options: &Options, ready: watch::Receiver<bo
         auth: options.auth.clone(),
     };
     #[cfg(feature = "library-plumbing")]
-    if library_plumbing("edge") {
-        return layered::apply(router, edge);
-    }
+    let router = if library_plumbing("edge") {
+        layered::apply(router, edge)
+    } else {
+        router.layer(middleware::from_fn_with_state(Arc::new(edge), rest_edge))
+    };
+    #[cfg(not(feature = "library-plumbing"))]
     let router = router.layer(middleware::from_fn_with_state(Arc::new(edge), rest_edge));
-    // Outside the edge: a preflight never reaches admission, credentials or the service.
+    let mut router = match &options.grpc_web {
+        Some(web) => router.merge(web.clone()),
+        None => router,
+    };
+    // Outside the edge, which then logs and counts the uncompressed response and sees JSON error
+    // bodies as JSON.
+    if options.compression {
+        router = router.layer(compression());
+    }
+    // Outermost: a preflight never reaches admission, credentials or the service.
     match &options.cors {
         Some(cors) => router.layer(cors.layer()),
         None => router,
     }
+}
+
+/// gzip or zstd, as the client's `Accept-Encoding` prefers, for responses of
+/// `COMPRESSION_MIN_BYTES` or more (or of unknown length: the streamed listing, compressed as it
+/// streams, so memory stays one encoder's window per response). gRPC-Web answers are left to
+/// gRPC's own compression. The fastest level: on a 2-core instance the CPU is the scarcer
+/// resource, and level 1 already takes a JSON listing to about a tenth (docs/performance.md).
+fn compression() -> tower_http::compression::CompressionLayer<impl tower_http::compression::Predicate> {
+    use tower_http::compression::{
+        CompressionLayer, CompressionLevel, Predicate,
+        predicate::{NotForContentType, SizeAbove},
+    };
+    let predicate = SizeAbove::new(candidates_edge::COMPRESSION_MIN_BYTES)
+        .and(NotForContentType::GRPC)
+        .and(NotForContentType::IMAGES)
+        .and(NotForContentType::SSE);
+    CompressionLayer::new().no_br().no_deflate().quality(CompressionLevel::Fastest).compress_when(predicate)
 }
 
 /// Every REST request, in order: request id and access line; in-flight gauge; 413 for a body
@@ -136,14 +165,16 @@ fn rest_line(req: &Request) -> RestLine {
     RestLine { method: method_label(req.method()), uri: req.uri().clone() }
 }
 
-fn log_request(line: &RestLine, request_id: &str, response: &Response, latency: Duration) {
+fn log_request(line: &RestLine, seen: &Seen<'_>, response: &Response, latency: Duration) {
     tracing::info!(
         target: ACCESS_LOG,
         method = line.method,
         path = bounded(line.uri.path()),
-        request_id,
+        request_id = seen.request_id,
         status = response.status().as_u16(),
         latency_ms = latency_ms(latency),
+        traceparent = seen.traceparent,
+        tracestate = seen.tracestate,
         "request"
     );
 }

@@ -18,6 +18,7 @@ pub mod cors;
 pub mod error;
 pub mod explorer;
 pub mod layers;
+pub mod metadata;
 pub mod openapi;
 mod routes;
 
@@ -108,6 +109,11 @@ pub struct Options {
     pub auth: std::sync::Arc<candidates_edge::auth::Auth>,
     /// Browser clients on other origins; `None`: same-origin only.
     pub cors: Option<cors::Cors>,
+    /// gzip/zstd responses (from `COMPRESSION_MIN_BYTES`) when the client accepts them.
+    pub compression: bool,
+    /// Served beside the REST routes, inside CORS but outside the REST edge (it brings its own):
+    /// the server's gRPC-Web routes.
+    pub grpc_web: Option<Router>,
 }
 
 /// Shared by every handler.

@@ -17,11 +17,12 @@ use futures::stream;
 
 use crate::{Gateway, Upstream, error::ApiError};
 use axum::Extension;
-use candidates_edge::{auth::Caller, limit::Lease};
+use candidates_edge::{auth::Caller, limit::Lease, observe::TraceContext};
 use std::sync::{
     Arc,
     atomic::{AtomicBool, Ordering},
 };
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 
 /// The RPCs of `candidates.v1.CandidateService` that REST routes call. A test checks the names
 /// against the compiled descriptor.
@@ -128,8 +129,9 @@ async fn not_found() -> ApiError {
     ApiError::from_http(StatusCode::NOT_FOUND, "Not Found")
 }
 
-/// What a REST request passes on to its RPC: its request id and any `grpc-timeout` (the service
-/// bounds the call by it and by its own default). Only these two headers are copied.
+/// What a REST request passes on to its RPC: its request id, any `grpc-timeout` (the service
+/// bounds the call by it and by its own default), a well-formed W3C trace context and the
+/// `Grpc-Metadata-*` entries (`metadata`). Nothing else is copied.
 #[derive(Clone, Default)]
 struct Forwarded {
     request_id: Option<HeaderValue>,
@@ -138,10 +140,12 @@ struct Forwarded {
     authorization: Option<HeaderValue>,
     /// Who the REST edge found is calling: the in-process service judges this caller.
     caller: Option<Caller>,
+    trace: TraceContext,
+    metadata: Arc<[(AsciiMetadataKey, AsciiMetadataValue)]>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Forwarded {
-    type Rejection = std::convert::Infallible;
+    type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(Self {
@@ -149,6 +153,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Forwarded {
             grpc_timeout: parts.headers.get("grpc-timeout").cloned(),
             authorization: parts.headers.get(header::AUTHORIZATION).cloned(),
             caller: parts.extensions.get::<Caller>().cloned(),
+            trace: TraceContext::of(&parts.headers),
+            metadata: crate::metadata::incoming(&parts.headers)?.into(),
         })
     }
 }
@@ -206,15 +212,32 @@ impl Forwarded {
             value.set_sensitive(true);
             request.metadata_mut().insert("authorization", value);
         }
-        for (name, value) in [("x-request-id", &self.request_id), ("grpc-timeout", &self.grpc_timeout)] {
+        let copied = [
+            ("x-request-id", &self.request_id),
+            ("grpc-timeout", &self.grpc_timeout),
+            ("traceparent", &self.trace.parent),
+            ("tracestate", &self.trace.state),
+        ];
+        for (name, value) in copied {
             if let Some(value) = value.as_ref().and_then(|v| v.to_str().ok())
                 && let Ok(value) = value.parse()
             {
                 request.metadata_mut().insert(name, value);
             }
         }
+        for (key, value) in self.metadata.iter() {
+            request.metadata_mut().append(key.clone(), value.clone());
+        }
         request
     }
+}
+
+/// A call's answer as JSON, its response metadata as `Grpc-Metadata-*` headers.
+fn json<T: serde::Serialize>(response: tonic::Response<T>) -> Response {
+    let (metadata, message, _) = response.into_parts();
+    let mut response = Json(message).into_response();
+    crate::metadata::outgoing(&metadata, response.headers_mut());
+    response
 }
 
 /// Whether a `/gtg` query asks for the details (the key's presence is enough).
@@ -226,7 +249,12 @@ pub(crate) fn asks_for_details(query: Option<&str>) -> bool {
 /// (its presence is enough), the GetStatus RPC's `{"connected", "instance-id"}`, and 503 when
 /// the store did not answer. The plain check touches neither the query parser nor the upstream:
 /// it is what load balancers call, several times a second.
-async fn gtg(State(gw): State<Gateway>, RawQuery(query): RawQuery, forwarded: Forwarded) -> Result<Response, ApiError> {
+async fn gtg(
+    State(gw): State<Gateway>,
+    RawQuery(query): RawQuery,
+    // A Result: the load balancer's plain check answers whatever headers came with it.
+    forwarded: Result<Forwarded, ApiError>,
+) -> Result<Response, ApiError> {
     let ready = *gw.ready.borrow();
     if !asks_for_details(query.as_deref()) {
         return Ok(if ready {
@@ -236,9 +264,13 @@ async fn gtg(State(gw): State<Gateway>, RawQuery(query): RawQuery, forwarded: Fo
             ApiError::from_http(StatusCode::SERVICE_UNAVAILABLE, "not ready: starting or draining").into_response()
         });
     }
-    let status = gw.upstream.get_status(forwarded.request(GetStatusRequest {})).await?.into_inner();
-    let code = if ready && status.connected == "true" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    Ok((code, Json(status)).into_response())
+    let status = gw.upstream.get_status(forwarded?.request(GetStatusRequest {})).await?;
+    let connected = status.get_ref().connected == "true";
+    let mut response = json(status);
+    if !(ready && connected) {
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    }
+    Ok(response)
 }
 
 async fn get_candidate(
@@ -247,7 +279,7 @@ async fn get_candidate(
     forwarded: Forwarded,
 ) -> Result<Response, ApiError> {
     let candidate = gw.upstream.get_candidate(forwarded.request(GetCandidateRequest { name })).await?;
-    Ok(Json(candidate.into_inner()).into_response())
+    Ok(json(candidate))
 }
 
 /// The body is ignored whatever its type (as the original service did); admission (`limit`) has
@@ -259,7 +291,7 @@ async fn put_candidate(
 ) -> Result<Response, ApiError> {
     let candidate = gw.upstream.put_candidate(forwarded.request(PutCandidateRequest { name })).await;
     match candidate {
-        Ok(c) => Ok(Json(c.into_inner()).into_response()),
+        Ok(candidate) => Ok(json(candidate)),
         // The original service's message, kept for clients that match on it (it had no access
         // control: refusals read the same on every route and listener).
         Err(status)
@@ -282,7 +314,7 @@ async fn delete_candidate(
     forwarded: Forwarded,
 ) -> Result<Response, ApiError> {
     let candidate = gw.upstream.delete_candidate(forwarded.request(DeleteCandidateRequest { name })).await?;
-    Ok(Json(candidate.into_inner()).into_response())
+    Ok(json(candidate))
 }
 
 /// One ListCandidates call.
@@ -321,7 +353,7 @@ async fn list_candidates(
     if query.page_size.is_some() || query.page_token.is_some() {
         let request = ListCandidatesRequest { page_size, page_token: query.page_token.unwrap_or_default() };
         let page = gw.upstream.list_candidates(forwarded.request(request)).await?;
-        return Ok(Json(page.into_inner()).into_response());
+        return Ok(json(page));
     }
 
     // The service never returns an empty page that is not the last.
@@ -351,7 +383,10 @@ async fn list_candidates(
             }
         }
     });
-    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response())
+    // Fused: a body may be polled again after its end (the compression layer's reader does), and
+    // an unfold stream panics on that.
+    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(futures::StreamExt::fuse(body)))
+        .into_response())
 }
 
 /// Fetches the pages after `first` and sends one chunk per non-empty page; sets `completed` once

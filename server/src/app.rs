@@ -147,12 +147,15 @@ impl Application {
             config.request_timeout,
             config.stream_idle_timeout,
             auth.clone(),
+            config.compression,
         );
         let options = gateway::Options {
             limits: config.admission(),
             send_timeout: config.send_timeout,
             auth: auth.clone(),
             cors: config.cors()?,
+            compression: config.compression,
+            grpc_web: config.grpc_web.then(|| grpc::web(grpc_router.clone())),
         };
         let explorer = config.api_explorer && gateway::explorer::COMPILED_IN;
         if explorer {

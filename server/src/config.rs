@@ -180,6 +180,18 @@ pub struct Config {
     #[arg(long, env = "CANDIDATES_CORS_MAX_AGE", value_parser = parse_duration, default_value = "10m", help_heading = "Browsers")]
     pub cors_max_age: Duration,
 
+    /// gRPC-Web on the REST listener for CandidateService (`application/grpc-web[+proto]` and
+    /// `application/grpc-web-text[+proto]`, over HTTP/1.1 or h2), so that browsers call the gRPC
+    /// API without a proxy; the same admission, deadline, log line and metrics as the gRPC listener.
+    #[arg(long, env = "CANDIDATES_GRPC_WEB", default_value_t = true, action = clap::ArgAction::Set, help_heading = "Browsers")]
+    pub grpc_web: bool,
+
+    /// Compress responses of 1 KiB or more when the client asks: gzip or zstd on REST
+    /// (`Accept-Encoding`, the streamed listing included) and on gRPC (`grpc-accept-encoding`).
+    /// Compressed gRPC requests are accepted either way, limited by their decompressed size.
+    #[arg(long, env = "CANDIDATES_COMPRESSION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub compression: bool,
+
     /// TLS on the REST and gRPC listeners: the PEM certificate chain (read again within 5 s when
     /// it changes; established connections keep theirs). Needs --tls-key. /metrics stays plaintext.
     #[arg(long, env = "CANDIDATES_TLS_CERT", requires = "tls_key", help_heading = "TLS")]

@@ -11,7 +11,7 @@ use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 use axum::{
     extract::{Request, State},
     middleware::{self, Next},
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use candidates_api::v1::{
     self as pb,
@@ -20,10 +20,10 @@ use candidates_api::v1::{
 use candidates_edge::{
     auth::{self, Auth},
     limit::{Admission, Admit, Limits, Rejections},
-    observe::{ACCESS_LOG, InFlight, latency_ms, observe},
+    observe::{ACCESS_LOG, InFlight, Seen, latency_ms, observe},
 };
 use candidates_gateway::Upstream;
-use tonic::{Status, service::Routes};
+use tonic::{Status, codec::CompressionEncoding, service::Routes};
 use tonic_health::pb::health_server::{Health, HealthServer};
 
 use crate::service::CandidateApi;
@@ -39,13 +39,25 @@ pub fn router(
     default_deadline: Duration,
     stream_idle: Duration,
     auth: Arc<Auth>,
+    compression: bool,
 ) -> axum::Router {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(candidates_api::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let routes = Routes::new(CandidateServiceServer::new(api))
+    // Compressed requests are always accepted; their decompressed size is held to the same limit
+    // as a plain message (tonic: RESOURCE_EXHAUSTED), so a small bomb cannot become a large
+    // buffer. Responses are compressed when the client accepts it and --compression is on; small
+    // ones are sent plain (`service::reply`).
+    let mut service = CandidateServiceServer::new(api)
+        .max_decoding_message_size(limits.body_limit)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd);
+    if compression {
+        service = service.send_compressed(CompressionEncoding::Zstd).send_compressed(CompressionEncoding::Gzip);
+    }
+    let routes = Routes::new(service)
         .add_service(health)
         .add_service(reflection().build_v1().expect("descriptor set is valid"))
         .add_service(reflection().build_v1alpha().expect("descriptor set is valid"));
@@ -64,6 +76,49 @@ pub fn router(
     let admit = Admit::new(limits, classify, rejections).with_body_check(unary_framing);
     let edge = GrpcEdge { admit, default_deadline, stream_idle, auth };
     routes.prepare().into_axum_router().layer(middleware::from_fn_with_state(Arc::new(edge), grpc_edge))
+}
+
+/// gRPC-Web for `CandidateService` on the REST listener: tonic-web turns each call into plain
+/// gRPC and its answer back, around `grpc` (the gRPC listener's router, edge included, so a call
+/// is admitted, bounded, logged and counted as on that listener). Health and reflection are not
+/// exposed here. Anything but gRPC-Web on these paths gets 415, and gRPC itself belongs on the
+/// gRPC port (tonic-web would pass h2 gRPC through).
+pub fn web(grpc: axum::Router) -> axum::Router {
+    let path = format!("/{}/{{method}}", candidates_api::SERVICE_NAME);
+    let service = tower::ServiceBuilder::new().layer(tonic_web::GrpcWebLayer::new()).service(grpc);
+    axum::Router::new().route_service(&path, service).layer(middleware::from_fn(only_grpc_web))
+}
+
+async fn only_grpc_web(request: Request, next: Next) -> Response {
+    if request.method() != http::Method::POST {
+        let mut refused = candidates_gateway::error::ApiError::from_http(
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            "a gRPC-Web call is a POST",
+        )
+        .into_response();
+        refused.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static("POST"));
+        return refused;
+    }
+    let content_type = request.headers().get(http::header::CONTENT_TYPE).map(http::HeaderValue::as_bytes);
+    if content_type.is_some_and(is_grpc_web) {
+        return next.run(request).await;
+    }
+    candidates_gateway::error::ApiError::from_http(
+        http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "this path takes gRPC-Web (content-type application/grpc-web+proto or application/grpc-web-text); gRPC is served on the gRPC port",
+    )
+    .into_response()
+}
+
+/// The content types tonic-web translates (the protobuf ones; `+json` is not supported).
+fn is_grpc_web(content_type: &[u8]) -> bool {
+    matches!(
+        content_type,
+        b"application/grpc-web"
+            | b"application/grpc-web+proto"
+            | b"application/grpc-web-text"
+            | b"application/grpc-web-text+proto"
+    )
 }
 
 struct GrpcEdge {
@@ -123,13 +178,15 @@ fn is_candidate_service(path: &str) -> bool {
         .is_some_and(|p| p.starts_with('/'))
 }
 
-fn log_rpc(rpc: &&'static str, request_id: &str, res: &Response, latency: Duration) {
+fn log_rpc(rpc: &&'static str, seen: &Seen<'_>, res: &Response, latency: Duration) {
     tracing::info!(
         target: ACCESS_LOG,
         rpc = *rpc,
-        request_id,
+        request_id = seen.request_id,
         grpc_status = status_code(res),
         latency_ms = latency_ms(latency),
+        traceparent = seen.traceparent,
+        tracestate = seen.tracestate,
         "rpc"
     );
 }

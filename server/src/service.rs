@@ -105,6 +105,17 @@ fn parse_name(name: String) -> Result<CandidateName, Status> {
     CandidateName::parse(name).map_err(|e| Status::invalid_argument(format!("invalid name: {e}")))
 }
 
+/// A response, marked to go out uncompressed when it is small (tonic otherwise compresses every
+/// message once the client accepts an encoding); see `candidates_edge::COMPRESSION_MIN_BYTES`.
+fn reply<T: prost::Message>(message: T) -> Response<T> {
+    let small = message.encoded_len() < usize::from(candidates_edge::COMPRESSION_MIN_BYTES);
+    let mut response = Response::new(message);
+    if small {
+        response.extensions_mut().insert(tonic::codec::SingleMessageCompressionOverride::Disable);
+    }
+    response
+}
+
 fn to_pb(c: Candidate) -> pb::Candidate {
     pb::Candidate { name: c.name }
 }
@@ -150,13 +161,13 @@ impl CandidateService for CandidateApi {
     async fn get_candidate(&self, request: Request<GetCandidateRequest>) -> Result<Response<pb::Candidate>, Status> {
         self.authorize(&request, Access::Read)?;
         let name = parse_name(request.into_inner().name)?;
-        Ok(Response::new(to_pb(self.store.get(&name).await?)))
+        Ok(reply(to_pb(self.store.get(&name).await?)))
     }
 
     async fn put_candidate(&self, request: Request<PutCandidateRequest>) -> Result<Response<pb::Candidate>, Status> {
         self.authorize(&request, Access::Write)?;
         let name = parse_name(request.into_inner().name)?;
-        Ok(Response::new(to_pb(self.store.put(&name).await?)))
+        Ok(reply(to_pb(self.store.put(&name).await?)))
     }
 
     async fn list_candidates(
@@ -180,7 +191,7 @@ impl CandidateService for CandidateApi {
                 page = self.store.list(page_size, Some(&token)).await?;
             }
         }
-        Ok(Response::new(ListCandidatesResponse {
+        Ok(reply(ListCandidatesResponse {
             candidates: page.candidates.into_iter().map(to_pb).collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
         }))
@@ -193,13 +204,13 @@ impl CandidateService for CandidateApi {
         self.authorize(&request, Access::Write)?;
         let name = parse_name(request.into_inner().name)?;
         self.store.delete(&name).await?;
-        Ok(Response::new(pb::Candidate { name: name.into_string() }))
+        Ok(reply(pb::Candidate { name: name.into_string() }))
     }
 
     async fn get_status(&self, request: Request<GetStatusRequest>) -> Result<Response<pb::Status>, Status> {
         self.authorize(&request, Access::Read)?;
         let probe = self.status.connected(&self.store).await;
-        Ok(Response::new(pb::Status {
+        Ok(reply(pb::Status {
             connected: probe.is_ok().to_string(),
             instance_id: self.instance_id.to_string(),
             reason: probe.err(),

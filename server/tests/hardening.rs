@@ -437,6 +437,8 @@ async fn a_client_that_stops_reading_a_listing_is_given_up_on() {
         send_timeout: Duration::from_millis(300),
         auth: std::sync::Arc::new(candidates_edge::auth::Auth::open()),
         cors: None,
+        compression: false,
+        grpc_web: None,
     };
     let gateway = common::in_process_gateway(5000, options).await;
     // This test's log lines (a current-thread runtime: the listing's task runs on this thread).

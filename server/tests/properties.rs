@@ -90,6 +90,8 @@ fn gateway(runtime: &tokio::runtime::Runtime) -> axum::Router {
         send_timeout: Duration::from_secs(1),
         auth: std::sync::Arc::new(candidates_edge::auth::Auth::open()),
         cors: None,
+        compression: false,
+        grpc_web: None,
     };
     runtime.block_on(common::in_process_gateway(3, options))
 }

@@ -168,6 +168,20 @@ impl TestServer {
         }
     }
 
+    /// The first JSON log line that `matches`, waiting up to 5 s for it (access lines are
+    /// written in batches).
+    pub async fn log_line(&self, matches: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found = self.log_lines().iter().filter_map(|l| serde_json::from_str(l).ok()).find(|v| matches(v));
+            if let Some(line) = found {
+                return line;
+            }
+            assert!(Instant::now() < deadline, "no such log line in {:#?}", self.log_lines());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn log_lines(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()
     }
