@@ -109,6 +109,38 @@ impl From<reqwest::Error> for ClientError {
     }
 }
 
+/// Response (and, on gRPC, request) compression a client asks for, so that its cost can be
+/// measured: REST sends `Accept-Encoding` and decodes the answer; gRPC compresses its requests and
+/// accepts compressed answers (`grpc-encoding`). The server sends small answers plain either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compression {
+    #[default]
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    fn grpc(self) -> Option<tonic::codec::CompressionEncoding> {
+        match self {
+            Self::None => None,
+            Self::Gzip => Some(tonic::codec::CompressionEncoding::Gzip),
+            Self::Zstd => Some(tonic::codec::CompressionEncoding::Zstd),
+        }
+    }
+
+    /// Only the chosen decoder, so that reqwest's `Accept-Encoding` names exactly it (and none
+    /// when none is chosen, whatever features other crates turn on).
+    fn rest(self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        let builder = builder.no_gzip().no_zstd().no_deflate().no_brotli();
+        match self {
+            Self::None => builder,
+            Self::Gzip => builder.gzip(true),
+            Self::Zstd => builder.zstd(true),
+        }
+    }
+}
+
 /// The calls the CLI and the load generator make.
 #[async_trait]
 pub trait Api: Send + Sync {
@@ -132,7 +164,12 @@ pub struct GrpcApi {
 
 impl GrpcApi {
     /// Connects lazily: the first call reports a connection problem, like REST.
-    pub fn new(target: &str, timeout: Duration, credential: Credential) -> Result<Self, ClientError> {
+    pub fn new(
+        target: &str,
+        timeout: Duration,
+        credential: Credential,
+        compression: Compression,
+    ) -> Result<Self, ClientError> {
         let endpoint = Channel::from_shared(target.to_owned())
             .map_err(|e| ClientError {
                 kind: ErrorKind::Rejected,
@@ -147,8 +184,12 @@ impl GrpcApi {
             message: format!("TLS for {target:?}: {e}"),
         })?;
         let channel = endpoint.connect_lazy();
+        let mut client = CandidateServiceClient::with_interceptor(channel.clone(), credential.clone());
+        if let Some(encoding) = compression.grpc() {
+            client = client.send_compressed(encoding).accept_compressed(encoding);
+        }
         Ok(Self {
-            client: CandidateServiceClient::with_interceptor(channel.clone(), credential.clone()),
+            client,
             health: tonic_health::pb::health_client::HealthClient::with_interceptor(channel, credential),
             timeout,
         })
@@ -251,8 +292,10 @@ impl RestApi {
         timeout: Duration,
         max_connections: usize,
         credential: &Credential,
+        compression: Compression,
     ) -> Result<Self, ClientError> {
-        let http = crate::tls::reqwest(reqwest::Client::builder())
+        let http = compression
+            .rest(crate::tls::reqwest(reqwest::Client::builder()))
             .default_headers(credential.headers())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))

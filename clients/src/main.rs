@@ -7,7 +7,7 @@
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use candidates_clients::{
-    api::{Api, ClientError, GrpcApi, RestApi},
+    api::{Api, ClientError, Compression, GrpcApi, RestApi},
     check,
     credential::Credential,
     load, output,
@@ -42,6 +42,9 @@ struct Connection {
     /// Prefer the environment variable: a flag is visible to other users in the process list.
     #[arg(long, global = true, env = "CANDIDATES_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// Ask for compressed answers (REST `Accept-Encoding`; gRPC also compresses its requests).
+    #[arg(long, global = true, value_enum, default_value_t = Compression::None, env = "CANDIDATECTL_COMPRESSION")]
+    compression: Compression,
     /// PEM CA certificate(s) to trust for https:// targets, besides the system's roots.
     #[arg(long, global = true, env = "CANDIDATECTL_CA_FILE")]
     ca_file: Option<std::path::PathBuf>,
@@ -61,9 +64,9 @@ impl Connection {
     fn api(&self, connections: usize) -> Result<Arc<dyn Api>, ClientError> {
         let target = self.target(self.rest);
         Ok(if self.rest {
-            Arc::new(RestApi::new(&target, self.timeout, connections, &self.credential()?)?)
+            Arc::new(RestApi::new(&target, self.timeout, connections, &self.credential()?, self.compression)?)
         } else {
-            Arc::new(GrpcApi::new(&target, self.timeout, self.credential()?)?)
+            Arc::new(GrpcApi::new(&target, self.timeout, self.credential()?, self.compression)?)
         })
     }
 }
@@ -204,8 +207,15 @@ async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
             return Ok(if report.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
         Command::Load(args) => {
-            let report =
-                load::run(&conn.target(conn.rest), conn.rest, conn.timeout, &args, &conn.credential()?).await?;
+            let report = load::run(
+                &conn.target(conn.rest),
+                conn.rest,
+                conn.timeout,
+                &args,
+                &conn.credential()?,
+                conn.compression,
+            )
+            .await?;
             if conn.json {
                 output::print_json(&report.to_json());
             } else {

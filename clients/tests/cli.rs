@@ -401,3 +401,42 @@ async fn https_targets_with_a_ca_file() {
         assert_ne!(code(&untrusted), 0, "{proto}: a certificate from an unknown CA must not be trusted");
     }
 }
+
+/// `--compression`: a listing large enough to be compressed, read over both protocols with each
+/// encoding (REST could not parse the JSON if it did not decode what it asked for), and a load run
+/// with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_answers_over_both_protocols() {
+    let s = server(|_| {}).await;
+    let out = ctl(&[
+        "--target",
+        &s.rest(),
+        "--rest",
+        "--json",
+        "load",
+        "-n",
+        "10",
+        "--populate",
+        "--keys",
+        "1500",
+        "--mix",
+        "get=1",
+        "--quiet",
+    ])
+    .await;
+    assert_eq!(code(&out), 0, "{out:?}");
+    for (target, rest) in [(s.grpc(), false), (s.rest(), true)] {
+        for encoding in ["gzip", "zstd", "none"] {
+            let mut args = vec!["--target", target.as_str(), "--json", "--compression", encoding];
+            if rest {
+                args.push("--rest");
+            }
+            let out = ctl(&[&args[..], &["list"]].concat()).await;
+            assert_eq!(code(&out), 0, "{encoding} rest={rest}: {out:?}");
+            assert_eq!(stdout_json(&out)["candidates"].as_array().unwrap().len(), 1500, "{encoding} rest={rest}");
+            let out = ctl(&[&args[..], &["load", "-n", "40", "--mix", "list=1,get=1", "--quiet"]].concat()).await;
+            assert_eq!(code(&out), 0, "{encoding} rest={rest}: {out:?}");
+            assert_eq!(stdout_json(&out)["sent"], 40);
+        }
+    }
+}

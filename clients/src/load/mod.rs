@@ -27,7 +27,7 @@ pub use timeline::{Row, Timeline};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::{
-    api::{Api, ClientError, GrpcApi, RestApi},
+    api::{Api, ClientError, Compression, GrpcApi, RestApi},
     credential::Credential,
 };
 
@@ -289,11 +289,12 @@ pub fn connect(
     timeout: Duration,
     pool: usize,
     credential: &Credential,
+    compression: Compression,
 ) -> Result<Arc<dyn Api>, ClientError> {
     Ok(if rest {
-        Arc::new(RestApi::new(target, timeout, pool, credential)?)
+        Arc::new(RestApi::new(target, timeout, pool, credential, compression)?)
     } else {
-        Arc::new(GrpcApi::new(target, timeout, credential.clone())?)
+        Arc::new(GrpcApi::new(target, timeout, credential.clone(), compression)?)
     })
 }
 
@@ -306,9 +307,10 @@ pub async fn run(
     timeout: Duration,
     args: &LoadArgs,
     credential: &Credential,
+    compression: Compression,
 ) -> Result<Report, ClientError> {
     let populated = if args.populates() {
-        populate(&*connect(target, rest, timeout, 64, credential)?, args.keys).await?;
+        populate(&*connect(target, rest, timeout, 64, credential, compression)?, args.keys).await?;
         Some(args.keys)
     } else {
         None
@@ -338,7 +340,7 @@ pub async fn run(
             // Closed loop: each worker owns one connection and one request at a time.
             let issued = Arc::new(AtomicU64::new(0));
             for _ in 0..args.concurrency {
-                let api = connect(target, rest, timeout, 1, credential)?;
+                let api = connect(target, rest, timeout, 1, credential, compression)?;
                 let (issued, counters, mix, keys, limit) =
                     (Arc::clone(&issued), Arc::clone(&counters), args.mix.clone(), args.keys, args.requests);
                 tasks.spawn(async move {
@@ -363,7 +365,7 @@ pub async fn run(
             let ramp_down = args.ramp_down.unwrap_or_default();
             let open = OpenLoop {
                 pool: (0..args.connections.max(1))
-                    .map(|_| connect(target, rest, timeout, 64, credential))
+                    .map(|_| connect(target, rest, timeout, 64, credential, compression))
                     .collect::<Result<_, _>>()?,
                 profile: Profile::ramp_hold_ramp(rate, ramp_up, args.duration(), ramp_down),
                 mix: args.mix.clone(),

@@ -32,7 +32,7 @@ use serde_json::json;
 pub use timing::Timing;
 
 use candidates_clients::{
-    api::{Api, GrpcApi, RestApi},
+    api::{Api, Compression, GrpcApi, RestApi},
     credential::Credential,
     load::{self, Mix, OpenLoop, Progress, Tally, Timeline},
 };
@@ -219,7 +219,7 @@ pub async fn run(args: &FleetArgs) -> Result<Outcome, FleetError> {
     let grpc_target = format!("http://{grpc_lb}");
     // The REST client waits past the deadline: it is the server that must answer by then.
     let rest_timeout = args.deadline * 2 + Duration::from_secs(1);
-    let populate_api = RestApi::new(&rest_target, rest_timeout, 16, &credential)?;
+    let populate_api = RestApi::new(&rest_target, rest_timeout, 16, &credential, Compression::None)?;
     load::populate(&populate_api, args.keys).await?;
     tracing::info!("put {} names through the load balancer", args.keys);
 
@@ -246,12 +246,18 @@ pub async fn run(args: &FleetArgs) -> Result<Outcome, FleetError> {
     let rest_counters = Arc::new(Progress::default());
     let grpc_counters = Arc::new(Progress::default());
     let rest_pool: Vec<Arc<dyn Api>> = (0..4)
-        .map(|_| RestApi::new(&rest_target, rest_timeout, 64, &credential).map(|a| Arc::new(a) as Arc<dyn Api>))
+        .map(|_| {
+            RestApi::new(&rest_target, rest_timeout, 64, &credential, Compression::None)
+                .map(|a| Arc::new(a) as Arc<dyn Api>)
+        })
         .collect::<Result<_, _>>()?;
     // Eight HTTP/2 connections: each lands on one instance until the server's max connection
     // age closes it, which is how new instances get gRPC clients behind an L4 balancer.
     let grpc_pool: Vec<Arc<dyn Api>> = (0..8)
-        .map(|_| GrpcApi::new(&grpc_target, args.deadline, credential.clone()).map(|a| Arc::new(a) as Arc<dyn Api>))
+        .map(|_| {
+            GrpcApi::new(&grpc_target, args.deadline, credential.clone(), Compression::None)
+                .map(|a| Arc::new(a) as Arc<dyn Api>)
+        })
         .collect::<Result<_, _>>()?;
     let loads = [
         (rest_pool, 1.0 - args.grpc_share, Arc::clone(&rest_counters), rest_mix),
