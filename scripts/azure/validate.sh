@@ -7,7 +7,8 @@
 # balancer fails whenever it is mapped back to itself. Both checks write, with the deployment's
 # write key (Terraform's output write_key): here from CANDIDATES_API_KEY; to the validation host in
 # the Run Command script, which az reads from a private file (--scripts @FILE), not from its command
-# line. Env: HEALTH_TIMEOUT (default 900 s), SKIP_GRPC=1.
+# line. With HTTPS it waits for the domain to answer, and checks that port 80 redirects. Env:
+# HEALTH_TIMEOUT (default 900 s), SKIP_GRPC=1.
 set -euo pipefail
 # shellcheck source=scripts/azure/env.sh
 source "$(dirname "$0")/env.sh"
@@ -28,6 +29,11 @@ all_healthy() {
   all_in_state Healthy "$min" "${states//$'\n'/ }"
 }
 wait_for "${HEALTH_TIMEOUT:-900}" "every Application Gateway backend healthy" all_healthy
+# With HTTPS, rest_url is the domain, which answers only once its DNS record points at the gateway.
+if [[ $rest_url == https://* ]]; then
+  lb_answers() { [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$rest_url/gtg") == 200 ]]; }
+  wait_for "${HEALTH_TIMEOUT:-900}" "$rest_url/gtg answering 200 (its DNS record -> $(tf_output "$TF_DIR" gateway_fqdn))" lb_answers
+fi
 
 log "details: $rest_url/gtg?details=true"
 # Informational, as on the other clouds (lib.sh's http_retry).

@@ -80,6 +80,15 @@ use_write_key() {
   echo "API key: the deployment's write key (terraform -chdir=terraform/$1 output -raw write_key)" >&2
 }
 
+# warn_key_in_clear URL: one line on stderr, once per run, when the write key is about to go to a
+# plain-HTTP URL (a deployment without a domain and certificate: docs/deploy-<cloud>.md, HTTPS). It
+# names the URL, never the key. Nothing when no key is set or the URL is https://.
+warn_key_in_clear() {
+  [[ -n ${CANDIDATES_API_KEY:-} && $1 == http://* && -z ${KEY_IN_CLEAR_WARNED:-} ]] || return 0
+  KEY_IN_CLEAR_WARNED=1
+  echo "warning: $1 is plain HTTP: the write key travels unencrypted (give the deployment a domain and certificate for HTTPS)" >&2
+}
+
 # wait_for SECONDS DESCRIPTION COMMAND...: runs COMMAND every 10 s until it succeeds or time is up.
 wait_for() {
   local limit=$1 what=$2
@@ -110,6 +119,7 @@ all_in_state() {
 # check writes: candidatectl sends CANDIDATES_API_KEY (use_write_key first).
 contract_check() {
   local rest=$1 grpc=${2:-}
+  warn_key_in_clear "$rest"
   build_client
   if [[ -n $grpc ]]; then
     log "contract check: REST $rest, gRPC $grpc"
@@ -119,6 +129,22 @@ contract_check() {
     "$CANDIDATECTL" check --rest-target "$rest" --skip-grpc
   fi
   anonymous_writes_refused "$rest"
+  [[ $rest != https://* ]] || http_redirects_to_https "$rest"
+}
+
+# http_redirects_to_https REST_URL: with HTTPS, port 80 must answer a permanent redirect (301) to
+# the same path and query over HTTPS, and never serve the API in the clear (the load balancers'
+# redirect rules). One request, no credential, redirects not followed.
+http_redirects_to_https() {
+  local rest=$1 host plain answer
+  host=${rest#https://}
+  plain="http://$host/gtg?details=true"
+  answer=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 10 "$plain") || answer="000 "
+  # The ALB writes the default port into Location (https://host:443/...); it is the same URL.
+  answer=${answer/"://$host:443/"/"://$host/"}
+  [[ $answer == "301 $rest/gtg?details=true" ]] ||
+    die "$plain answered \"$answer\", not a 301 to $rest/gtg?details=true: port 80 must redirect to HTTPS"
+  log "port 80 redirects to HTTPS (301, path and query kept)"
 }
 
 # anonymous_writes_refused REST_URL: a write without a key must get 401. The contract check sends
@@ -156,6 +182,7 @@ wait_port() {
 http_retry() {
   local url=$1 attempt delay=${HTTP_RETRY_DELAY:-2} attempts=${HTTP_ATTEMPTS:-5} status
   shift
+  warn_key_in_clear "$url"
   for ((attempt = 1; ; attempt++)); do
     status=0
     if [[ -n ${CANDIDATES_API_KEY:-} ]]; then
@@ -277,6 +304,7 @@ scale_demo() {
     stress_instances "$duration" &
   else
     log "load: $rate req/s (ramp ${ramp}s, total ${duration}s) against $rest; instance count every ${interval}s"
+    warn_key_in_clear "$rest"
     # The per-second timeline (offered / answered req/s, errors, p50/p99) goes to TIMELINE;
     # `candidates-rehearsal chart` draws it.
     timeline=${TIMELINE:-$ROOT/scale-demo-timeline.json}

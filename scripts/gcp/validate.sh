@@ -6,7 +6,9 @@
 # instance of the group: a backend's connection to its own internal load balancer is routed to
 # itself and never tests the load balancer. Both checks write, with the deployment's write key
 # (Terraform's output write_key): here from CANDIDATES_API_KEY, on the validation host from the SSH
-# session's standard input (not its command line). Env: HEALTH_TIMEOUT (default 900 s), SKIP_GRPC=1.
+# session's standard input (not its command line). With HTTPS (var.domains) it first waits for the
+# Google-managed certificate to be ACTIVE, and checks that port 80 redirects. Env: HEALTH_TIMEOUT
+# (default 900 s), CERT_TIMEOUT (default 3600 s), SKIP_GRPC=1.
 set -euo pipefail
 # shellcheck source=scripts/gcp/env.sh
 source "$(dirname "$0")/env.sh"
@@ -18,6 +20,7 @@ grpc_endpoint=$(tf_output "$TF_DIR" grpc_endpoint)
 backend=$(tf_output "$TF_DIR" rest_backend_service)
 mig=$(tf_output "$TF_DIR" mig_name)
 min=$(tf_output "$TF_DIR" min_replicas)
+certificate=$(tf_output "$TF_DIR" certificate_name 2>/dev/null || true)
 
 all_healthy() {
   local states
@@ -25,9 +28,22 @@ all_healthy() {
     --format='value(status.healthStatus[].healthState)' | tr ';' ' ')
   all_in_state HEALTHY "$min" "$states"
 }
+# Google issues a managed certificate only once every domain's DNS A record points at the load
+# balancer (output rest_address), and can take up to an hour after that (docs/deploy-gcp.md, HTTPS).
+cert_active() {
+  local status
+  status=$(gcloud compute ssl-certificates describe "$certificate" --global --project "$PROJECT" \
+    --format='value(managed.status)')
+  echo "  $(date -u +%H:%M:%S) $certificate: ${status:-no status}" >&2
+  [[ $status == ACTIVE ]]
+}
 # A new global load balancer takes minutes to program after its backends are healthy.
 lb_answers() { [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$rest_url/gtg") == 200 ]]; }
 wait_for "${HEALTH_TIMEOUT:-900}" "every REST backend HEALTHY" all_healthy
+if [[ -n $certificate ]]; then
+  address=$(tf_output "$TF_DIR" rest_address)
+  wait_for "${CERT_TIMEOUT:-3600}" "the managed certificate $certificate ACTIVE (the domains' A records -> $address)" cert_active
+fi
 wait_for "${HEALTH_TIMEOUT:-900}" "the load balancer answering GET /gtg with 200" lb_answers
 
 log "details: $rest_url/gtg?details=true"

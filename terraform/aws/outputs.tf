@@ -1,6 +1,11 @@
 output "rest_url" {
-  description = "Base URL of the REST API (the public ALB)."
-  value       = "${local.https_enabled ? "https" : "http"}://${aws_lb.rest.dns_name}"
+  description = "Base URL of the REST API: https://<domain> with a certificate, else http://<the public ALB's name>."
+  value       = local.https_enabled ? "https://${var.domain}" : "http://${aws_lb.rest.dns_name}"
+}
+
+output "alb_dns_name" {
+  description = "The public ALB's DNS name: with a certificate, point the domain here (CNAME, or a Route 53 alias)."
+  value       = aws_lb.rest.dns_name
 }
 
 output "grpc_endpoint" {

@@ -58,8 +58,22 @@ variable "grpc_client_cidrs" {
 
 variable "certificate_arn" {
   type        = string
-  description = "ACM certificate for an HTTPS listener on 443; when set, port 80 redirects to it."
+  description = "ACM certificate for an HTTPS listener on 443; when set, port 80 redirects to it. Needs domain."
   default     = ""
+}
+
+variable "domain" {
+  type        = string
+  description = "Host name the certificate is for (with certificate_arn): rest_url is https://<domain>, so that clients and the scripts verify the certificate against it. Point its DNS record at the ALB (output alb_dns_name). The ALB's own name is not in any certificate ACM issues you."
+  default     = ""
+  validation {
+    condition     = var.domain == "" || (length(var.domain) <= 253 && can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?[.])+[a-z][a-z0-9-]{0,61}[a-z0-9]$", var.domain)))
+    error_message = "domain is one fully qualified host name in lower case (api.example.com): no scheme, path, wildcard or trailing dot."
+  }
+  validation {
+    condition     = (var.domain == "") == (var.certificate_arn == "")
+    error_message = "HTTPS needs both certificate_arn and domain (or neither)."
+  }
 }
 
 variable "flow_log_retention_days" {

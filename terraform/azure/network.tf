@@ -158,7 +158,7 @@ resource "azurerm_subnet_network_security_group_association" "app" {
   network_security_group_id = azurerm_network_security_group.app.id
 }
 
-# --- Application Gateway's NSG: HTTP from clients plus what the v2 SKU itself requires --------
+# --- Application Gateway's NSG: HTTP(S) from clients plus what the v2 SKU itself requires -----
 
 resource "azurerm_network_security_group" "gateway" {
   name                = "${var.name}-appgw-nsg"
@@ -184,6 +184,25 @@ resource "azurerm_network_security_rule" "gateway_http" {
   resource_group_name         = azurerm_resource_group.this.name
   network_security_group_name = azurerm_network_security_group.gateway.name
   #checkov:skip=CKV_AZURE_160:This is the public REST listener (the original's port 80); lb_ingress_cidrs narrows it.
+}
+
+# Only with HTTPS (load_balancers.tf): the same clients on 443.
+resource "azurerm_network_security_rule" "gateway_https" {
+  count                       = local.https_enabled ? 1 : 0
+  name                        = "AllowHttpsFromClients"
+  description                 = "HTTPS to the Application Gateway's listener"
+  priority                    = 101
+  direction                   = "Inbound"
+  access                      = "Allow"
+  protocol                    = "Tcp"
+  source_port_range           = "*"
+  destination_port_range      = "443"
+  source_address_prefix       = length(var.lb_ingress_cidrs) == 0 ? "Internet" : null
+  source_address_prefixes     = length(var.lb_ingress_cidrs) > 0 ? var.lb_ingress_cidrs : null
+  destination_address_prefix  = var.gateway_subnet_cidr
+  resource_group_name         = azurerm_resource_group.this.name
+  network_security_group_name = azurerm_network_security_group.gateway.name
+  #checkov:skip=CKV_AZURE_160:Not port 80: the check flags any rule open to the internet; this is the public HTTPS listener, narrowed by lb_ingress_cidrs.
 }
 
 resource "azurerm_network_security_rule" "gateway_manager" {

@@ -1,6 +1,16 @@
 output "rest_url" {
-  description = "Base URL of the REST API (the Application Gateway)."
-  value       = "http://${azurerm_public_ip.gateway.fqdn}"
+  description = "Base URL of the REST API: https://<domain> with HTTPS, else http://<the gateway's Azure DNS name>."
+  value       = local.https_enabled ? "https://${var.domain}" : "http://${azurerm_public_ip.gateway.fqdn}"
+}
+
+output "gateway_fqdn" {
+  description = "The Application Gateway's Azure DNS name: with HTTPS, point the domain here (CNAME)."
+  value       = azurerm_public_ip.gateway.fqdn
+}
+
+output "gateway_ip" {
+  description = "The Application Gateway's public address (for an A record instead of a CNAME)."
+  value       = azurerm_public_ip.gateway.ip_address
 }
 
 output "grpc_endpoint" {

@@ -77,6 +77,60 @@ variable "metrics_scrape_cidrs" {
   }
 }
 
+# --- HTTPS ----------------------------------------------------------------------------------
+# Azure has no free managed certificate for an Application Gateway: the certificate is a PFX in a
+# Key Vault of this subscription, read by a user-assigned identity on the gateway (azurerm
+# application_gateway ssl_certificate; "TLS termination with Key Vault certificates").
+
+variable "domain" {
+  type        = string
+  description = "Host name of the REST API, which the certificate is for (with tls_certificate_key_vault_secret_id). The HTTPS listener answers this name only and rest_url is https://<domain>; create its DNS record (CNAME to the output gateway_fqdn, or A to gateway_ip). Empty: plain HTTP."
+  default     = ""
+  validation {
+    condition     = var.domain == "" || (length(var.domain) <= 253 && can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?[.])+[a-z][a-z0-9-]{0,61}[a-z0-9]$", var.domain)))
+    error_message = "domain is one fully qualified host name in lower case (api.example.com): no scheme, path, wildcard or trailing dot."
+  }
+  validation {
+    condition     = (var.domain == "") == (var.tls_certificate_key_vault_secret_id == "")
+    error_message = "HTTPS needs both domain and tls_certificate_key_vault_secret_id (or neither)."
+  }
+}
+
+variable "tls_certificate_key_vault_secret_id" {
+  type        = string
+  description = "Versionless secret id of the certificate (PFX) in Key Vault, https://<vault>.vault.azure.net/secrets/<name>: with domain, an HTTPS listener on 443 (TLS 1.2 or later) and port 80 redirecting to it. Versionless, so that the gateway picks up a renewed certificate (it polls Key Vault every 4 hours). The vault must be in this subscription. Empty: plain HTTP on 80."
+  default     = ""
+  validation {
+    condition     = var.tls_certificate_key_vault_secret_id == "" || can(regex("^https://[0-9A-Za-z-]{3,24}[.]vault[.][a-z0-9.-]+/secrets/[0-9A-Za-z-]{1,127}/?$", var.tls_certificate_key_vault_secret_id))
+    error_message = "tls_certificate_key_vault_secret_id must be a versionless Key Vault secret id, https://<vault>.vault.azure.net/secrets/<name> (no version after the name: a pinned version is never renewed)."
+  }
+}
+
+variable "tls_key_vault_id" {
+  type        = string
+  description = "Resource id of the Key Vault holding the certificate (/subscriptions/.../providers/Microsoft.KeyVault/vaults/<vault>): Terraform lets the gateway's identity read the certificate's secret there (tls_key_vault_authorization)."
+  default     = ""
+  validation {
+    condition     = var.tls_key_vault_id == "" || can(regex("(?i)^/subscriptions/[0-9a-f-]{36}/resourceGroups/[^/]+/providers/Microsoft[.]KeyVault/vaults/[0-9a-z-]{3,24}$", var.tls_key_vault_id))
+    error_message = "tls_key_vault_id must be a Key Vault resource id: /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.KeyVault/vaults/<vault>."
+  }
+  validation {
+    # The vault named in the secret id is the vault given here.
+    condition     = (var.tls_key_vault_id == "") == (var.tls_certificate_key_vault_secret_id == "") && (var.tls_key_vault_id == "" || lower(element(split("/", var.tls_key_vault_id), 8)) == lower(split(".", trimprefix(var.tls_certificate_key_vault_secret_id, "https://"))[0]))
+    error_message = "tls_key_vault_id must be set exactly when tls_certificate_key_vault_secret_id is, and name the vault of that secret id."
+  }
+}
+
+variable "tls_key_vault_authorization" {
+  type        = string
+  description = "How the vault authorizes reads: rbac (Azure role-based access control: the gateway's identity gets Key Vault Secrets User on the certificate's secret alone; the deployer needs Microsoft.Authorization/roleAssignments/write there) or access_policy (a vault access policy with Get on secrets)."
+  default     = "rbac"
+  validation {
+    condition     = contains(["rbac", "access_policy"], var.tls_key_vault_authorization)
+    error_message = "tls_key_vault_authorization is rbac or access_policy."
+  }
+}
+
 # --- image and instances ----------------------------------------------------------------------
 
 variable "image_id" {

@@ -1,6 +1,16 @@
 output "rest_url" {
-  description = "Base URL of the REST API (the global external Application Load Balancer)."
-  value       = "http://${google_compute_global_address.rest.address}"
+  description = "Base URL of the REST API: https://<first of var.domains> with HTTPS, else http://<the load balancer's address>."
+  value       = local.https_enabled ? "https://${var.domains[0]}" : "http://${google_compute_global_address.rest.address}"
+}
+
+output "rest_address" {
+  description = "The REST load balancer's IP address: with var.domains, create a DNS A record for each domain pointing here (Google issues the certificate only then)."
+  value       = google_compute_global_address.rest.address
+}
+
+output "certificate_name" {
+  description = "The Google-managed certificate (empty without var.domains); validate.sh waits for it to be ACTIVE."
+  value       = local.https_enabled ? google_compute_managed_ssl_certificate.rest[0].name : ""
 }
 
 output "grpc_endpoint" {

@@ -69,6 +69,36 @@ variable "validation_host_machine_type" {
   default     = "e2-micro"
 }
 
+# --- HTTPS ----------------------------------------------------------------------------------
+
+variable "domains" {
+  type        = list(string)
+  description = "Host names of the REST API. Set: a Google-managed certificate for them, HTTPS on 443 (TLS 1.2 or later), port 80 redirecting to HTTPS, and rest_url is https://<first domain>. Each name needs a DNS A record pointing at the output rest_address before Google can issue the certificate (docs/deploy-gcp.md, HTTPS). Empty: plain HTTP on 80 only."
+  default     = []
+  # Google-managed certificates (google_compute_managed_ssl_certificate managed.domains): at most
+  # 100 names, no wildcards; each a host name, not a URL.
+  validation {
+    condition     = length(var.domains) <= 100
+    error_message = "A Google-managed certificate covers at most 100 domains."
+  }
+  validation {
+    condition     = alltrue([for d in var.domains : !strcontains(d, "://") && !strcontains(d, "/")])
+    error_message = "domains are host names (api.example.com), not URLs: no scheme and no path."
+  }
+  validation {
+    condition     = alltrue([for d in var.domains : !strcontains(d, "*")])
+    error_message = "Google-managed certificates do not support wildcard domains: list each host name."
+  }
+  validation {
+    condition     = alltrue([for d in var.domains : length(d) <= 253 && can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?[.])+[a-z][a-z0-9-]{0,61}[a-z0-9]$", d))])
+    error_message = "Each domain must be a fully qualified host name in lower case, without a trailing dot (api.example.com)."
+  }
+  validation {
+    condition     = length(distinct(var.domains)) == length(var.domains)
+    error_message = "domains lists a host name twice."
+  }
+}
+
 # --- image and instances ----------------------------------------------------------------------
 
 variable "image" {

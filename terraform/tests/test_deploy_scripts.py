@@ -324,6 +324,69 @@ class HttpRetry(unittest.TestCase):
         self.assertIn("no answer after 3 attempts", run.stderr)
 
 
+class KeyTransport(unittest.TestCase):
+    """The write key over plain HTTP (a deployment without HTTPS) still works, with one line on
+    stderr saying it travels unencrypted, naming the URL and never the key; over https:// and
+    without a key, nothing. With HTTPS the contract check also proves that port 80 redirects
+    (lib.sh's http_redirects_to_https)."""
+
+    def bash(self, body, **env):
+        base = {k: v for k, v in os.environ.items() if k != "CANDIDATES_API_KEY"}
+        return subprocess.run(["bash", "-c", f"set -euo pipefail; source scripts/deploy/lib.sh; {body}"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60, env=dict(base, **env))
+
+    def test_warns_once_for_plain_http_and_never_prints_the_key(self):
+        server = FlakyServer(0)
+        self.addCleanup(server.close)
+        run = self.bash(f'http_retry "{server.url}" >/dev/null; http_retry "{server.url}" >/dev/null',
+                        CANDIDATES_API_KEY=KEY, HTTP_RETRY_DELAY="0")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        warnings = [line for line in run.stderr.splitlines() if line.startswith("warning:")]
+        self.assertEqual(warnings, [f"warning: {server.url} is plain HTTP: the write key travels unencrypted "
+                                    "(give the deployment a domain and certificate for HTTPS)"])
+        self.assertNotIn(KEY, run.stdout + run.stderr)
+        self.assertEqual(server.authorization, [f"Bearer {KEY}"] * 2, "plain HTTP still works")
+
+    def test_no_warning_over_https_or_without_a_key(self):
+        for url, env in (("https://api.example.com", {"CANDIDATES_API_KEY": KEY}), ("http://127.0.0.1:9", {})):
+            with self.subTest(url=url):
+                run = self.bash(f'warn_key_in_clear "{url}"', **env)
+                self.assertEqual((run.returncode, run.stderr), (0, ""))
+
+    def test_port_80_must_redirect_to_the_same_url_over_https(self):
+        # What port 80 answers: the load balancers' redirect (with the ALB's explicit :443 too),
+        # and the two mistakes: serving the API in the clear, or redirecting elsewhere.
+        for answer, ok in (("301 https://{host}/gtg?details=true", True),
+                           ("301 https://{host}:443/gtg?details=true", True),
+                           ("200 ", False),
+                           ("302 https://{host}/gtg?details=true", False),
+                           ("301 https://{host}/", False),
+                           ("301 http://{host}/gtg?details=true", False)):
+            with self.subTest(answer=answer):
+                code, location = answer.split(" ", 1)
+
+                class Handler(http.server.BaseHTTPRequestHandler):
+                    def do_GET(self):
+                        self.send_response(int(code))
+                        if location:
+                            self.send_header("Location", location.format(host=self.headers["Host"]))
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+
+                    def log_message(self, *args):
+                        pass
+
+                server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+                threading.Thread(target=server.serve_forever, daemon=True).start()
+                self.addCleanup(server.server_close)
+                self.addCleanup(server.shutdown)
+                # The REST URL is https://host:port; the check asks http://host:port (this server).
+                run = self.bash(f'http_redirects_to_https "https://127.0.0.1:{server.server_address[1]}"')
+                self.assertEqual(run.returncode == 0, ok, run.stderr)
+                if not ok:
+                    self.assertIn("port 80 must redirect to HTTPS", run.stderr)
+
+
 class Api:
     """127.0.0.1: what validate.sh calls through the load balancer (/gtg, /gtg?details=true),
     answered 200, with every request's path and Authorization header recorded; a POST without a

@@ -40,7 +40,8 @@ fn cosmos_roles_grant_exactly_the_backends_calls_at_container_scope() {
     assert_eq!(text(block(role, "permissions"), "data_actions"), "local.cosmos_metadata_actions");
 
     // The instances' identity gets exactly two assignments: data on the container, metadata on
-    // the account; no Azure RBAC (control plane) role at all.
+    // the account; no Azure RBAC role at all (the only one in the stack is the gateway's read of
+    // its certificate, with HTTPS: https.rs).
     let assignments = m.resources("azurerm_cosmosdb_sql_role_assignment");
     assert_eq!(assignments.len(), 2);
     for (name, a) in &assignments {
@@ -52,7 +53,13 @@ fn cosmos_roles_grant_exactly_the_backends_calls_at_container_scope() {
         };
         assert_eq!((text(a, "role_definition_id").as_str(), text(a, "scope").as_str()), (role, scope));
     }
-    assert!(m.resources("azurerm_role_assignment").is_empty());
+    for (name, a) in m.resources("azurerm_role_assignment") {
+        assert_eq!(
+            text(a, "principal_id"),
+            "azurerm_user_assigned_identity.gateway[0].principal_id",
+            "{name}: only the gateway's identity has an Azure RBAC role"
+        );
+    }
 }
 
 #[test]
@@ -257,7 +264,21 @@ fn instances_identity_is_user_assigned_and_granted_before_the_scale_set() {
         "no system-assigned identity beside it (IMDS would default to that one)"
     );
     assert_eq!(text(identity, "identity_ids"), "[azurerm_user_assigned_identity.instances.id]", "exactly one");
-    assert_eq!(m.resources("azurerm_user_assigned_identity").len(), 1);
+    // The only other identity is the gateway's (with HTTPS), which no VM carries.
+    let identities: BTreeSet<&str> =
+        m.resources("azurerm_user_assigned_identity").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(identities, BTreeSet::from(["gateway", "instances"]));
+    for vm in [
+        m.resource("azurerm_linux_virtual_machine_scale_set", "this"),
+        m.resource("azurerm_linux_virtual_machine", "validation"),
+    ] {
+        for identity in blocks(vm, "identity") {
+            assert!(
+                !text(identity, "identity_ids").contains("user_assigned_identity.gateway"),
+                "a VM has the gateway's identity"
+            );
+        }
+    }
 
     let depends_on = text(vmss, "depends_on");
     for (name, a) in m.resources("azurerm_cosmosdb_sql_role_assignment") {
@@ -513,9 +534,11 @@ fn packer_azure_build_vm_ssh_is_never_open_to_all() {
     assert!(condition.contains(r#"a != "0.0.0.0""#) && condition.contains("([89]|[12][0-9]|3[0-2])"), "{condition}");
 }
 
-/// The stack assigns no Azure RBAC role (checked above: no azurerm_role_assignment), only Cosmos
-/// DB data-plane ones, whose sqlRoleAssignments/write action Contributor has; so the deploy doc
-/// asks for Contributor alone, not User Access Administrator.
+/// The stack assigns no Azure RBAC role by default, only Cosmos DB data-plane ones, whose
+/// sqlRoleAssignments/write action Contributor has; so the deploy doc asks for Contributor alone,
+/// not User Access Administrator. The one Azure RBAC role assignment is optional: HTTPS with a
+/// certificate in an RBAC Key Vault (the gateway reads its secret), and the doc's HTTPS section
+/// says what it takes (Microsoft.Authorization/roleAssignments/write on the vault).
 #[test]
 fn deploy_doc_asks_for_contributor_only() {
     let doc = std::fs::read_to_string(crate::infra::repo_root().join("docs/deploy-azure.md")).unwrap();
@@ -526,5 +549,14 @@ fn deploy_doc_asks_for_contributor_only() {
             && !prerequisites.contains("and User Access Administrator or"),
         "the prerequisites ask for User Access Administrator"
     );
-    assert!(azure().resources("azurerm_role_assignment").is_empty());
+    let m = azure();
+    for (name, a) in m.resources("azurerm_role_assignment") {
+        let count = text(a, "count");
+        assert!(
+            count.starts_with("local.https_enabled && var.tls_key_vault_authorization == \"rbac\""),
+            "{name}: a role assignment without HTTPS: count = {count}"
+        );
+    }
+    let https = doc.split("## HTTPS").nth(1).expect("docs/deploy-azure.md has an HTTPS section");
+    assert!(https.contains("roleAssignments/write"), "the HTTPS section names what the RBAC grant needs");
 }

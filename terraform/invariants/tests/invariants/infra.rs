@@ -161,6 +161,32 @@ impl Module {
             .unwrap_or_else(|| panic!("{}: no local {name}", self.name))
     }
 
+    /// The expression of `local.NAME`, when some `locals {}` block defines it.
+    pub fn local_opt(&self, name: &str) -> Option<&Expression> {
+        self.blocks.iter().filter(|b| b.identifier() == "locals").find_map(|b| attr(b.body(), name))
+    }
+
+    /// The `variable` blocks named, as HCL source (for a throwaway module that exercises their
+    /// validations with the real Terraform).
+    pub fn variables_hcl(&self, names: &[&str]) -> String {
+        let blocks: Vec<Block> = self
+            .blocks
+            .iter()
+            .filter(|b| b.identifier() == "variable" && names.contains(&b.labels()[0].as_str()))
+            .cloned()
+            .collect();
+        assert_eq!(blocks.len(), names.len(), "{}: variables {names:?}", self.name);
+        hcl::to_string(&Body::from(blocks)).unwrap()
+    }
+
+    /// The body of `variable "NAME"`.
+    pub fn variable(&self, name: &str) -> &Body {
+        self.labelled("variable")
+            .find(|(l, _)| l[0] == name)
+            .map(|(_, b)| b)
+            .unwrap_or_else(|| panic!("{}: no variable {name}", self.name))
+    }
+
     /// The expression's text followed by the text of every variable default and local it
     /// mentions, transitively.
     pub fn expand(&self, expr: &Expression) -> String {

@@ -11,6 +11,7 @@ mod access;
 mod aws;
 mod azure;
 mod gcp;
+mod https;
 mod instance_config;
 mod rules;
 mod schema;
