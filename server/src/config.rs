@@ -239,8 +239,8 @@ pub struct Config {
     #[arg(long, env = "CANDIDATES_OIDC_JWKS_REFRESH", value_parser = parse_duration, default_value = "1h", help_heading = "Access")]
     pub oidc_jwks_refresh: Duration,
 
-    /// Who may read (GetCandidate, ListCandidates, GetStatus, reflection, /openapi.json). Default:
-    /// anyone.
+    /// Who may read (GetCandidate, ListCandidates, GetStatus, reflection, /openapi.json, the API
+    /// explorer at /docs). Default: anyone.
     #[arg(long, env = "CANDIDATES_AUTH_READ", value_enum, help_heading = "Access")]
     pub auth_read: Option<AuthRule>,
 
