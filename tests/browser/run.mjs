@@ -175,8 +175,12 @@ async function main() {
     executablePath: CHROMIUM,
     headless: true,
     timeout: WAIT_MS,
-    // Root (CI, containers) cannot use Chromium's sandbox.
-    args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
+    args: [
+      // No name resolves: the browser reaches 127.0.0.1 and nothing else, even in the background.
+      "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+      // Root (CI, containers) cannot use Chromium's sandbox.
+      ...(process.getuid?.() === 0 ? ["--no-sandbox"] : []),
+    ],
   });
   cleanups.push(() => browser.close());
   console.log(`chromium ${browser.version()}`);
