@@ -7,6 +7,7 @@ pub(crate) mod allocator;
 pub mod app;
 pub mod config;
 pub mod grpc;
+pub mod host;
 pub(crate) mod jitter;
 pub(crate) mod lifecycle;
 pub(crate) mod metadata;
