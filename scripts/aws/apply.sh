@@ -16,7 +16,7 @@ if [[ -z ${SKIP_IMAGE:-} ]]; then
 fi
 
 log "terraform apply (terraform/aws, region $AWS_REGION)"
-tf "$TF_DIR" init -input=false
+tf_init "$TF_DIR"
 # shellcheck disable=SC2086 # TF_EXTRA_ARGS is a list of flags
 tf "$TF_DIR" apply -input=false "${TF_VARS[@]}" ${AUTO_APPROVE:+-auto-approve} ${TF_EXTRA_ARGS:-}
 

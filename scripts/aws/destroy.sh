@@ -9,7 +9,7 @@ source "$(dirname "$0")/env.sh"
 
 check_aws
 log "terraform destroy (terraform/aws, region $AWS_REGION)"
-tf "$TF_DIR" init -input=false
+tf_init "$TF_DIR"
 tf "$TF_DIR" destroy -input=false "${TF_VARS[@]}" ${AUTO_APPROVE:+-auto-approve}
 
 log "deregistering AMIs named ${IMAGE_PREFIX:-candidates}-* tagged application=candidates, stack=$STACK"

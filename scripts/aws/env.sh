@@ -2,6 +2,8 @@
 # shellcheck shell=bash
 # shellcheck source=scripts/deploy/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../deploy/lib.sh"
+# shellcheck source=scripts/deploy/state.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../deploy/state.sh"
 
 export AWS_REGION=${AWS_REGION:-${AWS_DEFAULT_REGION:-us-east-2}}
 # shellcheck disable=SC2034 # used by the scripts that source this file

@@ -9,7 +9,7 @@ source "$(dirname "$0")/env.sh"
 check_azure
 add_admin_key_var
 log "terraform destroy (terraform/azure)"
-tf "$TF_DIR" init -input=false
+tf_init "$TF_DIR"
 tf "$TF_DIR" destroy -input=false "${TF_VARS[@]}" ${AUTO_APPROVE:+-auto-approve}
 
 if az group exists --name "$IMAGE_RG" | grep -q true; then

@@ -2,6 +2,8 @@
 # shellcheck shell=bash
 # shellcheck source=scripts/deploy/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../deploy/lib.sh"
+# shellcheck source=scripts/deploy/state.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../deploy/state.sh"
 
 LOCATION=${AZURE_LOCATION:-centralus}
 # Packer's managed images live in a resource group of their own, outside Terraform's.

@@ -9,7 +9,7 @@ source "$(dirname "$0")/env.sh"
 
 check_gcp
 log "terraform destroy (terraform/gcp, project $PROJECT)"
-tf "$TF_DIR" init -input=false
+tf_init "$TF_DIR"
 tf "$TF_DIR" destroy -input=false "${TF_VARS[@]}" ${AUTO_APPROVE:+-auto-approve}
 
 family=${IMAGE_FAMILY:-candidates}

@@ -69,7 +69,7 @@ echo "moto_server $(python3 -c 'import moto; print(moto.__version__)') on $endpo
 mkdir -p "$work/terraform"
 cp -r "$root/terraform/aws" "$root/terraform/modules" "$work/terraform/"
 rm -rf "$work/terraform/aws/.terraform" "$work/terraform/aws/.terraform.lock.hcl" "$work/terraform/aws"/*.tfstate* \
-  "$work/terraform/aws"/*.tfvars "$work/terraform/aws"/*.tfvars.json
+  "$work/terraform/aws"/*.tfvars "$work/terraform/aws"/*.tfvars.json "$work/terraform/aws"/backend_override.tf
 cp "$here/moto_variables.tf" "$here/moto_override.tf" "$work/terraform/aws/"
 cat >"$work/cli.tfrc" <<EOF
 provider_installation {
