@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Waits (bounded) until every target of both target groups is healthy, then runs
-# `candidatectl check` against the public ALB over REST and, through an SSM port-forwarding tunnel
-# to the internal NLB, over gRPC, with the deployment's write key (Terraform's output write_key, in
-# CANDIDATES_API_KEY: the check writes).
+# Waits (bounded) until every target of both target groups is healthy (and, with a certificate,
+# until its domain answers), then runs `candidatectl check` against the public ALB over REST and,
+# through an SSM port-forwarding tunnel to the internal NLB, over gRPC, with the deployment's write
+# key (Terraform's output write_key, in CANDIDATES_API_KEY: the check writes).
 # Env: HEALTH_TIMEOUT (default 600 s); GRPC_TARGET to check gRPC directly (e.g. from inside the
 # VPC) instead of through the tunnel; SKIP_GRPC=1 to check REST only.
 set -euo pipefail
@@ -26,6 +26,9 @@ all_healthy() { # TARGET_GROUP_ARN: at least min_size targets, every one healthy
 for output in rest_target_group_arn grpc_target_group_arn; do
   wait_for "${HEALTH_TIMEOUT:-600}" "$output: every target healthy" all_healthy "$(tf_output "$TF_DIR" "$output")"
 done
+# With a certificate, rest_url is https://<domain>, whose DNS record (to alb_dns_name, a name this
+# apply may just have made) must exist before anything answers there.
+wait_for_domain "$rest_url" "$(tf_output "$TF_DIR" alb_dns_name)"
 
 log "details: $rest_url/gtg?details=true"
 # Informational (contract_check below is the check): a transient error (a reset, a DNS answer not

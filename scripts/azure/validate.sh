@@ -30,10 +30,7 @@ all_healthy() {
 }
 wait_for "${HEALTH_TIMEOUT:-900}" "every Application Gateway backend healthy" all_healthy
 # With HTTPS, rest_url is the domain, which answers only once its DNS record points at the gateway.
-if [[ $rest_url == https://* ]]; then
-  lb_answers() { [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$rest_url/gtg") == 200 ]]; }
-  wait_for "${HEALTH_TIMEOUT:-900}" "$rest_url/gtg answering 200 (its DNS record -> $(tf_output "$TF_DIR" gateway_fqdn))" lb_answers
-fi
+wait_for_domain "$rest_url" "$(tf_output "$TF_DIR" gateway_fqdn)"
 
 log "details: $rest_url/gtg?details=true"
 # Informational, as on the other clouds (lib.sh's http_retry).

@@ -102,6 +102,18 @@ wait_for() {
   echo "$what: ok (after $((SECONDS + limit - deadline))s)" >&2
 }
 
+# wait_for_domain REST_URL DNS_TARGET: with HTTPS, rest_url names the operator's domain, which
+# answers only once its DNS record points at the load balancer (DNS_TARGET, printed while waiting),
+# and a first apply cannot have made that record before the load balancer existed. Waits up to
+# HEALTH_TIMEOUT (900 s) for GET /gtg there to answer 200 (curl verifies the certificate against
+# the domain). Nothing for a plain-HTTP URL (the load balancer's own name or address).
+wait_for_domain() {
+  local rest=$1 target=$2
+  [[ $rest == https://* ]] || return 0
+  wait_for "${HEALTH_TIMEOUT:-900}" "$rest/gtg answering 200 (its DNS record -> $target)" rest_answers "$rest"
+}
+rest_answers() { [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$1/gtg") == 200 ]]; }
+
 # all_in_state WANT MIN STATES: prints the states with the time (progress for wait_for), then
 # succeeds when there are at least MIN and every one is WANT (a load balancer's backend health).
 all_in_state() {

@@ -35,6 +35,11 @@ cert_active() {
   status=$(gcloud compute ssl-certificates describe "$certificate" --global --project "$PROJECT" \
     --format='value(managed.status)')
   echo "  $(date -u +%H:%M:%S) $certificate: ${status:-no status}" >&2
+  # Google does not retry these: only a new certificate helps (docs/deploy-gcp.md, HTTPS).
+  case $status in
+    PROVISIONING_FAILED_PERMANENTLY | RENEWAL_FAILED)
+      die "$certificate is $status, which Google does not retry: check the domains' DNS (and CAA) records, then raise certificate_revision and apply to get a new certificate" ;;
+  esac
   [[ $status == ACTIVE ]]
 }
 # A new global load balancer takes minutes to program after its backends are healthy.

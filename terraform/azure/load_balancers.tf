@@ -45,6 +45,21 @@ resource "azurerm_role_assignment" "gateway_certificate" {
   principal_type       = "ServicePrincipal"
 }
 
+# Key Vault applies a new role assignment only after a while: "it will take up to 10 minutes (600
+# seconds) after role assignments is changed for role to be applied" (Azure RBAC for Key Vault,
+# "Known limits and performance"). The gateway reads the certificate when it is created, and a
+# read refused then fails the create (ApplicationGatewayKeyVaultSecretException, a Failed gateway
+# that the next apply replaces). depends_on on the grant only orders the API calls, so the gateway
+# also waits for this: once, when the grant is made or replaced (tls_rbac_propagation_seconds).
+resource "terraform_data" "gateway_certificate_propagation" {
+  count            = local.https_enabled && var.tls_key_vault_authorization == "rbac" ? 1 : 0
+  triggers_replace = [azurerm_role_assignment.gateway_certificate[0].id]
+
+  provisioner "local-exec" {
+    command = "sleep ${var.tls_rbac_propagation_seconds}"
+  }
+}
+
 # Access-policy vault: Get on secrets (an access policy cannot be narrower than the vault).
 resource "azurerm_key_vault_access_policy" "gateway_certificate" {
   count              = local.https_enabled && var.tls_key_vault_authorization == "access_policy" ? 1 : 0
@@ -205,8 +220,13 @@ resource "azurerm_application_gateway" "rest" {
     }
   }
 
-  # The gateway reads the certificate at creation: the grant comes first.
-  depends_on = [azurerm_role_assignment.gateway_certificate, azurerm_key_vault_access_policy.gateway_certificate]
+  # The gateway reads the certificate at creation: the grant comes first (and, for RBAC, has had
+  # time to reach Key Vault).
+  depends_on = [
+    azurerm_role_assignment.gateway_certificate,
+    terraform_data.gateway_certificate_propagation,
+    azurerm_key_vault_access_policy.gateway_certificate,
+  ]
 
   lifecycle {
     precondition {

@@ -131,6 +131,16 @@ variable "tls_key_vault_authorization" {
   }
 }
 
+variable "tls_rbac_propagation_seconds" {
+  type        = number
+  description = "With tls_key_vault_authorization = rbac: how long apply waits, once, between making the gateway's Key Vault role assignment and creating the gateway, which reads the certificate at once and fails without access. Key Vault takes up to 600 s to apply a new role assignment (Azure RBAC for Key Vault, Known limits). 0: no wait (a first apply may then fail, and the next one replaces the failed gateway)."
+  default     = 600
+  validation {
+    condition     = var.tls_rbac_propagation_seconds >= 0 && var.tls_rbac_propagation_seconds <= 1800 && floor(var.tls_rbac_propagation_seconds) == var.tls_rbac_propagation_seconds
+    error_message = "tls_rbac_propagation_seconds is a whole number of seconds from 0 to 1800."
+  }
+}
+
 # --- image and instances ----------------------------------------------------------------------
 
 variable "image_id" {

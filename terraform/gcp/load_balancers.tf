@@ -111,10 +111,12 @@ resource "google_compute_global_forwarding_rule" "rest" {
 # handshakes fail (docs/deploy-gcp.md, HTTPS). The domains cannot change in place (ForceNew), and
 # the proxy still holds the old certificate while Terraform replaces it: create_before_destroy,
 # with a name that changes with the domains (the provider has no name_prefix here, and an omitted
-# name is refused by the API).
+# name is refused by the API). A certificate Google gave up on (PROVISIONING_FAILED_PERMANENTLY,
+# RENEWAL_FAILED: "delete and create a new managed SslCertificate resource") cannot be replaced
+# with -replace, whose replacement would take the same name: var.certificate_revision renames it.
 resource "google_compute_managed_ssl_certificate" "rest" {
   count      = local.https_enabled ? 1 : 0
-  name       = "${var.name}-${substr(sha256(jsonencode(var.domains)), 0, 16)}"
+  name       = "${var.name}-${substr(sha256(jsonencode(var.domains)), 0, 16)}${var.certificate_revision == 0 ? "" : "-${var.certificate_revision}"}"
   depends_on = [google_project_service.apis]
 
   managed {

@@ -99,6 +99,16 @@ variable "domains" {
   }
 }
 
+variable "certificate_revision" {
+  type        = number
+  description = "Raise it (1, 2, ...) to replace the Google-managed certificate with a new one of the same domains, under a new name: for a certificate whose status is PROVISIONING_FAILED_PERMANENTLY or RENEWAL_FAILED, which Google never retries. `terraform apply -replace` cannot do it: the replacement is created before the old one is destroyed, under the same name. 0: the name is NAME-<digest of the domains>."
+  default     = 0
+  validation {
+    condition     = var.certificate_revision >= 0 && var.certificate_revision <= 9999 && floor(var.certificate_revision) == var.certificate_revision
+    error_message = "certificate_revision is a whole number from 0 to 9999."
+  }
+}
+
 # --- image and instances ----------------------------------------------------------------------
 
 variable "image" {

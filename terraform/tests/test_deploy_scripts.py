@@ -548,6 +548,103 @@ class ValidateUsesTheKey(unittest.TestCase):
         self.assertIn("no write_key output", run.stderr)
 
 
+class ValidateWithHttps(unittest.TestCase):
+    """Each cloud's validate.sh when rest_url is https://<domain> (a deployment with a
+    certificate), with a fake curl: it waits for the domain to answer (on a first apply its DNS
+    record cannot exist yet: AWS and Azure print the load balancer's name to point it at, GCP waits
+    for the managed certificate, which needs the record), checks the contract there, proves that
+    port 80 answers a 301 to the https URL, prints no plain-HTTP warning and puts the key in no
+    command line. GCP stops at once on a certificate Google does not retry."""
+
+    DOMAIN = "https://api.example.com"
+
+    def validate(self, cloud, outputs, fakes, curl_gtg=("200",), expect_ok=True, **env):
+        fake = FakeCommands()
+        self.addCleanup(fake.close)
+        tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, tmp)
+        os.makedirs(os.path.join(tmp, "release"))
+        write_fake_ctl(os.path.join(tmp, "release", "candidatectl"), tmp)
+        outputs = dict(outputs, rest_url=self.DOMAIN, write_key=KEY)
+        fake.add("terraform", [(["output -raw " + k], v, 0) for k, v in outputs.items()])
+        for name, (rules, stdin) in fakes.items():
+            fake.add(name, rules, stdin=stdin)
+        # What the domain answers: port 80 a 301 to the same URL over HTTPS (ALB style, with :443),
+        # an anonymous POST 401, GET /gtg `curl_gtg` in turn (000: the name does not resolve yet).
+        fake.add("curl", [(["%{redirect_url}", "http://api.example.com/gtg?details=true"],
+                           "301 https://api.example.com:443/gtg?details=true", 0),
+                          (["-X POST", self.DOMAIN + "/candidate/anonymous-write-probe"], "401", 0),
+                          (["%{http_code}", self.DOMAIN + "/gtg"], list(curl_gtg), 0)])
+        base = {k: v for k, v in os.environ.items() if k != "CANDIDATES_API_KEY"}
+        full = dict(base, PATH=fake.env()["PATH"], CARGO_TARGET_DIR=tmp, HEALTH_TIMEOUT="60", HTTP_RETRY_DELAY="0",
+                    CANDIDATES_AZURE_CONFIG_DIR=os.path.join(tmp, "az"), SKIP_GRPC="1", **AZURE_ENV)
+        full.update(env)
+        run = subprocess.run(["bash", os.path.join("scripts", cloud, "validate.sh")], cwd=ROOT, env=full,
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+        out = run.stdout + run.stderr
+        if not expect_ok:
+            self.assertNotEqual(run.returncode, 0, out)
+            return fake, out
+        self.assertEqual(run.returncode, 0, out)
+        curl = [" ".join(c[1:]) for c in fake.calls("curl")]
+        gtg = [i for i, c in enumerate(curl) if "%{http_code}" in c and c.endswith(self.DOMAIN + "/gtg")]
+        self.assertEqual(len(gtg), len(curl_gtg), curl)
+        first_write = min(i for i, c in enumerate(curl) if "-X POST" in c)
+        self.assertLess(max(gtg), first_write, "the domain was not waited for before the checks")
+        ctl_calls = read_lines(os.path.join(tmp, "ctl-calls"))
+        self.assertTrue(any(f"--rest-target {self.DOMAIN}" in c for c in ctl_calls), ctl_calls)
+        self.assertEqual(set(read_lines(os.path.join(tmp, "ctl-keys"))), {KEY})
+        self.assertIn("port 80 redirects to HTTPS (301, path and query kept)", out)
+        self.assertNotIn("plain HTTP", out)
+        everything = " ".join(" ".join(c) for c in fake.calls()) + " ".join(ctl_calls) + out
+        self.assertNotIn(KEY, everything)
+        return fake, out
+
+    def test_aws_waits_for_the_domain_it_names_the_alb_for(self):
+        _, out = self.validate("aws", {"grpc_endpoint": "nlb:50051", "asg_name": "cand-asg",
+                                       "rest_target_group_arn": "arn:rest", "grpc_target_group_arn": "arn:grpc",
+                                       "alb_dns_name": "cand-rest-1.us-east-2.elb.amazonaws.com"},
+                               {"aws": ([(["sts", "get-caller-identity"], "arn", 0),
+                                         (["describe-auto-scaling-groups", "MinSize"], "1", 0),
+                                         (["describe-target-health"], "healthy", 0)], False)},
+                               curl_gtg=("000", "200"))
+        self.assertIn(f"{self.DOMAIN}/gtg answering 200 (its DNS record -> cand-rest-1.us-east-2.elb.amazonaws.com)",
+                      out)
+
+    def test_azure_waits_for_the_domain_it_names_the_gateway_for(self):
+        _, out = self.validate(
+            "azure", {"grpc_endpoint": "10.0.0.9:50051", "resource_group": "cand-rg", "app_gateway_name": "cand-gw",
+                      "vmss_name": "cand-vmss", "instances_min": "1", "gateway_fqdn": "cand-abc123.centralus.cloudapp.azure.com"},
+            {"az": ([(["login"], "", 0), (["account", "set"], "", 0), (["show-backend-health"], "Healthy", 0)], False)},
+            curl_gtg=("000", "200"))
+        self.assertIn("(its DNS record -> cand-abc123.centralus.cloudapp.azure.com)", out)
+
+    def gcp(self, statuses, **kw):
+        return self.validate(
+            "gcp", {"grpc_endpoint": "10.0.0.9:50051", "rest_backend_service": "cand-rest", "mig_name": "cand-mig",
+                    "min_replicas": "1", "certificate_name": "cand-0123456789abcdef", "rest_address": "203.0.113.7"},
+            {"gcloud": ([(["config", "get-value", "project"], "proj", 0), (["print-access-token"], "token", 0),
+                         (["get-health"], "HEALTHY", 0), (["ssl-certificates", "describe"], list(statuses), 0)],
+                        False)}, **kw)
+
+    def test_gcp_waits_for_the_managed_certificate(self):
+        fake, out = self.gcp(["PROVISIONING", "ACTIVE"])
+        self.assertIn("the managed certificate cand-0123456789abcdef ACTIVE (the domains' A records -> 203.0.113.7)",
+                      out)
+        describes = [c for c in fake.calls("gcloud") if "ssl-certificates" in c]
+        self.assertEqual(len(describes), 2, describes)
+
+    def test_gcp_stops_at_a_certificate_google_does_not_retry(self):
+        for status in ("PROVISIONING_FAILED_PERMANENTLY", "RENEWAL_FAILED"):
+            with self.subTest(status=status):
+                fake, out = self.gcp([status], expect_ok=False, CERT_TIMEOUT="30")
+                self.assertIn(f"cand-0123456789abcdef is {status}", out)
+                self.assertIn("raise certificate_revision", out)
+                describes = [c for c in fake.calls("gcloud") if "ssl-certificates" in c]
+                self.assertEqual(len(describes), 1, "waited on a certificate that is never retried")
+                self.assertEqual(fake.calls("curl"), [], "went on to the checks")
+
+
 class BuildHost(unittest.TestCase):
     """scripts/build-release.sh refuses a host that cannot build the image's binaries before it
     runs cargo (fake `uname`, fake `cargo`)."""

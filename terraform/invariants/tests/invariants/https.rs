@@ -128,6 +128,13 @@ impl<'a> Plan<'a> {
     }
 }
 
+/// The label of a resource's one `provisioner` block (local-exec, remote-exec, file).
+fn provisioner_kind(resource: &Body) -> String {
+    let provisioners: Vec<_> = resource.blocks().filter(|b| b.identifier() == "provisioner").collect();
+    assert_eq!(provisioners.len(), 1);
+    provisioners[0].labels()[0].as_str().to_owned()
+}
+
 /// `TYPE.NAME` of a reference such as `google_compute_url_map.rest.id` or `x.y[0].id`.
 fn referenced(text: &str) -> (String, String) {
     let mut parts = text.split('.');
@@ -272,6 +279,12 @@ fn gcp_tls_policies_allow_tls_1_2_or_later_only() {
 /// own: the provider has no name_prefix, and an omitted name is refused by the API ("Invalid value
 /// for field 'resource.name'", hashicorp/terraform-provider-google#23086). Names: 1-63 characters,
 /// [a-z]([-a-z0-9]*[a-z0-9])?.
+///
+/// The same name also means `terraform apply -replace` of the certificate collides with itself
+/// (the replacement is created first), yet the API's status docs say of a certificate in
+/// PROVISIONING_FAILED_PERMANENTLY ("It won't be retried") or RENEWAL_FAILED: "delete and create a
+/// new managed SslCertificate resource". var.certificate_revision gives the replacement a name of
+/// its own (name is ForceNew, so a new revision replaces the certificate, created first).
 #[test]
 fn gcp_managed_certificate_is_replaced_before_it_is_destroyed_under_a_name_of_its_domains() {
     let m = Module::load("gcp");
@@ -283,13 +296,41 @@ fn gcp_managed_certificate_is_replaced_before_it_is_destroyed_under_a_name_of_it
     let managed = crate::infra::block(cert, "managed");
     assert_eq!(one_line(attr(managed, "domains").unwrap()), "var.domains");
     let name = one_line(attr(cert, "name").expect("a name (the API refuses none)"));
-    assert_eq!(name, "\"${var.name}-${substr(sha256(jsonencode(var.domains)), 0, 16)}\"", "changes with the domains");
+    assert_eq!(
+        name,
+        "\"${var.name}-${substr(sha256(jsonencode(var.domains)), 0, 16)}${var.certificate_revision == 0 ? \"\" : \"-${var.certificate_revision}\"}\"",
+        "changes with the domains, and with the revision"
+    );
     // var.name: 2-21 of [a-z0-9-] starting with a letter (its validation); then "-" and 16 hex
-    // digits, which end the name with a letter or digit.
+    // digits, and "-" and at most 4 digits (certificate_revision's validation): the name ends with
+    // a letter or digit.
     let var_name = crate::infra::text(crate::infra::block(m.variable("name"), "validation"), "condition");
     assert!(var_name.contains("^[a-z][a-z0-9-]{1,20}$"), "{var_name}");
-    let longest = format!("{}-{}", "a".repeat(21), "f".repeat(16));
+    let longest = format!("{}-{}-{}", "a".repeat(21), "f".repeat(16), 9999);
     assert!(longest.len() <= 63, "{longest}: over 63 characters");
+    assert_eq!(one_line(m.default("certificate_revision")), "0", "revision 0 keeps the name of the domains alone");
+
+    // The revision, in Terraform itself: whole numbers 0-9999, and each one a name of its own.
+    let Some(tf) = ThrowawayModule::new(&format!(
+        "{}\noutput \"cert\" {{\n  value = {}\n}}\n",
+        m.variables_hcl(&["name", "domains", "certificate_revision"]),
+        name
+    )) else {
+        return;
+    };
+    for (value, ok) in [("0", true), ("1", true), ("9999", true), ("-1", false), ("1.5", false), ("10000", false)] {
+        let (accepted, err) = tf.accepts(&[("certificate_revision", value)]);
+        assert_eq!(accepted, ok, "certificate_revision = {value}: {err}");
+    }
+    let domains = r#"["api.example.com"]"#;
+    let names: Vec<String> = ["0", "1", "2"]
+        .into_iter()
+        .map(|r| tf.output("cert", &[("domains", domains), ("certificate_revision", r)]))
+        .collect();
+    let digest = &names[0]["candidates-".len()..];
+    assert!(digest.len() == 16 && digest.chars().all(|c| c.is_ascii_hexdigit()), "{names:?}");
+    assert_eq!(names[1], format!("{}-1", names[0]), "{names:?}");
+    assert_eq!(names[2], format!("{}-2", names[0]), "{names:?}");
 }
 
 /// Google-managed certificates: "up to 100 domains", no wildcard domains; each entry is a host
@@ -398,6 +439,13 @@ fn azure_port_80_redirects_to_https_when_a_certificate_is_given_and_forwards_as_
         let expected: BTreeSet<i64> = if https { BTreeSet::from([80, 443]) } else { BTreeSet::from([80]) };
         assert_eq!(ports.values().copied().collect::<BTreeSet<_>>(), expected, "{at}");
         assert_eq!(listeners.len(), expected.len(), "{at}");
+        // Every listener is the listener of exactly one (Basic) rule, which decides what its port
+        // does ("Associate a listener to the rule", Application Gateway request routing rules): a
+        // port 80 with no rule left would make "every rule on 80 redirects" above hold vacuously.
+        for name in listeners.keys() {
+            let used = rules.iter().filter(|r| plan.string(r, "http_listener_name").as_deref() == Some(name)).count();
+            assert_eq!(used, 1, "{at}: listener {name} is the listener of {used} rules");
+        }
         if !https {
             assert!(redirects.is_empty() && certs.is_empty() && plan.blocks(gw, "identity").is_empty(), "{at}");
         }
@@ -519,8 +567,22 @@ fn azure_gateway_identity_is_granted_the_certificate_secret_only() {
                 assert_eq!(plan.text(role, "principal_id"), principal);
                 assert_eq!(plan.text(role, "scope"), "\"${var.tls_key_vault_id}/secrets/${local.tls_secret_name}\"");
                 assert!(depends.contains(&format!("azurerm_role_assignment.{name}")), "{depends}");
+                // Ordering is not enough: Key Vault applies a role assignment "up to 10 minutes
+                // (600 seconds)" after it is made (Azure RBAC for Key Vault, Known limits), and
+                // the gateway's create reads the secret at once. A wait, made when the grant is
+                // (re)made, stands between them.
+                let wait = plan
+                    .resource("terraform_data", "gateway_certificate_propagation")
+                    .unwrap_or_else(|| panic!("{at}: no wait for the role assignment to reach Key Vault"));
+                assert_eq!(plan.text(wait, "triggers_replace"), format!("[azurerm_role_assignment.{name}[0].id]"));
+                let provisioner = crate::infra::block(wait, "provisioner");
+                assert_eq!(provisioner_kind(wait), "local-exec");
+                assert_eq!(plan.text(provisioner, "command"), "\"sleep ${var.tls_rbac_propagation_seconds}\"");
+                assert!(depends.contains("terraform_data.gateway_certificate_propagation"), "{depends}");
+                assert!(m.default_number("tls_rbac_propagation_seconds") >= 600, "Key Vault's 600 s");
             }
             _ => {
+                assert!(plan.resource("terraform_data", "gateway_certificate_propagation").is_none(), "{at}");
                 assert!(roles.is_empty(), "{at}");
                 assert_eq!(policies.len(), 1, "{at}");
                 let (name, policy) = policies[0];
@@ -558,7 +620,13 @@ fn azure_https_variables_are_validated_before_apply() {
                 && c.contains("var.tls_key_vault_id")),
         "{preconditions:?}"
     );
-    let vars = ["domain", "tls_certificate_key_vault_secret_id", "tls_key_vault_id", "tls_key_vault_authorization"];
+    let vars = [
+        "domain",
+        "tls_certificate_key_vault_secret_id",
+        "tls_key_vault_id",
+        "tls_key_vault_authorization",
+        "tls_rbac_propagation_seconds",
+    ];
     let Some(tf) = ThrowawayModule::new(&m.variables_hcl(&vars)) else { return };
     let secret = "https://cand-kv.vault.azure.net/secrets/api-tls";
     let vault = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/cand-kv";
@@ -614,6 +682,10 @@ fn azure_https_variables_are_validated_before_apply() {
         ("a URL as domain", ok(&[("domain", "https://api.example.com")]), false),
         ("a wildcard domain", ok(&[("domain", "*.example.com")]), false),
         ("an unknown authorization", ok(&[("tls_key_vault_authorization", "owner")]), false),
+        ("no propagation wait", ok(&[("tls_rbac_propagation_seconds", "0")]), true),
+        ("a negative wait", ok(&[("tls_rbac_propagation_seconds", "-1")]), false),
+        ("a fractional wait", ok(&[("tls_rbac_propagation_seconds", "0.5")]), false),
+        ("a wait over 30 minutes", ok(&[("tls_rbac_propagation_seconds", "1801")]), false),
     ];
     for (what, values, accept) in cases {
         let (accepted, err) = tf.accepts(&values);
@@ -700,6 +772,22 @@ impl ThrowawayModule {
             .env("TF_IN_AUTOMATION", "1")
             .output()
             .unwrap()
+    }
+
+    /// The value of an output of the module under these values (`terraform plan` then
+    /// `terraform output` would need a state: `terraform apply` of a provider-less module is as
+    /// offline as its plan).
+    fn output(&self, name: &str, values: &[(&str, &str)]) -> String {
+        let mut args = vec!["apply".to_owned(), "-auto-approve".into(), "-input=false".into(), "-no-color".into()];
+        for (k, v) in values {
+            args.push(format!("-var={k}={v}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.run(&args);
+        assert!(out.status.success(), "terraform apply: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self.run(&["output", "-raw", name]);
+        assert!(out.status.success(), "terraform output: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
     }
 
     /// Whether `terraform plan` accepts these values (HCL expressions), and its errors.
