@@ -8,6 +8,7 @@ pub mod context;
 pub mod limit;
 pub mod observe;
 pub mod throttle;
+pub mod trace;
 
 /// Responses smaller than this are sent uncompressed on both listeners, whatever the client
 /// accepts: a compressed frame of a few bytes costs more CPU than the bytes it saves.

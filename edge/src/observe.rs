@@ -25,8 +25,9 @@ pub fn latency_ms(latency: Duration) -> f64 {
 /// What both listeners put around every request: a sane request id (the client's, or a new random
 /// UUID) on the request and the response and in [`context`](crate::context) for lines logged
 /// inside the request, and one access line (`log`, with `line`: what the listener kept of the
-/// request) when the response head is ready. No tracing span: the access line carries the
-/// request's fields.
+/// request) when the response head is ready. No `tracing` span: the access line carries the
+/// request's fields. With traces on (`crate::trace`), the request's edge span, described by
+/// `line` once the response head is ready.
 pub async fn observe<T, F, Fut>(
     mut request: Request,
     line: T,
@@ -34,6 +35,7 @@ pub async fn observe<T, F, Fut>(
     inner: F,
 ) -> Response
 where
+    T: Describe,
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Response>,
 {
@@ -43,14 +45,24 @@ where
     // call's CPU in bench/profile.sh). HTTP/1 ignores the flag.
     id.set_sensitive(true);
     let trace = TraceContext::of(request.headers());
+    // Off: `None` after one load, and the request runs as it did before traces existed.
+    let span = crate::trace::Root::start(trace.parent.as_ref());
     let started = Instant::now();
-    let mut response = crate::context::scope(id.clone(), inner(request)).await;
+    let mut response = match &span {
+        None => crate::context::scope(id.clone(), inner(request)).await,
+        Some(span) => crate::context::scope(id.clone(), span.scope(inner(request))).await,
+    };
+    let mut hex = [0u8; 32];
     let seen = Seen {
         request_id: id.to_str().unwrap_or_default(),
         traceparent: trace.parent.as_ref().and_then(|v| v.to_str().ok()),
         tracestate: trace.state.as_ref().and_then(|v| v.to_str().ok()),
+        trace_id: span.as_ref().map(|s| s.context().trace_id_hex(&mut hex)),
     };
     log(&line, &seen, &response, started.elapsed());
+    if let Some(span) = span {
+        span.finish(|| line.describe(&response));
+    }
     response.headers_mut().entry("x-request-id").or_insert(id);
     response
 }
@@ -61,6 +73,20 @@ pub struct Seen<'a> {
     /// The W3C `traceparent`, when well formed, and its `tracestate`.
     pub traceparent: Option<&'a str>,
     pub tracestate: Option<&'a str>,
+    /// The trace id of the request's span, when traces are on (sampled or not).
+    pub trace_id: Option<&'a str>,
+}
+
+/// What a listener says about a request in its edge span: called only for sampled requests.
+pub trait Describe {
+    fn describe(&self, response: &Response) -> crate::trace::Described;
+}
+
+/// Nothing beyond a name (tests, and listeners that describe nothing).
+impl Describe for () {
+    fn describe(&self, _: &Response) -> crate::trace::Described {
+        crate::trace::Described { name: "request".into(), attributes: Vec::new(), error: None }
+    }
 }
 
 /// Longest `tracestate` kept (W3C Trace Context: 32 members of at most 256 characters may be

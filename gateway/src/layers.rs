@@ -165,6 +165,26 @@ fn rest_line(req: &Request) -> RestLine {
     RestLine { method: method_label(req.method()), uri: req.uri().clone() }
 }
 
+/// The edge span of a sampled REST request: `GET /candidate/{name}` (the bounded route template,
+/// never the raw path), with the HTTP semantic-convention attributes; a 5xx is an error.
+impl candidates_edge::observe::Describe for RestLine {
+    fn describe(&self, response: &Response) -> candidates_edge::trace::Described {
+        let path = self.uri.path();
+        let route = crate::explorer::route_label(path).unwrap_or_else(|| crate::routes::route_template(path));
+        let status = response.status();
+        candidates_edge::trace::Described {
+            name: format!("{} {route}", self.method).into(),
+            attributes: vec![
+                ("http.request.method", self.method.into()),
+                ("http.route", route.into()),
+                ("url.path", bounded(path).to_owned().into()),
+                ("http.response.status_code", i64::from(status.as_u16()).into()),
+            ],
+            error: status.is_server_error().then(|| status.as_str().to_owned()),
+        }
+    }
+}
+
 fn log_request(line: &RestLine, seen: &Seen<'_>, response: &Response, latency: Duration) {
     tracing::info!(
         target: ACCESS_LOG,
@@ -175,6 +195,7 @@ fn log_request(line: &RestLine, seen: &Seen<'_>, response: &Response, latency: D
         latency_ms = latency_ms(latency),
         traceparent = seen.traceparent,
         tracestate = seen.tracestate,
+        trace_id = seen.trace_id,
         "request"
     );
 }

@@ -212,14 +212,17 @@ impl Forwarded {
             value.set_sensitive(true);
             request.metadata_mut().insert("authorization", value);
         }
+        // With traces on, a remote upstream's span is a child of this request's edge span (an
+        // unsampled request says so, and is not sampled there either); off, the client's own.
+        let traceparent = candidates_edge::trace::current().map(|span| span.traceparent());
         let copied = [
-            ("x-request-id", &self.request_id),
-            ("grpc-timeout", &self.grpc_timeout),
-            ("traceparent", &self.trace.parent),
-            ("tracestate", &self.trace.state),
+            ("x-request-id", self.request_id.as_ref()),
+            ("grpc-timeout", self.grpc_timeout.as_ref()),
+            ("traceparent", traceparent.as_ref().or(self.trace.parent.as_ref())),
+            ("tracestate", self.trace.state.as_ref()),
         ];
         for (name, value) in copied {
-            if let Some(value) = value.as_ref().and_then(|v| v.to_str().ok())
+            if let Some(value) = value.and_then(|v| v.to_str().ok())
                 && let Ok(value) = value.parse()
             {
                 request.metadata_mut().insert(name, value);

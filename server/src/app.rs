@@ -111,6 +111,18 @@ impl Application {
             metadata::instance_id(config.instance_metadata, config.metadata_url.as_deref(), config.metadata_timeout)
                 .await;
 
+        if let Some(endpoint) = &config.otlp_endpoint {
+            let otlp = crate::telemetry::otlp::Otlp {
+                endpoint: endpoint.clone(),
+                protocol: config.otlp_protocol,
+                service_name: config.otlp_service_name.clone(),
+                instance_id: instance_id.clone(),
+                sample_ratio: config.trace_sample_ratio,
+            };
+            if !crate::telemetry::otlp::start(otlp) {
+                tracing::warn!("traces were already on in this process: the first configuration stays");
+            }
+        }
         let (health_reporter, health_server) = tonic_health::server::health_reporter();
         let lifecycle = Lifecycle::new(health_reporter).await;
         let tls = match (&config.tls_cert, &config.tls_key) {

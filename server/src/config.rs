@@ -161,6 +161,26 @@ pub struct Config {
     #[arg(long, env = "CANDIDATES_LOG", default_value = "info")]
     pub log: String,
 
+    /// Export traces over OTLP to this collector (e.g. http://127.0.0.1:4317 for gRPC, or
+    /// http://127.0.0.1:4318 for HTTP, where `/v1/traces` is added to a bare address). Unset:
+    /// no traces, at no cost per request.
+    #[arg(long, env = "CANDIDATES_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<http::Uri>,
+
+    /// OTLP transport: gRPC (plaintext, `http://` only) or HTTP with protobuf bodies (`http://`
+    /// or `https://`).
+    #[arg(long, env = "CANDIDATES_OTLP_PROTOCOL", value_enum, default_value_t = OtlpProtocol::Grpc)]
+    pub otlp_protocol: OtlpProtocol,
+
+    /// Share of requests traced when they come without a `traceparent` (0 to 1); a request whose
+    /// `traceparent` says sampled (or not) is traced (or not) as it says.
+    #[arg(long, env = "CANDIDATES_TRACE_SAMPLE_RATIO", default_value_t = 0.01)]
+    pub trace_sample_ratio: f64,
+
+    /// `service.name` of the exported spans (`service.instance.id` is the instance id).
+    #[arg(long, env = "CANDIDATES_OTLP_SERVICE_NAME", default_value = "candidates")]
+    pub otlp_service_name: String,
+
     /// The API explorer: Swagger UI over /openapi.json at /docs on the REST listener, served from
     /// the binary (builds without the `api-explorer` cargo feature have none). It is a read, like
     /// /openapi.json: with --auth-read closed it needs a key too.
@@ -310,6 +330,12 @@ impl From<AuthRule> for Rule {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OtlpProtocol {
+    Grpc,
+    Http,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
@@ -336,6 +362,10 @@ pub enum ConfigError {
     OidcSkew,
     #[error("--oidc-jwks-refresh-floor must be at least 1s: it is what bounds JWKS fetches caused by unknown key ids")]
     OidcFloor,
+    #[error("--otlp-endpoint must be an http:// URL with a host (https:// too with --otlp-protocol http), got {0}")]
+    OtlpEndpoint(http::Uri),
+    #[error("--trace-sample-ratio must be between 0 and 1, got {0}")]
+    SampleRatio(f64),
     #[error("--cors-allow-origins: {0}")]
     Cors(#[from] candidates_gateway::cors::CorsError),
 }
@@ -365,6 +395,18 @@ impl Config {
             && (uri.scheme_str() != Some("http") || uri.host().is_none())
         {
             return Err(ConfigError::Upstream(uri.clone()));
+        }
+        if let Some(uri) = &self.otlp_endpoint {
+            let scheme_ok = match self.otlp_protocol {
+                OtlpProtocol::Grpc => uri.scheme_str() == Some("http"),
+                OtlpProtocol::Http => matches!(uri.scheme_str(), Some("http" | "https")),
+            };
+            if !scheme_ok || uri.host().is_none() {
+                return Err(ConfigError::OtlpEndpoint(uri.clone()));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.trace_sample_ratio) {
+            return Err(ConfigError::SampleRatio(self.trace_sample_ratio));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|e| ConfigError::LogFilter { filter: self.log.clone(), reason: e.to_string() })?;

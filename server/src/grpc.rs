@@ -132,7 +132,7 @@ struct GrpcEdge {
 async fn grpc_edge(State(edge): State<Arc<GrpcEdge>>, request: Request, next: Next) -> Response {
     // The RPC, as a closed set: the access line's and the metrics' label.
     let rpc = crate::metrics::rpc_label(request.uri().path());
-    observe(request, rpc, log_rpc, |request| async move {
+    observe(request, Rpc(rpc), log_rpc, |request| async move {
         let _in_flight = InFlight::new("grpc_requests_in_flight");
         let started = std::time::Instant::now();
         let streaming = classify(&request) == Admission::Streaming;
@@ -178,15 +178,40 @@ fn is_candidate_service(path: &str) -> bool {
         .is_some_and(|p| p.starts_with('/'))
 }
 
-fn log_rpc(rpc: &&'static str, seen: &Seen<'_>, res: &Response, latency: Duration) {
+/// The RPC of a call on the gRPC listener (its metric label: the path, or `other`).
+struct Rpc(&'static str);
+
+/// The edge span of a sampled call: `candidates.v1.CandidateService/GetCandidate`, with the RPC
+/// semantic-convention attributes; the statuses that are the server's fault are errors.
+impl candidates_edge::observe::Describe for Rpc {
+    fn describe(&self, response: &Response) -> candidates_edge::trace::Described {
+        let name = self.0.trim_start_matches('/');
+        let (service, method) = name.split_once('/').unwrap_or(("", name));
+        let code = status_code(response);
+        let server_fault = matches!(code, "2" | "4" | "12" | "13" | "14" | "15");
+        candidates_edge::trace::Described {
+            name: name.into(),
+            attributes: vec![
+                ("rpc.system", "grpc".into()),
+                ("rpc.service", service.into()),
+                ("rpc.method", method.into()),
+                ("rpc.grpc.status_code", code.parse::<i64>().unwrap_or(-1).into()),
+            ],
+            error: server_fault.then(|| format!("grpc-status {code}")),
+        }
+    }
+}
+
+fn log_rpc(rpc: &Rpc, seen: &Seen<'_>, res: &Response, latency: Duration) {
     tracing::info!(
         target: ACCESS_LOG,
-        rpc = *rpc,
+        rpc = rpc.0,
         request_id = seen.request_id,
         grpc_status = status_code(res),
         latency_ms = latency_ms(latency),
         traceparent = seen.traceparent,
         tracestate = seen.tracestate,
+        trace_id = seen.trace_id,
         "rpc"
     );
 }

@@ -66,7 +66,10 @@ async fn run(config: Config) -> ExitCode {
         }
     });
 
-    match app.run_until_stopped(async { on_first_signal.await.unwrap_or(()) }).await {
+    let stopped = app.run_until_stopped(async { on_first_signal.await.unwrap_or(()) }).await;
+    // The spans of the last requests (no-op when traces are off).
+    telemetry::otlp::flush(std::time::Duration::from_secs(5)).await;
+    match stopped {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server stopped with an error");

@@ -159,63 +159,108 @@ impl From<StoreError> for Status {
 #[tonic::async_trait]
 impl CandidateService for CandidateApi {
     async fn get_candidate(&self, request: Request<GetCandidateRequest>) -> Result<Response<pb::Candidate>, Status> {
-        self.authorize(&request, Access::Read)?;
-        let name = parse_name(request.into_inner().name)?;
-        Ok(reply(to_pb(self.store.get(&name).await?)))
+        traced("GetCandidate", async move {
+            self.authorize(&request, Access::Read)?;
+            let name = parse_name(request.into_inner().name)?;
+            Ok(reply(to_pb(self.store.get(&name).await?)))
+        })
+        .await
     }
 
     async fn put_candidate(&self, request: Request<PutCandidateRequest>) -> Result<Response<pb::Candidate>, Status> {
-        self.authorize(&request, Access::Write)?;
-        let name = parse_name(request.into_inner().name)?;
-        Ok(reply(to_pb(self.store.put(&name).await?)))
+        traced("PutCandidate", async move {
+            self.authorize(&request, Access::Write)?;
+            let name = parse_name(request.into_inner().name)?;
+            Ok(reply(to_pb(self.store.put(&name).await?)))
+        })
+        .await
     }
 
     async fn list_candidates(
         &self,
         request: Request<ListCandidatesRequest>,
     ) -> Result<Response<ListCandidatesResponse>, Status> {
-        self.authorize(&request, Access::Read)?;
-        let ListCandidatesRequest { page_size, page_token } = request.into_inner();
-        let page_size = match page_size {
-            n if n < 0 => return Err(Status::invalid_argument("page_size must not be negative")),
-            0 => DEFAULT_PAGE_SIZE,
-            n => (n as usize).min(MAX_PAGE_SIZE),
-        };
-        let mut page = self.store.list(page_size, (!page_token.is_empty()).then_some(page_token.as_str())).await?;
-        // Normalised here, once: a page is empty only when it is the last (the call's deadline
-        // bounds the walk).
-        if self.store.may_return_empty_pages() {
-            while page.candidates.is_empty()
-                && let Some(token) = page.next_page_token.take()
-            {
-                page = self.store.list(page_size, Some(&token)).await?;
+        traced("ListCandidates", async move {
+            self.authorize(&request, Access::Read)?;
+            let ListCandidatesRequest { page_size, page_token } = request.into_inner();
+            let page_size = match page_size {
+                n if n < 0 => return Err(Status::invalid_argument("page_size must not be negative")),
+                0 => DEFAULT_PAGE_SIZE,
+                n => (n as usize).min(MAX_PAGE_SIZE),
+            };
+            let mut page = self.store.list(page_size, (!page_token.is_empty()).then_some(page_token.as_str())).await?;
+            // Normalised here, once: a page is empty only when it is the last (the call's deadline
+            // bounds the walk).
+            if self.store.may_return_empty_pages() {
+                while page.candidates.is_empty()
+                    && let Some(token) = page.next_page_token.take()
+                {
+                    page = self.store.list(page_size, Some(&token)).await?;
+                }
             }
-        }
-        Ok(reply(ListCandidatesResponse {
-            candidates: page.candidates.into_iter().map(to_pb).collect(),
-            next_page_token: page.next_page_token.unwrap_or_default(),
-        }))
+            Ok(reply(ListCandidatesResponse {
+                candidates: page.candidates.into_iter().map(to_pb).collect(),
+                next_page_token: page.next_page_token.unwrap_or_default(),
+            }))
+        })
+        .await
     }
 
     async fn delete_candidate(
         &self,
         request: Request<DeleteCandidateRequest>,
     ) -> Result<Response<pb::Candidate>, Status> {
-        self.authorize(&request, Access::Write)?;
-        let name = parse_name(request.into_inner().name)?;
-        self.store.delete(&name).await?;
-        Ok(reply(pb::Candidate { name: name.into_string() }))
+        traced("DeleteCandidate", async move {
+            self.authorize(&request, Access::Write)?;
+            let name = parse_name(request.into_inner().name)?;
+            self.store.delete(&name).await?;
+            Ok(reply(pb::Candidate { name: name.into_string() }))
+        })
+        .await
     }
 
     async fn get_status(&self, request: Request<GetStatusRequest>) -> Result<Response<pb::Status>, Status> {
-        self.authorize(&request, Access::Read)?;
-        let probe = self.status.connected(&self.store).await;
-        Ok(reply(pb::Status {
-            connected: probe.is_ok().to_string(),
-            instance_id: self.instance_id.to_string(),
-            reason: probe.err(),
-        }))
+        traced("GetStatus", async move {
+            self.authorize(&request, Access::Read)?;
+            let probe = self.status.connected(&self.store).await;
+            Ok(reply(pb::Status {
+                connected: probe.is_ok().to_string(),
+                instance_id: self.instance_id.to_string(),
+                reason: probe.err(),
+            }))
+        })
+        .await
     }
+}
+
+/// The service call's span (a child of the edge span, or of nothing when traces are off): one per
+/// RPC whichever listener it came through; the statuses that are the server's fault are errors.
+async fn traced<T>(
+    method: &'static str,
+    call: impl std::future::Future<Output = Result<Response<T>, Status>>,
+) -> Result<Response<T>, Status> {
+    use candidates_edge::trace;
+    let describe = || {
+        let name = format!("{}/{method}", candidates_api::SERVICE_NAME);
+        (name.into(), trace::Kind::Internal, vec![("rpc.method", method.into())])
+    };
+    let error = |result: &Result<Response<T>, Status>| match result {
+        Err(status)
+            if matches!(
+                status.code(),
+                tonic::Code::Unknown
+                    | tonic::Code::DeadlineExceeded
+                    | tonic::Code::Unimplemented
+                    | tonic::Code::Internal
+                    | tonic::Code::Unavailable
+                    | tonic::Code::DataLoss
+            ) =>
+        {
+            Some(format!("{:?}: {}", status.code(), status.message()))
+        }
+        _ => None,
+    };
+    trace::child(describe, call, error).await
 }
 
 #[cfg(test)]

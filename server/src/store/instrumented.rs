@@ -15,9 +15,22 @@ impl Instrumented {
         Self { inner }
     }
 
+    /// Times the call, and with traces on makes it a span of its own (a child of the service
+    /// call's): one per call into the backend, so a listing that walks several pages has one per
+    /// page. Not found is an outcome, not an error.
     async fn around<T>(&self, op: Op, call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        use candidates_edge::trace;
         let started = Instant::now();
-        let result = call.await;
+        let backend = self.inner.kind();
+        let describe = || {
+            let attributes = vec![("db.system.name", backend.into()), ("db.operation.name", op.as_str().into())];
+            (format!("store {}", op.as_str()).into(), trace::Kind::Client, attributes)
+        };
+        let error = |result: &Result<T>| match result {
+            Err(StoreError::NotFound) | Ok(_) => None,
+            Err(e) => Some(format!("{}: {e}", e.label())),
+        };
+        let result = trace::child(describe, call, error).await;
         self.observe(op.as_str(), started, &result);
         result
     }

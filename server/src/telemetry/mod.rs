@@ -8,6 +8,7 @@
 
 mod access;
 mod buffered;
+pub mod otlp;
 
 use tracing_subscriber::{
     EnvFilter,
