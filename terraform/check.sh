@@ -46,7 +46,8 @@ fi
 offline=()
 if unshare -n true 2>/dev/null; then offline=(unshare -n); fi
 export CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE
-for cloud in "${clouds[@]}"; do
+# The deployments and their state stores (terraform/state/<cloud>, scripts/<cloud>/bootstrap-state.sh).
+for cloud in "${clouds[@]}" "${clouds[@]/#/state/}"; do
   echo "checkov $("$VENV/bin/checkov" --version) on terraform/$cloud${offline:+ (no network)}"
   "${offline[@]}" "$VENV/bin/checkov" -d "$cloud" --framework terraform --skip-download --quiet --compact
 done

@@ -1,4 +1,5 @@
-"""Provider schemas for the resource and data source types terraform/{aws,azure,gcp} use, for an
+"""Provider schemas for the resource and data source types terraform/{aws,azure,gcp} and
+terraform/state/{aws,azure,gcp} use, for an
 offline check of attribute and block names (`terraform validate` needs the providers, which this
 machine cannot download).
 
@@ -35,9 +36,9 @@ PACKAGES = {
 
 
 def used_types():
-    """(kind, type) of every resource and data block in the cloud modules."""
+    """(kind, type) of every resource and data block in the cloud modules and their state roots."""
     found = set()
-    for cloud in ("aws", "azure", "gcp"):
+    for cloud in ("aws", "azure", "gcp", "state/aws", "state/azure", "state/gcp"):
         folder = os.path.join(ROOT, "terraform", cloud)
         for name in sorted(os.listdir(folder)):
             if name.endswith(".tf"):

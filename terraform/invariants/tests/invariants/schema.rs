@@ -96,7 +96,7 @@ fn every_block_matches_its_provider_schema() {
     let schemas = schemas();
     let mut errors = Vec::new();
     let mut checked = 0;
-    for cloud in ["aws", "azure", "gcp"] {
+    for cloud in ["aws", "azure", "gcp", "state/aws", "state/azure", "state/gcp"] {
         let m = Module::load(cloud);
         for (kind, ty, name, body) in m.typed_blocks() {
             let Some(schema) = schemas[kind].get(ty) else {
@@ -118,7 +118,7 @@ fn every_reference_reads_an_attribute_the_type_exports() {
     let schemas = schemas();
     let mut errors = Vec::new();
     let mut checked = 0;
-    for cloud in ["aws", "azure", "gcp"] {
+    for cloud in ["aws", "azure", "gcp", "state/aws", "state/azure", "state/gcp"] {
         let m = Module::load(cloud);
         for text in m.expressions() {
             for run in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')) {
