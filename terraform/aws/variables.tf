@@ -253,3 +253,9 @@ variable "root_device_name" {
   description = "Root device of the AMI (Canonical's Ubuntu images, and so ours, use /dev/sda1)."
   default     = "/dev/sda1"
 }
+
+variable "api_explorer" {
+  type        = bool
+  default     = false
+  description = "Serve the API explorer (Swagger UI) at /docs on the public REST endpoint. Off by default: it follows the read policy like /openapi.json, and a deployment's API reference is docs/."
+}

@@ -319,3 +319,9 @@ variable "scale_in_cpu" {
     error_message = "scale_in_cpu must be positive."
   }
 }
+
+variable "api_explorer" {
+  type        = bool
+  default     = false
+  description = "Serve the API explorer (Swagger UI) at /docs on the public REST endpoint. Off by default: it follows the read policy like /openapi.json, and a deployment's API reference is docs/."
+}

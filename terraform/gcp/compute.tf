@@ -46,6 +46,7 @@ module "instance_config" {
   # Access (access.tf): the key file's digests and who may read.
   api_key_lines    = local.api_key_lines
   auth_read        = var.auth_read
+  api_explorer     = var.api_explorer
   oidc_issuer      = var.oidc_issuer
   oidc_audience    = var.oidc_audience
   oidc_scope_claim = var.oidc_scope_claim

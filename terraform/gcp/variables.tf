@@ -252,3 +252,9 @@ variable "cooldown_seconds" {
   description = "Seconds a new instance's CPU is ignored by the autoscaler (its initialisation period)."
   default     = 60
 }
+
+variable "api_explorer" {
+  type        = bool
+  default     = false
+  description = "Serve the API explorer (Swagger UI) at /docs on the public REST endpoint. Off by default: it follows the read policy like /openapi.json, and a deployment's API reference is docs/."
+}

@@ -130,6 +130,12 @@ variable "oidc_scope_claim" {
   }
 }
 
+variable "api_explorer" {
+  type        = bool
+  default     = false
+  description = "CANDIDATES_API_EXPLORER: Swagger UI at /docs on the REST listener. Off in deployments (it is on by default in local runs): the API's reference is docs/ and /openapi.json."
+}
+
 locals {
   api_keys_file = "/etc/candidates/api-keys"
 
@@ -155,6 +161,7 @@ locals {
     CANDIDATES_DRAIN_PERIOD   = "${var.drain_period_seconds}s"
     CANDIDATES_SHUTDOWN_GRACE = "${var.shutdown_grace_seconds}s"
     CANDIDATES_LOG_FORMAT     = "json"
+    CANDIDATES_API_EXPLORER   = tostring(var.api_explorer)
     # The gRPC load balancers balance connections: recycling them every ~5 minutes lets
     # existing clients reach instances a scale-out added.
     CANDIDATES_GRPC_MAX_CONNECTION_AGE = "5m"

@@ -14,6 +14,7 @@ fn shared_settings_use_the_binarys_names_and_the_clouds_ports_and_timings() {
         ("CANDIDATES_SHUTDOWN_GRACE", "\"${var.shutdown_grace_seconds}s\""),
         ("CANDIDATES_LOG_FORMAT", "\"json\""),
         ("CANDIDATES_GRPC_MAX_CONNECTION_AGE", "\"5m\""),
+        ("CANDIDATES_API_EXPLORER", "tostring(var.api_explorer)"),
     ];
     let known = binary::env_names();
     for (key, value) in expected {
@@ -38,5 +39,19 @@ fn every_cloud_boots_its_instances_with_it() {
         assert_eq!(env.get("CANDIDATES_INSTANCE_METADATA"), Some(&format!("\"{cloud}\"")), "{cloud}");
         let (_, body) = m.resources(kind)[0];
         assert!(text(body, attribute).contains("module.instance_config.user_data"), "{cloud}: {kind}.{attribute}");
+    }
+}
+
+/// The API explorer is on by default in local runs and off in deployments unless asked for: each
+/// root's `api_explorer` defaults to false and reaches the module, whose own default is false too.
+#[test]
+fn deployments_serve_no_api_explorer_unless_asked() {
+    use crate::infra::boolean;
+    let module = Module::load("modules/instance-config");
+    assert_eq!(boolean(module.default("api_explorer")), Some(false));
+    for cloud in ["aws", "azure", "gcp"] {
+        let m = Module::load(cloud);
+        assert_eq!(boolean(m.default("api_explorer")), Some(false), "{cloud}");
+        assert_eq!(text(m.module_call("instance_config"), "api_explorer"), "var.api_explorer", "{cloud}");
     }
 }
