@@ -15,3 +15,4 @@ mod https;
 mod instance_config;
 mod rules;
 mod schema;
+mod state;
