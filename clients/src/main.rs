@@ -42,6 +42,10 @@ struct Connection {
     /// Prefer the environment variable: a flag is visible to other users in the process list.
     #[arg(long, global = true, env = "CANDIDATES_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// Send the API key even to a plain http:// target that is not on this machine (refused by
+    /// default: the key would cross the network unencrypted). For a deployment without HTTPS.
+    #[arg(long, global = true, env = "CANDIDATECTL_ALLOW_PLAINTEXT_KEY")]
+    allow_plaintext_key: bool,
     /// Ask for compressed answers (REST `Accept-Encoding`; gRPC also compresses its requests).
     #[arg(long, global = true, value_enum, default_value_t = Compression::None, env = "CANDIDATECTL_COMPRESSION")]
     compression: Compression,
@@ -165,6 +169,22 @@ async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
     let conn = cli.conn;
     if let Some(path) = &conn.ca_file {
         candidates_clients::tls::trust_ca_file(path)?;
+    }
+    if conn.api_key.is_some() && !conn.allow_plaintext_key {
+        let targets = match &cli.command {
+            Command::Check(args) => [
+                (!args.skip_rest).then(|| args.rest_target.clone()),
+                (!args.skip_grpc).then(|| args.grpc_target.clone()),
+            ],
+            Command::Key(_) => [None, None],
+            _ => [Some(conn.target(conn.rest)), None],
+        };
+        if let Some(target) = targets.iter().flatten().find(|t| candidates_clients::tls::key_would_travel_in_clear(t)) {
+            eprintln!(
+                "candidatectl: refusing to send the API key over plain HTTP to {target}: use an https:// target, or --allow-plaintext-key (CANDIDATECTL_ALLOW_PLAINTEXT_KEY) to send it anyway"
+            );
+            return Ok(ExitCode::from(2));
+        }
     }
     match cli.command {
         Command::Get { name } => print_candidate(&conn, conn.api(1)?.get(&name).await?),

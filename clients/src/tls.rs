@@ -47,3 +47,40 @@ pub fn grpc(
     }
     endpoint.tls_config(config)
 }
+
+/// Whether a credential sent to `target` would cross the network unencrypted: an `http://` URL
+/// whose host is not this machine (loopback addresses and `localhost` are local, TLS or not).
+/// Unparseable targets are left to the call to report.
+pub fn key_would_travel_in_clear(target: &str) -> bool {
+    let Ok(uri) = target.parse::<http::Uri>() else { return false };
+    if uri.scheme_str() != Some("http") {
+        return false;
+    }
+    let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    let local =
+        host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    !local
+}
+
+#[cfg(test)]
+mod plaintext_tests {
+    use super::key_would_travel_in_clear as clear;
+
+    #[test]
+    fn only_plain_http_off_this_machine_is_in_clear() {
+        for local in ["http://127.0.0.1:8000", "http://127.1.2.3", "http://localhost:8000", "http://[::1]:50051"] {
+            assert!(!clear(local), "{local}");
+        }
+        for tls in ["https://api.example.com", "https://10.0.0.5:8443"] {
+            assert!(!clear(tls), "{tls}");
+        }
+        for remote in [
+            "http://api.example.com",
+            "http://10.0.0.5:50051",
+            "http://[2001:db8::1]:80",
+            "http://LB-123.elb.amazonaws.com",
+        ] {
+            assert!(clear(remote), "{remote}");
+        }
+    }
+}

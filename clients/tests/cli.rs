@@ -440,3 +440,31 @@ async fn compressed_answers_over_both_protocols() {
         }
     }
 }
+
+/// A key is never sent over plain HTTP off this machine unless asked: every command that would
+/// refuses with exit 2 before any connection, without echoing the key.
+#[tokio::test]
+async fn a_key_is_not_sent_in_clear_off_this_machine() {
+    let key = "cand_0123456789abcdef0123456789abcdef0123456789a";
+    for args in [
+        vec!["--api-key", key, "--target", "http://10.0.0.5:50051", "get", "x"],
+        vec!["--api-key", key, "--rest", "--target", "http://api.example.com", "put", "x"],
+        vec!["--api-key", key, "--rest", "--target", "http://api.example.com", "load", "-n", "1"],
+        vec!["--api-key", key, "check", "--rest-target", "http://api.example.com", "--skip-grpc"],
+        vec![
+            "--api-key",
+            key,
+            "check",
+            "--rest-target",
+            "https://api.example.com",
+            "--grpc-target",
+            "http://10.0.0.5:50051",
+        ],
+    ] {
+        let out = ctl(&args).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), 2, "{args:?}: {out:?}");
+        assert!(stderr.contains("refusing to send the API key over plain HTTP"), "{stderr}");
+        assert!(!stderr.contains(key), "the key is never echoed");
+    }
+}

@@ -83,8 +83,12 @@ use_write_key() {
 # warn_key_in_clear URL: one line on stderr, once per run, when the write key is about to go to a
 # plain-HTTP URL (a deployment without a domain and certificate: docs/deploy-<cloud>.md, HTTPS). It
 # names the URL, never the key. Nothing when no key is set or the URL is https://.
+# candidatectl refuses to send a key over plain HTTP off the machine unless told to: the scripts
+# tell it here, where they warn.
 warn_key_in_clear() {
-  [[ -n ${CANDIDATES_API_KEY:-} && $1 == http://* && -z ${KEY_IN_CLEAR_WARNED:-} ]] || return 0
+  [[ -n ${CANDIDATES_API_KEY:-} && $1 == http://* ]] || return 0
+  export CANDIDATECTL_ALLOW_PLAINTEXT_KEY=true
+  [[ -z ${KEY_IN_CLEAR_WARNED:-} ]] || return 0
   KEY_IN_CLEAR_WARNED=1
   echo "warning: $1 is plain HTTP: the write key travels unencrypted (give the deployment a domain and certificate for HTTPS)" >&2
 }

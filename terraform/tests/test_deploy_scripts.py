@@ -353,6 +353,14 @@ class KeyTransport(unittest.TestCase):
                 run = self.bash(f'warn_key_in_clear "{url}"', **env)
                 self.assertEqual((run.returncode, run.stderr), (0, ""))
 
+    def test_candidatectl_is_told_to_send_the_key_in_clear_only_where_the_scripts_warn(self):
+        # candidatectl refuses a key over plain HTTP off the machine unless this is set.
+        for url, expected in (("http://lb.example.com", "true"), ("https://api.example.com", "unset")):
+            with self.subTest(url=url):
+                run = self.bash(f'warn_key_in_clear "{url}" 2>/dev/null; echo "${{CANDIDATECTL_ALLOW_PLAINTEXT_KEY:-unset}}"',
+                                CANDIDATES_API_KEY=KEY)
+                self.assertEqual((run.returncode, run.stdout.strip()), (0, expected), run.stderr)
+
     def test_port_80_must_redirect_to_the_same_url_over_https(self):
         # What port 80 answers: the load balancers' redirect (with the ALB's explicit :443 too),
         # and the two mistakes: serving the API in the clear, or redirecting elsewhere.
