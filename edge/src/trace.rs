@@ -163,16 +163,21 @@ fn new_span_id() -> u64 {
 pub struct Root {
     context: SpanContext,
     parent: Option<SpanContext>,
+    /// Whether the parent is another process's (an incoming `traceparent`).
+    remote: bool,
     start: SystemTime,
 }
 
 impl Root {
-    /// The request's span: a child of the incoming `traceparent` (which was checked by
-    /// `observe::TraceContext`), sampled as it says; or a new trace, sampled with the configured
-    /// ratio. `None` when tracing is off.
+    /// The request's span: a child of the span this task already serves (a gRPC-Web call is
+    /// served by the gRPC listener's edge inside the REST one's), else of the incoming
+    /// `traceparent` (checked by `observe::TraceContext`), sampled as it says; else a new trace,
+    /// sampled with the configured ratio. `None` when tracing is off.
     pub fn start(incoming: Option<&HeaderValue>) -> Option<Self> {
         let tracer = TRACER.get()?;
-        let parent = incoming.and_then(|v| parse_traceparent(v.as_bytes()));
+        let local = CURRENT.try_with(|c| *c).ok();
+        let parent = local.or_else(|| incoming.and_then(|v| parse_traceparent(v.as_bytes())));
+        let remote = local.is_none() && parent.is_some();
         let context = match parent {
             Some(parent) => SpanContext { trace_id: parent.trace_id, span_id: new_span_id(), sampled: parent.sampled },
             None => SpanContext {
@@ -182,7 +187,7 @@ impl Root {
             },
         };
         let start = if context.sampled { SystemTime::now() } else { SystemTime::UNIX_EPOCH };
-        Some(Self { context, parent, start })
+        Some(Self { context, parent, remote, start })
     }
 
     pub fn context(&self) -> SpanContext {
@@ -202,7 +207,7 @@ impl Root {
             trace_id: self.context.trace_id,
             span_id: self.context.span_id,
             parent_span_id: self.parent.map_or(0, |p| p.span_id),
-            remote_parent: self.parent.is_some(),
+            remote_parent: self.remote,
             name,
             kind: Kind::Server,
             start: self.start,

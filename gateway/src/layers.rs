@@ -172,14 +172,22 @@ impl candidates_edge::observe::Describe for RestLine {
         let path = self.uri.path();
         let route = crate::explorer::route_label(path).unwrap_or_else(|| crate::routes::route_template(path));
         let status = response.status();
+        let mut attributes = vec![
+            ("http.request.method", self.method.into()),
+            ("url.path", bounded(path).to_owned().into()),
+            ("http.response.status_code", i64::from(status.as_u16()).into()),
+        ];
+        // No route (gRPC-Web, whose RPC names the gRPC edge's span inside this one; a 404): the
+        // method alone, as the HTTP semantic conventions name such spans.
+        let name = if route == "unmatched" {
+            self.method.into()
+        } else {
+            attributes.push(("http.route", route.into()));
+            format!("{} {route}", self.method).into()
+        };
         candidates_edge::trace::Described {
-            name: format!("{} {route}", self.method).into(),
-            attributes: vec![
-                ("http.request.method", self.method.into()),
-                ("http.route", route.into()),
-                ("url.path", bounded(path).to_owned().into()),
-                ("http.response.status_code", i64::from(status.as_u16()).into()),
-            ],
+            name,
+            attributes,
             error: status.is_server_error().then(|| status.as_str().to_owned()),
         }
     }

@@ -249,6 +249,32 @@ async fn rest_and_grpc_requests_export_one_span_tree_each_to_an_otlp_grpc_collec
 }
 
 #[tokio::test]
+async fn a_grpc_web_call_is_traced_as_a_grpc_call() {
+    let (collector, addr) = grpc_collector().await;
+    let server = traced_server(addr, &[]);
+    let mut body = vec![0u8];
+    let message = GetCandidateRequest { name: "nobody".into() }.encode_to_vec();
+    body.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    body.extend_from_slice(&message);
+    let web_trace = "33333333333333333333333333333333";
+    let response = http()
+        .post(server.url("/candidates.v1.CandidateService/GetCandidate"))
+        .header("content-type", "application/grpc-web+proto")
+        .header("traceparent", format!("00-{web_trace}-{PARENT}-01"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // gRPC-Web on the REST port is served by the gRPC listener's edge (docs/browsers.md).
+    let spans = collector.wait_for(web_trace, 3).await;
+    let rpc = "candidates.v1.CandidateService/GetCandidate";
+    let (edge, _) = assert_tree(&spans, rpc, "GetCandidate", "get");
+    assert_eq!(edge.parent_id(), PARENT);
+    assert_eq!(edge.attribute("rpc.grpc.status_code").as_deref(), Some("5"));
+}
+
+#[tokio::test]
 async fn otlp_over_http_and_a_remote_upstream_continue_the_trace() {
     let (collector, addr) = http_collector().await;
     // The service instance, and a gateway instance that calls it over gRPC; both export.
