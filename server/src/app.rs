@@ -49,7 +49,8 @@ struct Pending {
 /// yet serving.
 pub struct Application {
     http: TcpListener,
-    grpc: TcpListener,
+    /// None with --single-port: gRPC is served on `http`.
+    grpc: Option<TcpListener>,
     /// A listener of its own for /metrics, when configured (else /metrics is on `http`).
     metrics: Option<TcpListener>,
     http_router: axum::Router,
@@ -88,8 +89,11 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         config.validate()?;
         // Bind first: a port conflict should fail fast, before any store or metadata work.
-        let http = bind("REST", config.http_addr).await?;
-        let grpc = bind("gRPC", config.grpc_addr).await?;
+        let http = bind("REST", config.http_listen_addr()).await?;
+        let grpc = match config.single_port {
+            false => Some(bind("gRPC", config.grpc_addr).await?),
+            true => None,
+        };
         let metrics = match config.metrics_addr {
             Some(addr) => Some(bind("metrics", addr).await?),
             None => None,
@@ -183,6 +187,9 @@ impl Application {
         if metrics.is_none() {
             http_router = http_router.merge(metrics_router());
         }
+        if config.single_port {
+            http_router = crate::serve::single_port::router(http_router, grpc_router.clone());
+        }
 
         Ok(Self {
             http,
@@ -193,7 +200,8 @@ impl Application {
             lifecycle,
             drain_period: config.drain_period,
             shutdown_grace: config.shutdown_grace,
-            http_limits: config.conn_limits(None),
+            // One port: its connections carry gRPC too, so they age like the gRPC listener's.
+            http_limits: config.conn_limits(config.single_port.then_some(config.grpc_max_connection_age).flatten()),
             grpc_limits: config.conn_limits(config.grpc_max_connection_age),
             store_kind,
             connections: crate::serve::Connections::new(config.connection_cap()),
@@ -208,9 +216,10 @@ impl Application {
         self.http.local_addr().expect("bound listener has an address")
     }
 
+    /// Where gRPC is served: the gRPC listener, or the REST listener with --single-port.
     #[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc.local_addr().expect("bound listener has an address")
+        self.grpc.as_ref().unwrap_or(&self.http).local_addr().expect("bound listener has an address")
     }
 
     #[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
@@ -223,6 +232,7 @@ impl Application {
     /// grace period). Returns an error only if requests were still running after the grace period.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let (http_addr, grpc_addr, metrics_addr) = (self.http_addr(), self.grpc_addr(), self.metrics_addr());
+        let single_port = self.grpc.is_none();
         let (stop, stopping) = watch::channel(false);
         let stopped = move || {
             let mut stopping = stopping.clone();
@@ -234,7 +244,9 @@ impl Application {
         let conns = &self.connections;
         let tls = self.tls.as_ref().map(CertStore::acceptor);
         servers.spawn(serve(self.http, self.http_router, self.http_limits, Arc::clone(conns), tls.clone(), stopped()));
-        servers.spawn(serve(self.grpc, self.grpc_router, self.grpc_limits, Arc::clone(conns), tls, stopped()));
+        if let Some(grpc) = self.grpc {
+            servers.spawn(serve(grpc, self.grpc_router, self.grpc_limits, Arc::clone(conns), tls, stopped()));
+        }
         if let Some(listener) = self.metrics {
             // Plaintext: /metrics is for a private scraper on its own port.
             servers.spawn(serve(listener, metrics_router(), self.http_limits, Arc::clone(conns), None, stopped()));
@@ -252,7 +264,7 @@ impl Application {
         };
         tokio::pin!(opened);
         let metrics_at = metrics_addr.map_or_else(|| "the REST listener".to_owned(), |a| a.to_string());
-        tracing::info!(%http_addr, %grpc_addr, metrics = %metrics_at, store = self.store_kind, max_connections = self.connections.max(), "listening");
+        tracing::info!(%http_addr, %grpc_addr, metrics = %metrics_at, single_port, store = self.store_kind, max_connections = self.connections.max(), "listening");
         // systemd (Type=notify) starts dependents and counts the start as done only now.
         systemd_notify(sd_notify::NotifyState::Ready);
 

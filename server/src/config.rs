@@ -27,6 +27,19 @@ pub struct Config {
     #[arg(long, env = "CANDIDATES_GRPC_ADDR", default_value = "127.0.0.1:50051")]
     pub grpc_addr: SocketAddr,
 
+    /// One port for everything: the REST listener also serves gRPC (CandidateService, health,
+    /// reflection), chosen per request by content type (`application/grpc`, `application/grpc+proto`;
+    /// gRPC-Web stays with the REST router), and no gRPC listener is bound. For platforms that route
+    /// one port (Cloud Run, App Runner, a Kubernetes ingress); gRPC needs HTTP/2 there (h2c with
+    /// prior knowledge, or h2 over TLS).
+    #[arg(long, env = "CANDIDATES_SINGLE_PORT")]
+    pub single_port: bool,
+
+    /// With --single-port: listen on this port, at --http-addr's IP address (Cloud Run and App
+    /// Runner set `PORT`). Ignored without --single-port.
+    #[arg(long, env = "PORT")]
+    pub port: Option<u16>,
+
     /// Serve /metrics on this address instead of on the REST listener, so that a load balancer in
     /// front of the REST port never exposes it (what the deployments do).
     #[arg(long, env = "CANDIDATES_METRICS_ADDR")]
@@ -373,7 +386,7 @@ pub enum ConfigError {
 impl Config {
     /// Checks what clap cannot: relations between fields.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.http_addr == self.grpc_addr && self.http_addr.port() != 0 {
+        if !self.single_port && self.http_addr == self.grpc_addr && self.http_addr.port() != 0 {
             return Err(ConfigError::SameAddr(self.http_addr));
         }
         for (flag, value) in [
@@ -449,6 +462,14 @@ impl Config {
 }
 
 impl Config {
+    /// The REST listener's address: --http-addr, with --port's port in single-port mode.
+    pub fn http_listen_addr(&self) -> SocketAddr {
+        match (self.single_port, self.port) {
+            (true, Some(port)) => SocketAddr::new(self.http_addr.ip(), port),
+            _ => self.http_addr,
+        }
+    }
+
     /// The connection limits of a listener (`max_age` for gRPC only).
     pub fn conn_limits(&self, max_age: Option<Duration>) -> crate::serve::ConnLimits {
         crate::serve::ConnLimits {
@@ -537,6 +558,17 @@ mod tests {
     }
 
     #[test]
+    fn the_port_applies_in_single_port_mode_only() {
+        let c = Config::try_parse_from(["x", "--http-addr", "0.0.0.0:8080", "--port", "9090"]).unwrap();
+        assert_eq!(c.http_listen_addr().to_string(), "0.0.0.0:8080");
+        let c =
+            Config::try_parse_from(["x", "--http-addr", "0.0.0.0:8080", "--port", "9090", "--single-port"]).unwrap();
+        assert_eq!(c.http_listen_addr().to_string(), "0.0.0.0:9090");
+        let c = Config::try_parse_from(["x", "--http-addr", "0.0.0.0:8080", "--single-port"]).unwrap();
+        assert_eq!(c.http_listen_addr().to_string(), "0.0.0.0:8080");
+    }
+
+    #[test]
     fn rejects_bad_values() {
         assert!(Config::try_parse_from(["x", "--store", "mongo"]).is_err());
         assert!(Config::try_parse_from(["x", "--drain-period", "soon"]).is_err());
@@ -550,6 +582,17 @@ mod tests {
         let c =
             Config::try_parse_from(["x", "--http-addr", "127.0.0.1:9000", "--grpc-addr", "127.0.0.1:9000"]).unwrap();
         assert!(matches!(c.validate(), Err(ConfigError::SameAddr(_))));
+        // One port: the gRPC address is not bound, so it may equal the REST one.
+        let c = Config::try_parse_from([
+            "x",
+            "--single-port",
+            "--http-addr",
+            "0.0.0.0:9000",
+            "--grpc-addr",
+            "0.0.0.0:9000",
+        ])
+        .unwrap();
+        c.validate().unwrap();
         let c = Config::try_parse_from(["x", "--grpc-upstream", "ftp://h:1"]).unwrap();
         assert!(matches!(c.validate(), Err(ConfigError::Upstream(_))));
     }

@@ -22,6 +22,7 @@
 
 mod activity;
 pub mod cap;
+pub mod single_port;
 pub mod tls;
 
 use std::{
