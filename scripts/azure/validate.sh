@@ -47,7 +47,9 @@ elif [[ -z ${SKIP_GRPC:-} ]]; then
   trap 'rm -f "$script"' EXIT
   # The key goes in the script, which az reads from a file only this user can read (mktemp's
   # 0600); Run Command runs it as root on the host, and its answer holds the output, not the script.
-  printf 'export CANDIDATES_API_KEY=%s\ncandidatectl check --skip-rest --grpc-target http://%s; echo candidatectl-exit=$?\n' \
+  # The internal gRPC load balancer is plaintext inside the virtual network: candidatectl, which
+  # refuses a key over plain HTTP by default, is told to send it.
+  printf 'export CANDIDATES_API_KEY=%s\ncandidatectl --allow-plaintext-key check --skip-rest --grpc-target http://%s; echo candidatectl-exit=$?\n' \
     "$CANDIDATES_API_KEY" "$grpc_endpoint" >"$script"
   out=$(az vm run-command invoke --resource-group "$rg" --name "$validation_vm" \
     --command-id RunShellScript --query 'value[0].message' --output tsv --scripts @"$script")

@@ -63,9 +63,11 @@ if [[ -z ${SKIP_GRPC:-} && -z ${validation_vm:-} ]]; then
   echo "validation_host is off: gRPC not checked (an instance of $mig cannot test its own load balancer)" >&2
 elif [[ -z ${SKIP_GRPC:-} ]]; then
   log "contract check over gRPC from $validation_vm ($zone, in no instance group) to $grpc_endpoint"
+  # The internal gRPC load balancer is plaintext inside the VPC: candidatectl, which refuses a key
+  # over plain HTTP by default, is told to send it.
   # shellcheck disable=SC2016 # expanded on the validation host
   printf '%s\n' "$CANDIDATES_API_KEY" |
     gcloud compute ssh "$validation_vm" --zone "${zone##*/}" --project "$PROJECT" --tunnel-through-iap --quiet \
-      --command 'IFS= read -r CANDIDATES_API_KEY && export CANDIDATES_API_KEY && candidatectl check --skip-rest --grpc-target http://'"$grpc_endpoint" ||
+      --command 'IFS= read -r CANDIDATES_API_KEY && export CANDIDATES_API_KEY && candidatectl --allow-plaintext-key check --skip-rest --grpc-target http://'"$grpc_endpoint" ||
     die "the gRPC contract check failed on the validation host"
 fi

@@ -511,7 +511,7 @@ class ValidateUsesTheKey(unittest.TestCase):
         self.assertEqual(extra["stdin"], KEY + "\n")
         command = args[args.index("--command") + 1]
         self.assertIn("read -r CANDIDATES_API_KEY", command)
-        self.assertIn("candidatectl check --skip-rest --grpc-target http://10.0.0.9:50051", command)
+        self.assertIn("candidatectl --allow-plaintext-key check --skip-rest --grpc-target http://10.0.0.9:50051", command)
 
     def test_azure_sends_the_key_to_the_validation_host_in_a_private_script_file(self):
         fake, _ = self.validate(
@@ -526,7 +526,7 @@ class ValidateUsesTheKey(unittest.TestCase):
         self.assertTrue(script_arg.startswith("@"), args)
         script = extra["files"][script_arg]
         self.assertIn(f"export CANDIDATES_API_KEY={KEY}\n", script)
-        self.assertIn("candidatectl check --skip-rest --grpc-target http://10.0.0.9:50051", script)
+        self.assertIn("candidatectl --allow-plaintext-key check --skip-rest --grpc-target http://10.0.0.9:50051", script)
         self.assertFalse(os.path.exists(script_arg[1:]), "the script file with the key is left behind")
 
     def test_a_key_already_in_the_environment_is_used_instead(self):
