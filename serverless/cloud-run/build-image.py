@@ -140,7 +140,7 @@ def image_config(arch, diff_id, created):
                 "CANDIDATES_LOG_FORMAT=json",
                 # Cloud Run routes only PORT: /metrics stays inside the instance (a sidecar may scrape it).
                 "CANDIDATES_METRICS_ADDR=127.0.0.1:9090",
-                # Cloud Run stops sending requests before SIGTERM and kills 10 s after it.
+                # Cloud Run kills 10 s after SIGTERM, and routes without our health checks: no drain.
                 "CANDIDATES_DRAIN_PERIOD=0s",
                 "CANDIDATES_SHUTDOWN_GRACE=8s",
             ],
