@@ -31,8 +31,10 @@ terraform {
 HCL
 }
 
-require_tools terraform python3
-check_aws
-# shellcheck disable=SC2034 # read by bootstrap_state
-STATE_TF_VARS=(-var "region=$AWS_REGION" -var "name=$STACK")
+# state_prepare: called by bootstrap_state once the arguments are read.
+state_prepare() {
+  require_tools terraform python3
+  check_aws
+  STATE_TF_VARS=(-var "region=$AWS_REGION" -var "name=$STACK")
+}
 bootstrap_state aws "$@"

@@ -40,9 +40,11 @@ HCL
   fi
 }
 
-require_tools terraform python3
-check_azure
-# shellcheck disable=SC2034 # read by bootstrap_state
-STATE_TF_VARS=(-var "location=$LOCATION" -var "name=$STACK")
-[[ ${GRANT_BLOB_ROLE:-1} != 0 ]] || STATE_TF_VARS+=(-var grant_blob_data_role=false)
+# state_prepare: called by bootstrap_state once the arguments are read.
+state_prepare() {
+  require_tools terraform python3
+  check_azure
+  STATE_TF_VARS=(-var "location=$LOCATION" -var "name=$STACK")
+  [[ ${GRANT_BLOB_ROLE:-1} != 0 ]] || STATE_TF_VARS+=(-var grant_blob_data_role=false)
+}
 bootstrap_state azure "$@"

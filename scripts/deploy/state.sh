@@ -65,8 +65,10 @@ PY
 }
 
 # bootstrap_state CLOUD [--dry-run]: terraform/state/CLOUD (the state store) planned, and unless
-# --dry-run applied, then terraform/CLOUD/backend_override.tf written from its outputs by
-# backend_block (defined by the cloud's script: it prints the file for the names it is given).
+# --dry-run applied, then terraform/CLOUD/backend_override.tf written from its outputs. The cloud's
+# script defines state_prepare (tools and credentials checked, STATE_TF_VARS set; run once the
+# arguments are read, so --help needs no credentials) and backend_block (prints the file for the
+# names it is given).
 # --dry-run plans, prints the plan and the file it would write, and changes nothing: no apply, no
 # file. The state root's variables come from STATE_TF_VARS (an array the cloud's script fills) and
 # STATE_TF_ARGS (more flags, e.g. "-var bucket_name=my-bucket"). Tests may point STATE_ROOT at a
@@ -84,6 +86,7 @@ bootstrap_state() {
       *) die "unknown argument: $arg (usage: $0 [--dry-run])" ;;
     esac
   done
+  state_prepare
   local state_root=${STATE_ROOT:-$ROOT/terraform/state/$cloud}
   local file=${BACKEND_FILE:-$(backend_override "$cloud")}
   local plan

@@ -29,8 +29,10 @@ terraform {
 HCL
 }
 
-require_tools terraform python3
-check_gcp
-# shellcheck disable=SC2034 # read by bootstrap_state
-STATE_TF_VARS=(-var "project_id=$PROJECT" -var "region=$REGION" -var "name=$STACK")
+# state_prepare: called by bootstrap_state once the arguments are read.
+state_prepare() {
+  require_tools terraform python3
+  check_gcp
+  STATE_TF_VARS=(-var "project_id=$PROJECT" -var "region=$REGION" -var "name=$STACK")
+}
 bootstrap_state gcp "$@"

@@ -155,6 +155,14 @@ class Bootstrap(unittest.TestCase):
         self.assertIn("unknown argument: --dryrun", r.stderr)
         self.assertEqual(self.terraform_calls(), [])
 
+    def test_help_needs_no_credentials(self):
+        self.fake.add("aws", [(["sts"], "", 255)])
+        r = self.run_script("aws", "--help")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("--dry-run", r.stdout)
+        self.assertEqual(self.fake.calls("aws"), [])
+        self.assertEqual(self.terraform_calls(), [])
+
     def test_no_credentials_stops_before_terraform(self):
         self.fake.add("aws", [(["sts"], "", 255)])
         r = self.run_script("aws", "--dry-run")
