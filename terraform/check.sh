@@ -14,7 +14,7 @@
 #   - terraform/tests/moto/run.sh: terraform/aws validated, applied, re-planned (no changes) and
 #     destroyed with the real aws provider (a local filesystem mirror, never a download) against a
 #     private moto_server on 127.0.0.1, and nothing left behind; skipped, with the reason, when the
-#     mirror is missing.
+#     mirror is missing; terraform/tests/moto/serverless.sh does the same for terraform/serverless/aws.
 # The HCL invariants (ports, health paths, permissions, open ingress) are a cargo test:
 # terraform/invariants/tests/invariants/. Not run here: `terraform init/validate/plan` of azure and gcp
 # (they download providers and plan needs credentials); modules/instance-config has no providers,
@@ -46,8 +46,9 @@ fi
 offline=()
 if unshare -n true 2>/dev/null; then offline=(unshare -n); fi
 export CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE
-# The deployments and their state stores (terraform/state/<cloud>, scripts/<cloud>/bootstrap-state.sh).
-for cloud in "${clouds[@]}" "${clouds[@]/#/state/}"; do
+# The deployments, their state stores (terraform/state/<cloud>, scripts/<cloud>/bootstrap-state.sh)
+# and the serverless roots (terraform/serverless/<cloud>).
+for cloud in "${clouds[@]}" "${clouds[@]/#/state/}" serverless/aws; do
   echo "checkov $("$VENV/bin/checkov" --version) on terraform/$cloud${offline:+ (no network)}"
   "${offline[@]}" "$VENV/bin/checkov" -d "$cloud" --framework terraform --skip-download --quiet --compact
 done
@@ -60,3 +61,6 @@ echo "terraform/tests"
 
 echo "terraform/aws against moto (terraform/tests/moto/run.sh)"
 tests/moto/run.sh
+
+echo "terraform/serverless/aws against moto (terraform/tests/moto/serverless.sh)"
+tests/moto/serverless.sh

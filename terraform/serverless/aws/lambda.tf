@@ -1,0 +1,65 @@
+# The function: serverless/lambda's `bootstrap` on provided.al2023, configured like the binary
+# (docs/configuration.md) from its environment.
+#
+# The API key file: the server reads keys only from a file (CANDIDATES_API_KEYS_FILE), and the
+# deployment's key is made by Terraform (access.tf), so its digest cannot be in a zip built before
+# the apply, and Terraform itself writes no files (no archive or local provider: every root
+# initialises from the aws provider alone). The digest lines go in CANDIDATES_API_KEY_LINES
+# instead; `bootstrap` writes them to a file under /tmp during the init phase and points
+# CANDIDATES_API_KEYS_FILE at it (serverless/lambda/src/main.rs). Digests only: the key itself is
+# only in the sensitive output write_key.
+
+locals {
+  env = merge({
+    CANDIDATES_STORE           = "dynamodb"
+    CANDIDATES_DYNAMODB_TABLE  = aws_dynamodb_table.candidates.name
+    CANDIDATES_DYNAMODB_REGION = var.region
+    CANDIDATES_LOG_FORMAT      = "json"
+    CANDIDATES_API_EXPLORER    = "false"
+    # Never open for writes: writes need a credential with candidates.write.
+    CANDIDATES_API_KEY_LINES = join("\n", local.api_key_lines)
+    CANDIDATES_AUTH_WRITE    = "scope"
+    CANDIDATES_AUTH_READ     = var.auth_read
+    }, {
+    for key, value in {
+      CANDIDATES_OIDC_ISSUER      = var.oidc_issuer
+      CANDIDATES_OIDC_AUDIENCE    = var.oidc_audience
+      CANDIDATES_OIDC_SCOPE_CLAIM = var.oidc_scope_claim
+    } : key => value if value != ""
+  })
+}
+
+resource "aws_lambda_function" "this" {
+  function_name = var.name
+  description   = "candidates REST API (serverless/lambda), Function URL with response streaming"
+  role          = aws_iam_role.function.arn
+
+  runtime       = "provided.al2023"
+  handler       = "bootstrap"
+  architectures = [var.architecture]
+
+  filename         = var.package
+  source_code_hash = filebase64sha256(var.package)
+
+  memory_size                    = var.memory_mb
+  timeout                        = var.timeout_seconds
+  reserved_concurrent_executions = var.reserved_concurrency
+
+  environment {
+    variables = local.env
+  }
+
+  logging_config {
+    log_format = "Text" # the service writes JSON lines itself (CANDIDATES_LOG_FORMAT=json)
+    log_group  = aws_cloudwatch_log_group.function.name
+  }
+
+  # The role's policy before the first invocation, and the group before the first line.
+  depends_on = [aws_iam_role_policy.function, aws_cloudwatch_log_group.function]
+
+  #checkov:skip=CKV_AWS_116:Function URL invocations are synchronous: a dead-letter queue applies to asynchronous invocations only.
+  #checkov:skip=CKV_AWS_117:The function reaches only DynamoDB and CloudWatch Logs, public AWS endpoints; a VPC would add NAT or endpoints and nothing to protect.
+  #checkov:skip=CKV_AWS_173:The environment holds no secret (key digests, not keys); Lambda encrypts it at rest with its own key.
+  #checkov:skip=CKV_AWS_272:Code signing needs a signing profile this deployment does not have; the zip's hash is pinned by source_code_hash.
+  #checkov:skip=CKV_AWS_50:No X-Ray: traces go to OTLP when CANDIDATES_OTLP_ENDPOINT is set (docs/observability.md).
+}
