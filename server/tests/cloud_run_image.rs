@@ -365,6 +365,10 @@ async fn the_image_runs_from_its_root_filesystem_and_passes_the_contract_on_port
     let credential = candidates_clients::credential::Credential::key(None).unwrap();
     let report = candidates_clients::check::run(Duration::from_secs(10), &args, &credential).await;
     assert!(report.passed >= 20 && report.failed == 0, "{report:?}");
+    // Cloud Run with HTTP/2 end to end sends REST as h2c too.
+    let h2c = reqwest::Client::builder().no_proxy().http2_prior_knowledge().build().unwrap();
+    let answer = h2c.get(format!("{target}/candidates?page_size=1")).send().await.unwrap();
+    assert_eq!((answer.version(), answer.status().as_u16()), (reqwest::Version::HTTP_2, 200));
     let details: Value = http().get(format!("{target}/gtg?details")).send().await.unwrap().json().await.unwrap();
     assert_eq!(details["connected"], "true");
     assert!(root.join("home/nonroot/candidates-data").read_dir().unwrap().next().is_some(), "the store is in the home");

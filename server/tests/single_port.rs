@@ -1,6 +1,6 @@
-//! `--single-port` against the real binary: REST, gRPC (h2c with prior knowledge: CandidateService,
-//! health, reflection), gRPC-Web and /metrics all on the REST listener, dispatched by content type,
-//! and no gRPC listener bound; `PORT` chooses the port in this mode only.
+//! `--single-port` against the real binary: REST (HTTP/1.1 and h2c), gRPC (h2c with prior knowledge:
+//! CandidateService, health, reflection), gRPC-Web and /metrics all on the REST listener, dispatched
+//! by content type, and no gRPC listener bound; `PORT` chooses the port in this mode only.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -65,6 +65,13 @@ async fn rest_grpc_health_reflection_and_grpc_web_share_one_port() {
     assert_eq!(rest.text().await.unwrap(), r#"{"CandidateName":"Ada"}"#);
     let metrics = http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("GetCandidate"), "gRPC calls are counted");
+
+    // h2c with prior knowledge (what Cloud Run sends with HTTP/2 end to end) carries REST too.
+    let h2c = reqwest::Client::builder().no_proxy().http2_prior_knowledge().build().unwrap();
+    let answer = h2c.get(server.url("/candidates")).send().await.unwrap();
+    assert_eq!(answer.version(), reqwest::Version::HTTP_2);
+    assert_eq!(answer.status(), 200);
+    assert!(answer.text().await.unwrap().contains(r#"{"CandidateName":"Ada"}"#));
 
     // Not gRPC by content type: a JSON POST to a gRPC path is REST's (no such route).
     let json = http()
