@@ -28,14 +28,13 @@ fn sha256_hex(data: &[u8]) -> String {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data).as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn build(layout: &Path) -> Value {
-    let out = Command::new("python3")
-        .arg(SCRIPT)
-        .args(["--binary", BIN, "--gzip-level", "1", "--output"])
-        .arg(layout)
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .output()
-        .expect("run python3");
+fn build(layout: &Path, archive: Option<&Path>) -> Value {
+    let mut command = Command::new("python3");
+    command.arg(SCRIPT).args(["--binary", BIN, "--gzip-level", "1", "--output"]).arg(layout);
+    if let Some(archive) = archive {
+        command.arg("--archive").arg(archive);
+    }
+    let out = command.env("SOURCE_DATE_EPOCH", "1700000000").output().expect("run python3");
     assert!(out.status.success(), "build-image.py: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -169,7 +168,7 @@ fn read_image(layout: &Path) -> Image {
 #[test]
 fn the_layout_is_valid_minimal_and_reproducible() {
     let dir = tempfile::tempdir().unwrap();
-    let summary = build(&dir.path().join("a"));
+    let summary = build(&dir.path().join("a"), Some(&dir.path().join("a.tar")));
     let image = read_image(&dir.path().join("a"));
     let index: Value = serde_json::from_slice(&std::fs::read(image.layout.join("index.json")).unwrap()).unwrap();
     assert_eq!(summary["manifest"], index["manifests"][0]["digest"], "the digest the script prints");
@@ -233,8 +232,24 @@ fn the_layout_is_valid_minimal_and_reproducible() {
     assert!(!files.keys().any(|p| p.starts_with("bin/") || p.starts_with("usr/bin/") || p.ends_with("/sh")));
     assert!(!files["etc/ssl/certs/ca-certificates.crt"].data.is_empty());
 
+    // The oci-archive: the layout's files, as they are.
+    let archive = entries(&std::fs::read(dir.path().join("a.tar")).unwrap());
+    let mut archived: Vec<&str> = archive.iter().filter(|e| e.kind != b'5').map(|e| e.path.as_str()).collect();
+    archived.sort_unstable();
+    let mut expected = vec!["index.json", "oci-layout"];
+    let blobs: Vec<String> = std::fs::read_dir(image.layout.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| format!("blobs/sha256/{}", e.unwrap().file_name().into_string().unwrap()))
+        .collect();
+    expected.extend(blobs.iter().map(String::as_str));
+    expected.sort_unstable();
+    assert_eq!(archived, expected);
+    for entry in archive.iter().filter(|e| e.kind != b'5') {
+        assert_eq!(entry.data, std::fs::read(image.layout.join(&entry.path)).unwrap(), "{}", entry.path);
+    }
+
     // Reproducible: a second build is the same image, byte for byte.
-    build(&dir.path().join("b"));
+    build(&dir.path().join("b"), None);
     let again = read_image(&dir.path().join("b"));
     assert_eq!(again.manifest, image.manifest);
     assert_eq!(
@@ -337,7 +352,7 @@ fn http_ok(port: u16) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_image_runs_from_its_root_filesystem_and_passes_the_contract_on_port() {
     let dir = tempfile::tempdir().unwrap();
-    build(&dir.path().join("image"));
+    build(&dir.path().join("image"), None);
     let image = read_image(&dir.path().join("image"));
     let root = dir.path().join("rootfs");
     unpack(&image.layer, &root);

@@ -207,6 +207,10 @@ def main():
         with tarfile.open(args.archive, mode="w", format=tarfile.USTAR_FORMAT) as archive:
             for root, dirnames, filenames in os.walk(args.output):
                 dirnames.sort()
+                if root != args.output:
+                    info = tarfile.TarInfo(os.path.relpath(root, args.output))
+                    info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, epoch
+                    archive.addfile(info)
                 for name in sorted(filenames):
                     path = os.path.join(root, name)
                     info = archive.gettarinfo(path, os.path.relpath(path, args.output))
