@@ -331,6 +331,38 @@ async fn writes_need_the_key_through_a_function_url() {
     assert!(!function.logs.lock().unwrap().iter().any(|l| l.contains(&key)), "the key is never logged");
 }
 
+/// terraform/serverless/aws passes the key file's lines in the environment: `bootstrap` writes them
+/// to a file in the temporary directory during init, and the policy is the key file's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_lines_in_the_environment_are_the_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().display().to_string();
+    let key = candidates_api::api_key::mint().unwrap();
+    // As access.tf's api_key_lines joined with newlines: the deployment key's line, then another.
+    let lines = format!(
+        "{} candidates.read,candidates.write deploy\n{} candidates.read ci",
+        candidates_api::api_key::digest_hex(&key),
+        "0".repeat(64)
+    );
+    let Some(function) =
+        function(&[("CANDIDATES_API_KEY_LINES", &lines), ("TMPDIR", &tmp), ("CANDIDATES_AUTH_WRITE", "scope")]).await
+    else {
+        return;
+    };
+    let client = http();
+    let anonymous = client.post(format!("{}/candidate/from-lines", function.url)).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let keyed = client
+        .post(format!("{}/candidate/from-lines", function.url))
+        .header("authorization", format!("Bearer {key}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keyed.status(), 200);
+    assert_eq!(std::fs::read_to_string(dir.path().join("candidates-api-keys")).unwrap(), format!("{lines}\n"));
+    assert!(!function.logs.lock().unwrap().iter().any(|l| l.contains(&key)), "the key is never logged");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_cannot_open_is_an_init_error() {
     if std::env::var_os("CANDIDATES_TEST_DYNAMODB_LOCAL_URL").is_none() {

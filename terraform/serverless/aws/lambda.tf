@@ -57,6 +57,27 @@ resource "aws_lambda_function" "this" {
   # The role's policy before the first invocation, and the group before the first line.
   depends_on = [aws_iam_role_policy.function, aws_cloudwatch_log_group.function]
 
+  # access.tf's variables, checked as modules/instance-config validates them for the other roots:
+  # the server refuses a whole key file with a bad line, and a bad setting ends the init phase.
+  lifecycle {
+    precondition {
+      condition     = alltrue([for line in var.api_key_lines : can(regex("^[0-9a-fA-F]{64} candidates\\.(read|write)(,candidates\\.(read|write))? [A-Za-z0-9._-]{1,64}$", line))])
+      error_message = "Each API key line is `<64 hex digits> <scopes> <name>`: the SHA-256 digest of a key (never the key), candidates.read and/or candidates.write joined by a comma, and a name of 1 to 64 of [A-Za-z0-9._-]."
+    }
+    precondition {
+      condition     = length(distinct([for line in local.api_key_lines : lower(split(" ", line)[0])])) == length(local.api_key_lines)
+      error_message = "Two API key lines hold the same digest: the server refuses the whole file."
+    }
+    precondition {
+      condition     = contains(["anyone", "authenticated", "scope"], var.auth_read)
+      error_message = "auth_read is anyone, authenticated or scope."
+    }
+    precondition {
+      condition     = (var.oidc_issuer == "" || startswith(var.oidc_issuer, "https://")) && (var.oidc_issuer == "") == (var.oidc_audience == "")
+      error_message = "oidc_issuer is an https:// URL, and goes with oidc_audience (the server refuses an issuer without an audience)."
+    }
+  }
+
   #checkov:skip=CKV_AWS_116:Function URL invocations are synchronous: a dead-letter queue applies to asynchronous invocations only.
   #checkov:skip=CKV_AWS_117:The function reaches only DynamoDB and CloudWatch Logs, public AWS endpoints; a VPC would add NAT or endpoints and nothing to protect.
   #checkov:skip=CKV_AWS_173:The environment holds no secret (key digests, not keys); Lambda encrypts it at rest with its own key.
