@@ -386,6 +386,14 @@ skip_region_validation      = true
         self.assertIn('bucket       = "candidates-tfstate-123456789012-us-east-2"', r.stdout)
         self.assertEqual(self.buckets(), [])
         self.assertFalse(os.path.exists(self.backend))
+        # A default name over S3's 63 characters is refused at plan, naming the way out.
+        r = subprocess.run(["bash", os.path.join(ROOT, "scripts/aws/bootstrap-state.sh"), "--dry-run"],
+                           env=dict(self.env, BACKEND_FILE=self.backend, STACK="a-stack-name-of-31-characters-x",
+                                    AWS_REGION="ap-southeast-2", AWS_DEFAULT_REGION="ap-southeast-2"),
+                           capture_output=True, text=True, timeout=300)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("over S3's 63 characters: set bucket_name", " ".join((r.stdout + r.stderr).split()))
+        self.assertEqual(self.buckets(), [])
 
     def test_2_bootstrap_then_a_root_keeps_its_state_there_locked(self):
         r = self.bootstrap()

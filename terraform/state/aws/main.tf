@@ -15,6 +15,11 @@ resource "aws_s3_bucket" "state" {
   # out deliberately, and empty every version first, to retire it).
   lifecycle {
     prevent_destroy = true
+
+    precondition {
+      condition     = length(local.bucket) <= 63
+      error_message = "The bucket name ${local.bucket} is over S3's 63 characters: set bucket_name (STATE_TF_ARGS=-var=bucket_name=...)."
+    }
   }
 }
 

@@ -4,9 +4,13 @@ resource "google_project_service" "storage" {
   disable_on_destroy = false
 }
 
+locals {
+  bucket = var.bucket_name != "" ? var.bucket_name : "${var.project_id}-${var.name}-tfstate"
+}
+
 resource "google_storage_bucket" "state" {
   #checkov:skip=CKV_GCP_62:usage logs go to a second bucket (its own cost and settings); Cloud Audit Logs record admin activity on this one
-  name          = var.bucket_name != "" ? var.bucket_name : "${var.project_id}-${var.name}-tfstate"
+  name          = local.bucket
   location      = upper(var.region)
   storage_class = "STANDARD"
 
@@ -36,6 +40,11 @@ resource "google_storage_bucket" "state" {
 
   lifecycle {
     prevent_destroy = true
+
+    precondition {
+      condition     = length(local.bucket) <= 63
+      error_message = "The bucket name ${local.bucket} is over Cloud Storage's 63 characters: set bucket_name (STATE_TF_ARGS=-var=bucket_name=...)."
+    }
   }
 
   depends_on = [google_project_service.storage]
