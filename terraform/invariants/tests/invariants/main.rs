@@ -15,4 +15,5 @@ mod https;
 mod instance_config;
 mod rules;
 mod schema;
+mod serverless;
 mod state;
