@@ -244,6 +244,8 @@ build {
       "${path.root}/files/candidates.service",
       "${path.root}/files/candidates-check-config",
       "${path.root}/files/candidates.env.example",
+      "${path.root}/files/candidates-rsyslog.conf",
+      "${path.root}/files/candidates-logrotate",
     ]
     destination = "/tmp/candidates/"
   }
@@ -252,6 +254,15 @@ build {
     execute_command  = "sudo -E bash '{{ .Path }}'"
     environment_vars = ["SRC=/tmp/candidates"]
     script           = "${path.root}/scripts/provision.sh"
+  }
+
+  # AWS: the CloudWatch agent (Amazon's package, signature checked) and the rsyslog rule that
+  # gives it the service's JSON lines as a file; each deployment configures it (terraform/aws).
+  provisioner "shell" {
+    only             = ["amazon-ebs.aws"]
+    execute_command  = "sudo -E bash '{{ .Path }}'"
+    environment_vars = ["SRC=/tmp/candidates"]
+    script           = "${path.root}/scripts/install-cloudwatch-agent.sh"
   }
 
   # Azure images must be generalized before capture.
