@@ -36,9 +36,10 @@ pub struct Config {
     pub single_port: bool,
 
     /// With --single-port: listen on this port, at --http-addr's IP address (Cloud Run and App
-    /// Runner set `PORT`). Ignored without --single-port.
+    /// Runner set `PORT`). Ignored without --single-port (not even parsed: a stray `PORT` in a
+    /// shell must not stop the binary).
     #[arg(long, env = "PORT")]
-    pub port: Option<u16>,
+    pub port: Option<String>,
 
     /// Serve /metrics on this address instead of on the REST listener, so that a load balancer in
     /// front of the REST port never exposes it (what the deployments do).
@@ -379,6 +380,8 @@ pub enum ConfigError {
     OtlpEndpoint(http::Uri),
     #[error("--trace-sample-ratio must be between 0 and 1, got {0}")]
     SampleRatio(f64),
+    #[error("--port (PORT) must be a port number, got {0:?}")]
+    Port(String),
     #[error("--cors-allow-origins: {0}")]
     Cors(#[from] candidates_gateway::cors::CorsError),
 }
@@ -417,6 +420,9 @@ impl Config {
             if !scheme_ok || uri.host().is_none() {
                 return Err(ConfigError::OtlpEndpoint(uri.clone()));
             }
+        }
+        if self.single_port {
+            self.listen_port()?;
         }
         if !(0.0..=1.0).contains(&self.trace_sample_ratio) {
             return Err(ConfigError::SampleRatio(self.trace_sample_ratio));
@@ -464,9 +470,17 @@ impl Config {
 impl Config {
     /// The REST listener's address: --http-addr, with --port's port in single-port mode.
     pub fn http_listen_addr(&self) -> SocketAddr {
-        match (self.single_port, self.port) {
-            (true, Some(port)) => SocketAddr::new(self.http_addr.ip(), port),
+        match self.listen_port() {
+            Ok(Some(port)) if self.single_port => SocketAddr::new(self.http_addr.ip(), port),
             _ => self.http_addr,
+        }
+    }
+
+    /// --port as a number (an empty value is no value).
+    fn listen_port(&self) -> Result<Option<u16>, ConfigError> {
+        match self.port.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(text) => text.parse().map(Some).map_err(|_| ConfigError::Port(text.to_owned())),
         }
     }
 
@@ -565,6 +579,14 @@ mod tests {
             Config::try_parse_from(["x", "--http-addr", "0.0.0.0:8080", "--port", "9090", "--single-port"]).unwrap();
         assert_eq!(c.http_listen_addr().to_string(), "0.0.0.0:9090");
         let c = Config::try_parse_from(["x", "--http-addr", "0.0.0.0:8080", "--single-port"]).unwrap();
+        assert_eq!(c.http_listen_addr().to_string(), "0.0.0.0:8080");
+        // Not a port: an error in single-port mode only; empty is unset.
+        let c = Config::try_parse_from(["x", "--port", "abc"]).unwrap();
+        c.validate().unwrap();
+        let c = Config::try_parse_from(["x", "--port", "abc", "--single-port"]).unwrap();
+        assert!(matches!(c.validate(), Err(ConfigError::Port(_))));
+        let c = Config::try_parse_from(["x", "--port", "", "--single-port", "--http-addr", "0.0.0.0:8080"]).unwrap();
+        c.validate().unwrap();
         assert_eq!(c.http_listen_addr().to_string(), "0.0.0.0:8080");
     }
 

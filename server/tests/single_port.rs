@@ -98,4 +98,12 @@ async fn port_sets_the_port_in_single_port_mode_only() {
     let server = TestServer::spawn_with_env(&[], &[("PORT", &port.to_string())]);
     assert_ne!(server.http.port(), port, "PORT is ignored without --single-port");
     assert_ne!(server.grpc, server.http);
+    drop(server);
+
+    // A stray PORT that is not a port stops nothing but single-port mode, which says why.
+    drop(TestServer::spawn_with_env(&[], &[("PORT", "not-a-port")]));
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::server_command(dir.path(), &["--single-port"]).env("PORT", "not-a-port").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--port (PORT) must be a port number"), "{out:?}");
 }
