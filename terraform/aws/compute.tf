@@ -43,8 +43,12 @@ module "instance_config" {
   files = [
     { path = "/usr/local/sbin/candidates-lifecycle-drain", permissions = "0755", content = file("${path.module}/files/lifecycle-drain.sh") },
     { path = "/etc/systemd/system/candidates-lifecycle.service", permissions = "0644", content = file("${path.module}/files/candidates-lifecycle.service") },
+    # The CloudWatch agent's configuration and the unit that loads it (observability.tf).
+    { path = local.agent_config_path, permissions = "0644", content = local.agent_config },
+    { path = local.prometheus_config, permissions = "0644", content = local.prometheus_scrape },
+    { path = "/etc/systemd/system/candidates-cloudwatch-agent.service", permissions = "0644", content = file("${path.module}/files/candidates-cloudwatch-agent.service") },
   ]
-  enable_units = ["candidates-lifecycle.service"]
+  enable_units = ["candidates-lifecycle.service", "candidates-cloudwatch-agent.service"]
 }
 
 resource "aws_launch_template" "this" {
@@ -174,6 +178,7 @@ resource "aws_autoscaling_group" "this" {
   # route (SSM, apt). Destroy then also drains the group before any of them goes.
   depends_on = [
     aws_iam_role_policy.table_access,
+    aws_iam_role_policy.service_logs,
     aws_iam_role_policy_attachment.ssm_core,
     aws_vpc_endpoint.dynamodb,
     aws_route.private_nat,

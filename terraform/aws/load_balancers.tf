@@ -19,7 +19,18 @@ resource "aws_lb" "rest" {
   drop_invalid_header_fields = true
   idle_timeout               = 60
   tags                       = { Name = "${var.name}-rest" }
-  #checkov:skip=CKV_AWS_91:Access logs need an S3 bucket with a bucket policy per region; requests are logged by the service (JSON lines in journald).
+  #checkov:skip=CKV_AWS_91:Access logs are optional (var.alb_access_logs, observability.tf: S3 costs); requests are logged by the service and shipped to CloudWatch Logs.
+
+  dynamic "access_logs" {
+    for_each = var.alb_access_logs ? [1] : []
+    content {
+      bucket  = aws_s3_bucket.alb_logs[0].id
+      prefix  = "alb"
+      enabled = true
+    }
+  }
+  # ELB checks that it can write when logging is turned on: the bucket policy first.
+  depends_on = [aws_s3_bucket_policy.alb_logs]
   #checkov:skip=CKV_AWS_150:Deletion protection would make `destroy` a two-step job for a stack whose data lives in DynamoDB, not in the ALB.
   #checkov:skip=CKV2_AWS_28:WAF is an account-level choice (and cost); attach a web ACL to this ALB outside this module.
 }

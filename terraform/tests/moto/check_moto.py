@@ -39,6 +39,7 @@ def snapshot():
     """kind -> sorted ids of everything the stack could create (and moto's own defaults)."""
     ec2, elbv2, asg = client("ec2"), client("elbv2"), client("autoscaling")
     iam, logs, ddb, cw = client("iam"), client("logs"), client("dynamodb"), client("cloudwatch")
+    sns, events = client("sns"), client("events")
     instances = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
     live_instances = [i["InstanceId"] for i in instances if i["State"]["Name"] not in ("terminated", "shutting-down")]
     terminated = {i["InstanceId"] for i in instances if i["State"]["Name"] == "terminated"}
@@ -67,6 +68,11 @@ def snapshot():
         "iam_local_policies": [p["Arn"] for p in iam.list_policies(Scope="Local")["Policies"]],
         "log_groups": [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]],
         "alarms": [a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]],
+        "dashboards": [d["DashboardName"] for d in cw.list_dashboards()["DashboardEntries"]],
+        "metric_filters": [f["filterName"] for f in logs.describe_metric_filters()["metricFilters"]],
+        "sns_topics": [t["TopicArn"] for t in sns.list_topics()["Topics"]],
+        "sns_subscriptions": [x["SubscriptionArn"] for x in sns.list_subscriptions()["Subscriptions"]],
+        "event_rules": [r["Name"] for r in events.list_rules()["Rules"]],
     }
     return {kind: sorted(ids) for kind, ids in found.items()}
 
@@ -76,7 +82,8 @@ def applied(name):
     show through a re-plan: the launch template's instance and volume tags carry the stack's tags."""
     now = snapshot()
     want = {"vpcs": 2, "load_balancers": 2, "target_groups": 2, "autoscaling_groups": 1, "scaling_policies": 2,
-            "dynamodb_tables": 1, "launch_templates": 1, "flow_logs": 1, "nat_gateways": 1, "vpc_endpoints": 1}
+            "dynamodb_tables": 1, "launch_templates": 1, "flow_logs": 1, "nat_gateways": 1, "vpc_endpoints": 1,
+            "alarms": 10, "dashboards": 1, "metric_filters": 1, "sns_topics": 1, "event_rules": 1}
     for kind, least in want.items():
         assert len(now[kind]) >= least, f"after apply, only {len(now[kind])} {kind} (want >= {least}): {now[kind]}"
     ec2 = client("ec2")
@@ -117,6 +124,19 @@ def applied(name):
     condition = trust["Statement"][0].get("Condition", {})
     assert "aws:SourceAccount" in condition.get("StringEquals", {}), trust
     assert "aws:SourceArn" in condition.get("ArnLike", {}), trust
+    # Observability (terraform/aws/observability.tf): every alarm notifies the stack's topic, the
+    # Auto Scaling failure rule targets it, and its policy lets EventBridge publish for that rule.
+    topic = next(t for t in now["sns_topics"] if t.endswith(f":{name}-alarms"))
+    for alarm in client("cloudwatch").describe_alarms(AlarmNamePrefix=f"{name}-")["MetricAlarms"]:
+        assert alarm["AlarmActions"] == [topic], f"{alarm['AlarmName']} notifies {alarm['AlarmActions']}"
+    events = client("events")
+    targets = events.list_targets_by_rule(Rule=f"{name}-asg-failures")["Targets"]
+    assert [t["Arn"] for t in targets] == [topic], targets
+    policy = json.loads(client("sns").get_topic_attributes(TopicArn=topic)["Attributes"]["Policy"])
+    publishers = [s["Principal"] for s in policy["Statement"]]
+    assert {"Service": "events.amazonaws.com"} in publishers, policy
+    group = client("logs").describe_log_groups(logGroupNamePrefix=f"/candidates/{name}/")["logGroups"]
+    assert [g.get("retentionInDays") for g in group] == [30], group
     print(f"applied: {', '.join(f'{len(now[k])} {k}' for k in want)}; launch template tags and flow-logs trust ok; "
           f"user data ({len(user_data)} bytes) has the write key's digest, not the key ({len(instances)} instances "
           "and every tag checked too)")

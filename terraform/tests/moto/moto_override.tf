@@ -17,12 +17,16 @@ provider "aws" {
   # Every service the root uses (and CloudWatch, which target tracking touches in AWS).
   endpoints {
     autoscaling = var.moto_endpoint
+    budgets     = var.moto_endpoint
     cloudwatch  = var.moto_endpoint
     dynamodb    = var.moto_endpoint
     ec2         = var.moto_endpoint
     elbv2       = var.moto_endpoint
+    events      = var.moto_endpoint
     iam         = var.moto_endpoint
     logs        = var.moto_endpoint
+    s3          = var.moto_endpoint
+    sns         = var.moto_endpoint
     ssm         = var.moto_endpoint
     sts         = var.moto_endpoint
   }
@@ -98,4 +102,25 @@ resource "aws_vpc_security_group_ingress_rule" "nlb_grpc_from_instances" {
   lifecycle {
     ignore_changes = [description]
   }
+}
+
+# moto 5.2 has no CloudWatch Logs query definitions (PutQueryDefinition is not implemented): the
+# saved queries are left out of the harness; terraform/invariants checks their fields instead.
+resource "aws_cloudwatch_query_definition" "errors_by_route" {
+  count = 0
+}
+
+resource "aws_cloudwatch_query_definition" "latency_by_route" {
+  count = 0
+}
+
+resource "aws_cloudwatch_query_definition" "rpc_errors" {
+  count = 0
+}
+
+# moto 5.2 creates a budget but has no DescribeSubscribersForNotification, which the provider
+# reads the notifications back with (it retries until its timeout): the budget is left out of the
+# harness; terraform/invariants checks its notifications and the topic policy instead.
+resource "aws_budgets_budget" "monthly" {
+  count = 0
 }

@@ -27,7 +27,8 @@ fn instance_role_grants_exactly_the_backends_dynamodb_calls_on_the_one_table() {
     assert_eq!(text(statements[0], "resources"), "[aws_dynamodb_table.candidates.arn]");
     assert!(attr(statements[0], "effect").is_none_or(|e| e.to_string() == "\"Allow\""));
 
-    // Everything attached to the instance role: the table policy and SSM core, nothing else.
+    // Everything attached to the instance role: the table policy, SSM core and the writes to its
+    // own log group (observability.rs checks that one), nothing else.
     let mut attached = Vec::new();
     for (ty, name, body) in m.all_resources() {
         let role = text(body, "role");
@@ -39,9 +40,10 @@ fn instance_role_grants_exactly_the_backends_dynamodb_calls_on_the_one_table() {
         }
     }
     attached.sort();
-    assert_eq!(attached.len(), 2, "{attached:?}");
+    assert_eq!(attached.len(), 3, "{attached:?}");
     assert!(attached[0].ends_with(":iam::aws:policy/AmazonSSMManagedInstanceCore\""), "{attached:?}");
-    assert_eq!(attached[1], "aws_iam_role_policy.table_access -> data.aws_iam_policy_document.table_access.json");
+    assert_eq!(attached[1], "aws_iam_role_policy.service_logs -> data.aws_iam_policy_document.service_logs.json");
+    assert_eq!(attached[2], "aws_iam_role_policy.table_access -> data.aws_iam_policy_document.table_access.json");
     // ...and the DynamoDB gateway endpoint admits the same actions on the same table.
     let endpoint = text(m.resource("aws_vpc_endpoint", "dynamodb"), "policy");
     assert!(endpoint.contains("local.dynamodb_actions") && endpoint.contains("aws_dynamodb_table.candidates.arn"));

@@ -13,6 +13,7 @@ mod azure;
 mod gcp;
 mod https;
 mod instance_config;
+mod observability;
 mod rules;
 mod schema;
 mod serverless;
