@@ -114,6 +114,8 @@ class InstanceConfig(unittest.TestCase):
             "CANDIDATES_DRAIN_PERIOD": "25s",
             "CANDIDATES_SHUTDOWN_GRACE": "10s",
             "CANDIDATES_GRPC_MAX_CONNECTION_AGE": "5m",
+            # No API explorer in deployments unless asked (the module's api_explorer default).
+            "CANDIDATES_API_EXPLORER": "false",
             # The store's settings win over the shared ones.
             "CANDIDATES_LOG_FORMAT": "text",
             "CANDIDATES_STORE": "cosmos",
