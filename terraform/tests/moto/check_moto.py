@@ -15,6 +15,7 @@ import re
 import sys
 
 import boto3
+import yaml
 
 ENDPOINT, REGION, COMMAND, ARG = sys.argv[1:5]
 assert ENDPOINT.startswith("http://127.0.0.1:"), ENDPOINT
@@ -137,7 +138,23 @@ def applied(name):
     assert {"Service": "events.amazonaws.com"} in publishers, policy
     group = client("logs").describe_log_groups(logGroupNamePrefix=f"/candidates/{name}/")["logGroups"]
     assert [g.get("retentionInDays") for g in group] == [30], group
-    print(f"applied: {', '.join(f'{len(now[k])} {k}' for k in want)}; launch template tags and flow-logs trust ok; "
+    # The CloudWatch agent's configuration as Terraform rendered it into the user data: the
+    # cloud-init document parses, the agent's file is JSON that ships the rsyslog file into the
+    # group that exists, the Prometheus scrape is YAML aimed at the instance's /metrics, and
+    # cloud-init enables the unit that loads the configuration.
+    doc = yaml.safe_load(user_data)
+    written = {f["path"]: f["content"] for f in doc["write_files"]}
+    agent = json.loads(written["/opt/aws/amazon-cloudwatch-agent/etc/candidates.json"])
+    shipped = agent["logs"]["logs_collected"]["files"]["collect_list"]
+    assert [(f["file_path"], f["log_group_name"]) for f in shipped] == [
+        ("/var/log/candidates/service.log", group[0]["logGroupName"])], shipped
+    assert agent["logs"]["metrics_collected"]["prometheus"]["log_group_name"] == group[0]["logGroupName"]
+    scrape = yaml.safe_load(written["/opt/aws/amazon-cloudwatch-agent/etc/candidates-prometheus.yaml"])
+    assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == ["127.0.0.1:9090"], scrape
+    assert "/etc/systemd/system/candidates-cloudwatch-agent.service" in written
+    assert ["systemctl", "enable", "--now", "candidates-cloudwatch-agent.service"] in doc["runcmd"], doc["runcmd"]
+    print(f"applied: {', '.join(f'{len(now[k])} {k}' for k in want)}; launch template tags, flow-logs trust, alarm actions, the "
+          "failure rule's target and the topic policy, the agent's configuration in the user data ok; "
           f"user data ({len(user_data)} bytes) has the write key's digest, not the key ({len(instances)} instances "
           "and every tag checked too)")
 
