@@ -187,8 +187,8 @@ resource "aws_sns_topic_subscription" "email" {
   endpoint  = var.alarm_email
 }
 
-# CloudWatch alarms publish as the account's own principal; EventBridge and Budgets publish as
-# their service principals and need the topic's policy, for this account's rule and budgets only.
+# The topic's policy replaces SNS's default one: the account itself, and the three services that
+# publish to it, each only for this stack (its alarms, its rule) or this account (budgets).
 data "aws_iam_policy_document" "alarm_topic" {
   statement {
     sid       = "OwnerPublishes"
@@ -197,6 +197,21 @@ data "aws_iam_policy_document" "alarm_topic" {
     principals {
       type        = "AWS"
       identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+  # Alarm notifications are published by CloudWatch itself: only this stack's alarms.
+  statement {
+    sid       = "StackAlarms"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alarms.arn]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${data.aws_partition.current.partition}:cloudwatch:${var.region}:${data.aws_caller_identity.current.account_id}:alarm:${var.name}-*"]
     }
   }
   statement {

@@ -647,6 +647,11 @@ fn autoscaling_failures_budget_and_the_topic_policy_fit_together() {
     }
     assert_eq!(services["events.amazonaws.com"], "[aws_cloudwatch_event_rule.asg_failures.arn]");
     assert_eq!(services["budgets.amazonaws.com"], "[data.aws_caller_identity.current.account_id]");
+    assert!(services["cloudwatch.amazonaws.com"].ends_with(":alarm:${var.name}-*\"]"), "{services:?}");
+    // ...and every alarm is named so that the condition admits it.
+    for (name, alarm) in m.resources("aws_cloudwatch_metric_alarm") {
+        assert!(text(alarm, "alarm_name").starts_with("\"${var.name}-"), "{name}");
+    }
     assert_eq!(
         text(m.resource("aws_sns_topic_policy", "alarms"), "policy"),
         "data.aws_iam_policy_document.alarm_topic.json"
