@@ -216,7 +216,7 @@ fn every_alarm_reads_a_documented_metric_notifies_the_topic_and_has_a_reason_and
                 assert_eq!(bool_attr(query, "return_data"), Some(true), "{name}: the expression is the alarm's value");
                 for word in expr.split(|c: char| !c.is_ascii_alphanumeric() && c != '_') {
                     if word.chars().next().is_some_and(|c| c.is_ascii_lowercase()) {
-                        let dynamic = source.contains(&format!("id = lower(metric_query.value)"))
+                        let dynamic = source.contains("id = lower(metric_query.value)")
                             && ["getitem", "putitem", "deleteitem", "scan"].contains(&word);
                         assert!(ids.contains(&format!("\"{word}\"")) || dynamic, "{name}: {expr} names {word}");
                     }
