@@ -82,6 +82,11 @@ class Bootstrap(unittest.TestCase):
         full = self.fake.env(BACKEND_FILE=self.backend, AUTO_APPROVE="1", STACK="candidates",
                              **(AZURE_ENV if cloud == "azure" else {}), **env)
         full.pop("GOOGLE_CLOUD_PROJECT", None)
+        # The scripts' default region (us-east-2), whatever the suite exports (scripts/test.sh sets
+        # AWS_REGION=us-east-1 for the SDK clients).
+        for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+            if name not in env:
+                full.pop(name, None)
         full["CANDIDATES_AZURE_CONFIG_DIR"] = os.path.join(self.work, "az")
         return subprocess.run(["bash", os.path.join(ROOT, f"scripts/{cloud}/bootstrap-state.sh"), *args],
                               env=full, capture_output=True, text=True, timeout=60)
