@@ -106,8 +106,15 @@ impl TraceContext {
     pub fn of(headers: &http::HeaderMap) -> Self {
         let mut parents = headers.get_all("traceparent").iter();
         let parent = match (parents.next(), parents.next()) {
-            (Some(parent), None) if valid_traceparent(parent.as_bytes()) => parent.clone(),
+            (Some(parent), None) if valid_traceparent(parent.as_bytes()) => parent,
             _ => return Self::default(),
+        };
+        // A later version's extra fields are not ours to log or pass on: the first 55 characters
+        // are the four fields every version has (an attacker reviewer carried 200 arbitrary bytes
+        // into the access line and the upstream's metadata through them).
+        let parent = match parent.as_bytes().get(..55) {
+            Some(first) if parent.len() > 55 => HeaderValue::from_bytes(first).unwrap_or_else(|_| parent.clone()),
+            _ => parent.clone(),
         };
         // Several tracestate headers are one list joined by commas; one is the common case, and
         // the rare split list is dropped rather than joined.
@@ -122,11 +129,15 @@ impl TraceContext {
 
 /// `version-traceid-parentid-flags`: 2, 32, 16 and 2 lowercase hex digits; version `ff`, an
 /// all-zero trace id or parent id is invalid. Version 00 is exactly 55 characters; a later version
-/// may append `-...` fields, which are not kept (the line has the first 55).
+/// may append `-` and fields of lowercase hex and dashes, which are not kept (`TraceContext::of`
+/// keeps the first 55).
 fn valid_traceparent(value: &[u8]) -> bool {
     let hex = |b: &[u8]| b.iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
     let zero = |b: &[u8]| b.iter().all(|&c| c == b'0');
     if value.len() < 55 || (value.len() > 55 && (value.starts_with(b"00") || value[55] != b'-')) {
+        return false;
+    }
+    if !value[55..].iter().all(|&c| c == b'-' || c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
         return false;
     }
     let (version, trace, parent, flags) = (&value[0..2], &value[3..35], &value[36..52], &value[53..55]);
@@ -290,8 +301,10 @@ mod tests {
         assert_eq!(of(good, Some("rojo=00f067aa0ba902b7")), (Some(good.into()), Some("rojo=00f067aa0ba902b7".into())));
         assert_eq!(of(good, None), (Some(good.into()), None));
         assert_eq!(of(good, Some(&"x".repeat(MAX_TRACESTATE + 1))), (Some(good.into()), None), "tracestate too long");
-        let future = format!("01{}-extra", &good[2..]);
-        assert_eq!(of(&future, None).0.as_deref(), Some(&*future), "a later version may append fields");
+        let future = format!("01{}-0a1b-ff", &good[2..]);
+        assert_eq!(of(&future, None).0.as_deref(), Some(&future[..55]), "a later version's fields are not kept");
+        let injected = format!("cc{}-<script>$(id)", &good[2..]);
+        assert_eq!(of(&injected, None), (None, None), "extra fields are hex and dashes only");
         for bad in [
             "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
