@@ -81,6 +81,22 @@ pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
     Ok(Arc::new(Instrumented::new(Arc::new(Guarded::new(store, config.store_timeout)))))
 }
 
+/// The access policy with its keys read and the issuer's keys fetched once, as every host starts
+/// it. A missing or bad key file is reported and read again by the upkeep loop; meanwhile every
+/// request that needs a key is refused (closed, not open). An issuer that cannot be reached now is
+/// tried again (on the first token and by the upkeep loop); the instance boots either way.
+pub(crate) async fn load_auth(config: &Config) -> Result<Arc<Auth>, ConfigError> {
+    let auth = Arc::new(config.auth()?);
+    if let Some(keys) = auth.keys() {
+        keys.reload_and_report().await;
+    }
+    if let Some(oidc) = auth.oidc() {
+        oidc.refresh().await;
+    }
+    tracing::info!(read = ?auth.policy().read, write = ?auth.policy().write, api_keys = auth.keys().map(|k| k.len()), oidc_issuer = auth.oidc().map(|o| o.config().issuer.as_str()), "access policy");
+    Ok(auth)
+}
+
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr).await.map_err(|source| StartError::Bind { what, addr, source })
 }
@@ -133,18 +149,7 @@ impl Application {
             (Some(cert), Some(key)) => Some(CertStore::load(cert, key)?),
             _ => None,
         };
-        let auth = Arc::new(config.auth()?);
-        if let Some(keys) = auth.keys() {
-            // A missing or bad key file is reported and read again by the upkeep loop; meanwhile
-            // every request that needs a key is refused (closed, not open).
-            keys.reload_and_report().await;
-        }
-        if let Some(oidc) = auth.oidc() {
-            // The same: an issuer that cannot be reached now is tried again (on the first token
-            // and by the upkeep loop); the instance boots either way.
-            oidc.refresh().await;
-        }
-        tracing::info!(read = ?auth.policy().read, write = ?auth.policy().write, api_keys = auth.keys().map(|k| k.len()), oidc_issuer = auth.oidc().map(|o| o.config().issuer.as_str()), "access policy");
+        let auth = load_auth(&config).await?;
         let api = CandidateApi::new(store, instance_id, config.status_cache, auth.clone());
         let upstream = match &config.grpc_upstream {
             None => grpc::in_process(api.clone(), config.request_timeout),
@@ -165,14 +170,7 @@ impl Application {
             auth.clone(),
             config.compression,
         );
-        let options = gateway::Options {
-            limits: config.admission(),
-            send_timeout: config.send_timeout,
-            auth: auth.clone(),
-            cors: config.cors()?,
-            compression: config.compression,
-            grpc_web: config.grpc_web.then(|| grpc::web(grpc_router.clone())),
-        };
+        let options = config.gateway_options(auth.clone(), config.grpc_web.then(|| grpc::web(grpc_router.clone())))?;
         let explorer = config.api_explorer && gateway::explorer::COMPILED_IN;
         if explorer {
             tracing::info!(

@@ -542,6 +542,23 @@ impl Config {
         Ok(Some(candidates_gateway::cors::Cors::new(&origins, self.cors_allow_credentials, self.cors_max_age)?))
     }
 
+    /// What the REST gateway needs from the configuration, with the access policy `auth` and the
+    /// gRPC-Web routes it serves beside the REST ones (if any).
+    pub fn gateway_options(
+        &self,
+        auth: Arc<Auth>,
+        grpc_web: Option<axum::Router>,
+    ) -> Result<candidates_gateway::Options, ConfigError> {
+        Ok(candidates_gateway::Options {
+            limits: self.admission(),
+            send_timeout: self.send_timeout,
+            auth,
+            cors: self.cors()?,
+            compression: self.compression,
+            grpc_web,
+        })
+    }
+
     /// The admission limits of a listener.
     pub fn admission(&self) -> candidates_edge::limit::Limits {
         candidates_edge::limit::Limits {
