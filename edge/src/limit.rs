@@ -201,15 +201,15 @@ async fn collect(mut body: Body, limit: usize, budget: &Semaphore) -> Result<Byt
 }
 
 /// A response body that keeps a guard alive until the body is finished or dropped: what
-/// "counts until the last byte" means for both listeners (a concurrency permit here, a
-/// connection's in-flight count in the server's accept loop).
-pub struct GuardedBody<G> {
+/// "counts until the last byte" means for a concurrency permit. (The server's accept loop also
+/// watches, per connection, how long each body waits for the transport: serve/activity.rs.)
+pub(crate) struct GuardedBody<G> {
     inner: Body,
     _guard: G,
 }
 
 impl<G: Send + Unpin + 'static> GuardedBody<G> {
-    pub fn wrap(inner: Body, guard: G) -> Body {
+    pub(crate) fn wrap(inner: Body, guard: G) -> Body {
         Body::new(Self { inner, _guard: guard })
     }
 }

@@ -127,8 +127,9 @@ pub struct Config {
     pub body_timeout: Duration,
 
     /// How long a client may leave our bytes untaken: a streamed response (`GET /candidates`)
-    /// gives up on it (no more store calls, the request stops counting as work) and a connection
-    /// whose writes are blocked this long is dropped.
+    /// gives up on it (no more store calls, the request stops counting as work); a connection whose
+    /// writes are blocked this long, or with an answer the transport has not asked for this long
+    /// (an HTTP/2 peer that grants no flow-control window), is dropped.
     #[arg(long, env = "CANDIDATES_SEND_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     pub send_timeout: Duration,
 

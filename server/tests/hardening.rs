@@ -490,3 +490,94 @@ impl std::io::Write for Lines {
         Ok(())
     }
 }
+
+/// An HTTP/2 client that grants its streams no flow-control window (`nghttp -w 0`) never blocks a
+/// socket write: its answers simply wait, each holding a concurrency permit until its body ends.
+/// The attacker review's 6 connections x 200 streams held every permit for good while /gtg said
+/// 200. Now a response the transport has not asked for within the send timeout drops its
+/// connection, and with it every permit its streams held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_that_grant_no_flow_control_window_lose_their_connection_after_the_send_timeout() {
+    use prost::Message;
+    let server = TestServer::spawn(&["--max-concurrency", "8", "--send-timeout", "1s"]);
+    let grpc_get = |name: &str| {
+        let message = candidates_api::v1::GetCandidateRequest { name: name.into() }.encode_to_vec();
+        let mut framed = vec![0u8];
+        framed.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+        framed.extend_from_slice(&message);
+        http::Request::post(format!("http://{}/candidates.v1.CandidateService/GetCandidate", server.grpc))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(BoxBody::new(Full::new(Bytes::from(framed)).map_err(|never| match never {})))
+            .unwrap()
+    };
+    let rest_get = |name: &str| {
+        http::Request::get(format!("http://{}/candidate/{name}", server.http))
+            .body(BoxBody::new(Full::new(Bytes::new()).map_err(|never| match never {})))
+            .unwrap()
+    };
+    // A candidate to answer with: a NOT_FOUND is a gRPC trailers-only answer, with no body to stall.
+    assert_eq!(http().post(server.url("/candidate/present")).send().await.unwrap().status(), 200);
+    let mut stalled = Vec::new();
+    let mut connections = Vec::new();
+    for grpc in [false, true] {
+        let stream = tokio::net::TcpStream::connect(if grpc { server.grpc } else { server.http }).await.unwrap();
+        let (mut sender, connection) = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .initial_stream_window_size(0)
+            .adaptive_window(false)
+            .handshake::<_, BoxBody>(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+        connections.push(tokio::spawn(connection));
+        for _ in 0..8 {
+            let request = if grpc { grpc_get("present") } else { rest_get("present") };
+            // Headers are not flow-controlled: the answer's head arrives, its body never does.
+            let response = sender.send_request(request).await.unwrap();
+            stalled.push(response);
+        }
+    }
+    let c = http();
+    let mut grpc = server.grpc_client().await;
+    let get = candidates_api::v1::GetCandidateRequest { name: "nobody".into() };
+    // The attack holds: every permit of both listeners is taken, health still answers.
+    assert_eq!(c.get(server.url("/candidate/nobody")).send().await.unwrap().status(), 503);
+    assert_eq!(grpc.get_candidate(get.clone()).await.unwrap_err().code(), tonic::Code::ResourceExhausted);
+    assert_eq!(c.get(server.url("/gtg")).send().await.unwrap().status(), 200);
+    assert_eq!(health(server.grpc).await.unwrap(), ServingStatus::Serving);
+    // And ends with the send timeout: both connections are dropped, the permits come back.
+    for connection in connections {
+        tokio::time::timeout(Duration::from_secs(10), connection).await.expect("dropped by the server").unwrap().ok();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rest = c.get(server.url("/candidate/nobody")).send().await.unwrap().status();
+        let grpc = grpc.get_candidate(get.clone()).await.map(|_| ()).unwrap_err().code();
+        if rest == 404 && grpc == tonic::Code::NotFound {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let metrics = c.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+            panic!("permits still held: REST {rest}, gRPC {grpc:?}\n{metrics}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for response in stalled {
+        assert!(response.into_body().collect().await.is_err(), "a stalled answer ends in an error, not a body");
+    }
+}
+
+/// The send timeout counts only what the transport has not taken: a stream with nothing to send (a
+/// health watch with no change) stays open however long it waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_with_nothing_to_send_outlives_the_send_timeout() {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let server = TestServer::spawn(&["--send-timeout", "300ms"]);
+    let channel =
+        tonic::transport::Channel::from_shared(format!("http://{}", server.grpc)).unwrap().connect().await.unwrap();
+    let mut watch =
+        HealthClient::new(channel).watch(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+    assert_eq!(watch.message().await.unwrap().unwrap().status(), ServingStatus::Serving);
+    // Four send timeouts with nothing to send: neither the stream nor its connection is cut.
+    let waited = tokio::time::timeout(Duration::from_millis(1200), watch.message()).await;
+    assert!(waited.is_err(), "the watch ended: {waited:?}");
+}

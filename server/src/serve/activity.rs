@@ -1,18 +1,28 @@
 //! What one connection is doing, for its timeouts: requests in flight (from request head to the
-//! end of the response body), when that last changed, and whether an HTTP/1 request head is being
-//! read. Reads are observed through [`Watched`], requests through [`InFlightGuard`].
+//! end of the response body), when that last changed, whether an HTTP/1 request head is being
+//! read, and since when each response has waited for the transport to take its next frame. Reads
+//! and writes are observed through [`Watched`], requests through [`InFlightGuard`], responses
+//! through [`Sending`].
+//!
+//! Why responses are watched one by one: an HTTP/2 peer that grants no flow-control window never
+//! blocks a socket write (its streams' DATA is simply never sent), so the socket-level send
+//! timeout cannot see it, and each of its streams holds a concurrency permit until its body ends.
+//! Six such connections of 200 streams once held every permit for good (attacker review).
 
 use std::{
     io,
     pin::Pin,
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
     time::{Duration, Instant},
 };
 
+use axum::body::Body;
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     sync::Notify,
@@ -20,6 +30,9 @@ use tokio::{
 
 /// The HTTP/2 connection preface starts with this; such connections have no request heads to time.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
+/// The shortest wait between two looks at a connection with requests in flight.
+const MIN_RECHECK: Duration = Duration::from_millis(100);
 
 /// What the connection task should do next.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,7 +43,9 @@ pub enum Due {
     HeadTimeout,
     /// No request for the idle timeout: close gracefully.
     Idle,
-    /// The peer has not taken any of our bytes for the send timeout: drop the connection.
+    /// The peer has not taken any of our bytes (a blocked socket write, or a response frame the
+    /// transport has not asked for: HTTP/2 flow control) for the send timeout: drop the connection,
+    /// which ends its streams and so releases what they hold.
     WriteStalled,
 }
 
@@ -56,6 +71,8 @@ pub struct Activity {
     blocked_since: AtomicU64,
     http2: AtomicBool,
     first_read: AtomicBool,
+    /// The responses being sent: each one's clock of waiting for the transport.
+    sending: Mutex<Vec<Arc<AtomicU64>>>,
     /// Wakes the connection task when a head starts, so its timer is re-armed.
     pub changed: Notify,
 }
@@ -71,6 +88,7 @@ impl Activity {
             blocked_since: AtomicU64::new(0),
             http2: AtomicBool::new(false),
             first_read: AtomicBool::new(true),
+            sending: Mutex::new(Vec::new()),
             changed: Notify::new(),
         }
     }
@@ -93,7 +111,13 @@ impl Activity {
             return if deadline <= now { Due::WriteStalled } else { Due::At(deadline) };
         }
         if self.in_flight.load(Ordering::Acquire) > 0 {
-            return Due::At(now + idle_timeout);
+            // Looked at again within the send timeout: a response that starts waiting after
+            // now is seen then, and one already waiting at its own deadline.
+            return match self.waiting_since() {
+                Some(since) if self.at(since) + send_timeout <= now => Due::WriteStalled,
+                Some(since) => Due::At(self.at(since) + send_timeout),
+                None => Due::At(now + send_timeout.clamp(MIN_RECHECK, idle_timeout.max(MIN_RECHECK))),
+            };
         }
         let head_since = self.head_since.load(Ordering::Acquire);
         if head_since != 0 && !self.http2.load(Ordering::Relaxed) {
@@ -102,6 +126,18 @@ impl Activity {
         }
         let deadline = self.at(self.last.load(Ordering::Acquire)) + idle_timeout;
         if deadline <= now { Due::Idle } else { Due::At(deadline) }
+    }
+
+    /// Milliseconds since `started` since when the response that has waited longest for the
+    /// transport has waited, if any is waiting.
+    fn waiting_since(&self) -> Option<u64> {
+        let sending = self.sending.lock().unwrap_or_else(PoisonError::into_inner);
+        sending
+            .iter()
+            .map(|clock| clock.load(Ordering::Acquire))
+            .filter(|&since| since != 0)
+            .min()
+            .map(|since| since - 1)
     }
 
     /// Since when the connection has had no request in flight (its last request's end, or its
@@ -157,6 +193,71 @@ impl Drop for InFlightGuard {
         self.0.last.store(self.0.now_ms(), Ordering::Release);
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.0.changed.notify_one();
+    }
+}
+
+/// A response body being sent, with the clock of how long it has waited for the transport to ask
+/// for its next frame. A body that is itself pending (a stream waiting for its next item, a health
+/// watch with nothing new) is not waiting for the transport; one that has handed over a frame is,
+/// until it is polled again.
+pub struct Sending {
+    inner: Body,
+    clock: Arc<AtomicU64>,
+    activity: Arc<Activity>,
+    _in_flight: InFlightGuard,
+}
+
+impl Sending {
+    /// `inner`, counted as in flight (by `in_flight`) until it ends or is dropped, and waiting for
+    /// the transport from now (its first frame has not been asked for yet).
+    pub fn wrap(inner: Body, in_flight: InFlightGuard) -> Body {
+        let activity = Arc::clone(&in_flight.0);
+        let clock = Arc::new(AtomicU64::new(activity.now_ms() + 1));
+        let first = {
+            let mut sending = activity.sending.lock().unwrap_or_else(PoisonError::into_inner);
+            sending.push(Arc::clone(&clock));
+            sending.len() == 1
+        };
+        if first {
+            // The connection's timer may be set for its idle timeout: bring it within the send
+            // timeout. (Later responses find it there: it is re-armed from `due` while any is.)
+            activity.changed.notify_one();
+        }
+        Body::new(Self { inner, clock, activity, _in_flight: in_flight })
+    }
+}
+
+impl HttpBody for Sending {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let waiting = match &polled {
+            // The transport asked and we have nothing yet: the producer is the one waited for.
+            Poll::Pending | Poll::Ready(None) => 0,
+            // A frame handed over: the transport is the one waited for until it asks again.
+            Poll::Ready(Some(_)) => self.activity.now_ms() + 1,
+        };
+        self.clock.store(waiting, Ordering::Release);
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        let mut sending = self.activity.sending.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(at) = sending.iter().position(|clock| Arc::ptr_eq(clock, &self.clock)) {
+            sending.swap_remove(at);
+        }
     }
 }
 
@@ -228,6 +329,49 @@ mod tests {
         assert_eq!(activity.due(Timeouts { send: Duration::ZERO, ..t(HEAD, IDLE) }), Due::WriteStalled);
         activity.on_write(false);
         assert!(matches!(activity.due(Timeouts { send: Duration::ZERO, ..t(HEAD, IDLE) }), Due::At(_)));
+    }
+
+    const ZERO_SEND: fn() -> Timeouts = || Timeouts { send: Duration::ZERO, ..t(HEAD, IDLE) };
+
+    fn poll(body: &mut Body) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let waker = futures::task::noop_waker();
+        Pin::new(body).poll_frame(&mut Context::from_waker(&waker))
+    }
+
+    /// An HTTP/2 peer that grants no window never blocks a write: the response's frame is simply
+    /// never asked for. That is a stalled writer all the same.
+    #[test]
+    fn a_response_the_transport_never_asks_for_is_a_stalled_writer() {
+        let activity = Arc::new(Activity::new());
+        let mut body = Sending::wrap(Body::from("answer"), InFlightGuard::new(Arc::clone(&activity)));
+        assert_eq!(activity.due(ZERO_SEND()), Due::WriteStalled, "headers out, first frame never asked for");
+        assert!(matches!(activity.due(t(HEAD, IDLE)), Due::At(at) if at <= Instant::now() + SEND));
+        assert!(matches!(poll(&mut body), Poll::Ready(Some(Ok(_)))));
+        assert_eq!(activity.due(ZERO_SEND()), Due::WriteStalled, "a frame handed over and not asked for again");
+        assert!(matches!(poll(&mut body), Poll::Ready(None)));
+        assert!(matches!(activity.due(ZERO_SEND()), Due::At(_)), "the transport asked again: done");
+        drop(body);
+        assert!(activity.sending.lock().unwrap().is_empty(), "a dropped body leaves no clock behind");
+        assert_eq!(activity.due(t(HEAD, Duration::ZERO)), Due::Idle);
+    }
+
+    /// A body waiting on its own producer (a health watch with nothing new, a listing waiting for
+    /// the store) is not waiting for the transport, however long it waits.
+    #[test]
+    fn a_response_waiting_on_its_producer_is_not_stalled() {
+        let activity = Arc::new(Activity::new());
+        let (tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+        let mut body = Sending::wrap(Body::from_stream(rx), InFlightGuard::new(Arc::clone(&activity)));
+        assert!(poll(&mut body).is_pending());
+        assert!(matches!(activity.due(ZERO_SEND()), Due::At(_)));
+        // Another response on the same connection, stalled: the connection is due all the same.
+        let stalled = Sending::wrap(Body::from("x"), InFlightGuard::new(Arc::clone(&activity)));
+        assert_eq!(activity.due(ZERO_SEND()), Due::WriteStalled);
+        drop(stalled);
+        assert!(matches!(activity.due(ZERO_SEND()), Due::At(_)));
+        drop(tx);
+        drop(body);
+        assert!(activity.sending.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! connection limits that keep slow, idle and hostile clients bounded in time:
 //!
 //! - a header-read timeout (HTTP/1: a client must send a whole request head in time; slowloris);
-//! - a send timeout: a peer that takes none of our bytes for this long (a stalled reader) is
-//!   dropped, with whatever it held;
+//! - a send timeout: a peer that takes none of our bytes for this long (a stalled reader, or an
+//!   HTTP/2 peer that grants a stream no flow-control window) is dropped, with whatever it held;
 //! - an idle timeout: a connection with no request in flight for this long is closed gracefully.
 //!   It must be longer than the load balancers' own idle timeouts, or they reuse a connection
 //!   we are closing and get a reset (see docs/operations.md);
@@ -32,9 +32,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use activity::{Activity, Due, InFlightGuard, Timeouts, Watched};
+use activity::{Activity, Due, InFlightGuard, Sending, Timeouts, Watched};
 use axum::{Router, body::Body, extract::Request, response::Response};
-use candidates_edge::limit::GuardedBody;
 pub use cap::Connections;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -58,6 +57,11 @@ pub const MAX_HEAD_BYTES: usize = 32 * 1024;
 /// forward by default (Envoy 60 KiB), so a multiplexing proxy's other streams are never hit by one
 /// client's oversized metadata.
 pub const MAX_HEADER_LIST_BYTES: u32 = 32 * 1024;
+
+/// HTTP/2: streams a peer may open at once on one connection (hyper's default, made explicit):
+/// what one connection can hold of the concurrency permits until the send timeout drops it.
+/// Go's net/http2 allows 250, nginx 128; gRPC clients queue calls beyond it.
+pub const MAX_CONCURRENT_STREAMS: u32 = 200;
 
 /// A deadline that does not come.
 const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -96,6 +100,7 @@ pub async fn serve(
     builder
         .http2()
         .max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.keepalive_interval)
         .keep_alive_timeout(limits.keepalive_timeout);
@@ -262,7 +267,7 @@ fn track(
         let router = router.clone();
         async move {
             let response = router.oneshot(request.map(Body::new)).await?;
-            Ok(response.map(|inner| GuardedBody::wrap(inner, guard)))
+            Ok(response.map(|inner| Sending::wrap(inner, guard)))
         }
     })
 }
