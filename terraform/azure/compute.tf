@@ -125,6 +125,27 @@ resource "azurerm_linux_virtual_machine_scale_set" "this" {
     })
   }
 
+  # Azure Monitor Agent (observability.tf): ships the service's lines as the data collection rule
+  # associated with this set says, authenticating as the instances' one identity (named, as
+  # "Install and manage Azure Monitor Agent" says for a user-assigned identity). 1.x with minor and
+  # automatic upgrades: the platform installs the newest 1.x and keeps it current.
+  extension {
+    name                       = "AzureMonitorLinuxAgent"
+    publisher                  = "Microsoft.Azure.Monitor"
+    type                       = "AzureMonitorLinuxAgent"
+    type_handler_version       = "1.0"
+    auto_upgrade_minor_version = true
+    automatic_upgrade_enabled  = true
+    settings = jsonencode({
+      authentication = {
+        managedIdentity = {
+          identifier-name  = "mi_res_id"
+          identifier-value = azurerm_user_assigned_identity.instances.id
+        }
+      }
+    })
+  }
+
   automatic_instance_repair {
     enabled      = true
     grace_period = "PT10M"
