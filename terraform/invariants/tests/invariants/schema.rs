@@ -11,6 +11,12 @@ use serde_json::Value;
 
 use crate::infra::{Module, repo_root};
 
+/// The roots checked: every one but serverless/aws, whose aws_lambda_permission's
+/// `invoked_via_function_url` is newer (provider 6.28) than the pinned aws package (6.25); the
+/// moto harness applies that root with a real provider instead (terraform/tests/moto/serverless.sh).
+const ROOTS: [&str; 8] =
+    ["aws", "azure", "gcp", "state/aws", "state/azure", "state/gcp", "serverless/azure", "serverless/gcp"];
+
 /// Meta-arguments Terraform itself handles, in any resource.
 const META_ATTRIBUTES: &[&str] = &["count", "for_each", "depends_on", "provider"];
 const META_BLOCKS: &[&str] = &["lifecycle", "provisioner", "connection"];
@@ -96,7 +102,7 @@ fn every_block_matches_its_provider_schema() {
     let schemas = schemas();
     let mut errors = Vec::new();
     let mut checked = 0;
-    for cloud in ["aws", "azure", "gcp", "state/aws", "state/azure", "state/gcp"] {
+    for cloud in ROOTS {
         let m = Module::load(cloud);
         for (kind, ty, name, body) in m.typed_blocks() {
             let Some(schema) = schemas[kind].get(ty) else {
@@ -118,7 +124,7 @@ fn every_reference_reads_an_attribute_the_type_exports() {
     let schemas = schemas();
     let mut errors = Vec::new();
     let mut checked = 0;
-    for cloud in ["aws", "azure", "gcp", "state/aws", "state/azure", "state/gcp"] {
+    for cloud in ROOTS {
         let m = Module::load(cloud);
         for text in m.expressions() {
             for run in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')) {
