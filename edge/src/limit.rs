@@ -46,8 +46,11 @@ pub struct Rejections {
     pub too_large: fn(usize) -> Response,
     /// The body did not arrive within the timeout (the timeout is passed).
     pub too_slow: fn(Duration) -> Response,
-    /// The body could not be read (the client went away or sent garbage).
+    /// The body could not be read (the client went away, or the connection broke).
     pub unreadable: fn() -> Response,
+    /// The body arrived but a decoder in front of the edge refused it (gRPC-Web text that is not
+    /// base64): the client's fault, not a cancellation.
+    pub malformed: fn() -> Response,
 }
 
 /// The limits of one listener.
@@ -157,6 +160,7 @@ impl Lease {
 enum ReadError {
     TooLarge,
     Unreadable,
+    Malformed,
     Overloaded,
 }
 
@@ -175,6 +179,7 @@ async fn read_body(admit: &Admit, request: Request) -> Result<Request, Response>
         Err(_) => return Err((admit.reject.too_slow)(admit.limits.body_timeout)),
         Ok(Err(ReadError::TooLarge)) => return Err((admit.reject.too_large)(limit)),
         Ok(Err(ReadError::Unreadable)) => return Err((admit.reject.unreadable)()),
+        Ok(Err(ReadError::Malformed)) => return Err((admit.reject.malformed)()),
         Ok(Err(ReadError::Overloaded)) => return Err((admit.reject.overloaded)()),
         Ok(Ok(bytes)) => bytes,
     };
@@ -189,7 +194,7 @@ async fn collect(mut body: Body, limit: usize, budget: &Semaphore) -> Result<Byt
     let mut data = bytes::BytesMut::new();
     let mut held = Vec::new();
     while let Some(frame) = body.frame().await {
-        let Ok(chunk) = frame.map_err(|_| ReadError::Unreadable)?.into_data() else { continue };
+        let Ok(chunk) = frame.map_err(read_error)?.into_data() else { continue };
         if data.len() + chunk.len() > limit {
             return Err(ReadError::TooLarge);
         }
@@ -198,6 +203,20 @@ async fn collect(mut body: Body, limit: usize, budget: &Semaphore) -> Result<Byt
         data.extend_from_slice(&chunk);
     }
     Ok(data.freeze())
+}
+
+/// Why a body frame failed: a decoder's status (tonic-web's, on a malformed gRPC-Web text body)
+/// is the client's malformed input; anything else (hyper's: a reset, a broken connection) means
+/// the body could not be read.
+fn read_error(error: axum::Error) -> ReadError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(error) = source {
+        if error.is::<tonic::Status>() {
+            return ReadError::Malformed;
+        }
+        source = error.source();
+    }
+    ReadError::Unreadable
 }
 
 /// A response body that keeps a guard alive until the body is finished or dropped: what
@@ -270,6 +289,7 @@ mod tests {
             too_large: |_| StatusCode::PAYLOAD_TOO_LARGE.into_response(),
             too_slow: |_| StatusCode::REQUEST_TIMEOUT.into_response(),
             unreadable: || StatusCode::BAD_REQUEST.into_response(),
+            malformed: || StatusCode::UNPROCESSABLE_ENTITY.into_response(),
         }
     }
     fn classify(request: &Request) -> Admission {

@@ -178,10 +178,22 @@ mod site {
     }
 
     pub(super) fn mount(router: Router) -> Router {
-        router
+        let explorer = Router::new()
             .route(PATH, get(page))
             .route(&format!("{PATH}/"), get(page))
             .route(&format!("{PATH}/{{file}}"), get(file))
+            .layer(axum::middleware::map_response(protect));
+        router.merge(explorer)
+    }
+
+    /// Every answer on the explorer's routes, its 404s and 405s included, carries the page's
+    /// policy: a browser renders none of them as anything but what its content type says.
+    async fn protect(mut response: Response) -> Response {
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        response
     }
 
     async fn page(headers: HeaderMap) -> Response {
@@ -224,9 +236,6 @@ mod site {
             header::CACHE_CONTROL,
             HeaderValue::from_static(if file.immutable { "max-age=31536000, immutable" } else { "no-cache" }),
         );
-        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
         response
     }
 

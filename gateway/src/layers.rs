@@ -67,12 +67,20 @@ pub(crate) fn apply(router: Router, options: &Options, ready: watch::Receiver<bo
             .into_response()
         },
         unreadable: || ApiError::from_http(StatusCode::BAD_REQUEST, "could not read the request body").into_response(),
+        malformed: || {
+            ApiError::from_http(StatusCode::BAD_REQUEST, "the request body could not be decoded").into_response()
+        },
     };
     let edge = RestEdge {
         admit: limit::Admit::new(limits, classify, rejections),
         ready,
         body_limit: limits.body_limit,
         auth: options.auth.clone(),
+    };
+    // Refusals of what is not gRPC-Web on its paths are REST answers, edge and all.
+    let router = match &options.grpc_web {
+        Some(web) => router.merge(web.refusals()),
+        None => router,
     };
     #[cfg(feature = "library-plumbing")]
     let router = if library_plumbing("edge") {
@@ -83,7 +91,7 @@ pub(crate) fn apply(router: Router, options: &Options, ready: watch::Receiver<bo
     #[cfg(not(feature = "library-plumbing"))]
     let router = router.layer(middleware::from_fn_with_state(Arc::new(edge), rest_edge));
     let mut router = match &options.grpc_web {
-        Some(web) => router.merge(web.clone()),
+        Some(web) => router.layer(middleware::from_fn_with_state(Arc::new(web.clone()), crate::grpc_web::dispatch)),
         None => router,
     };
     // Outside the edge, which then logs and counts the uncompressed response and sees JSON error

@@ -17,6 +17,7 @@ use tower::{BoxError, Service, ServiceBuilder, ServiceExt, util::BoxCloneSyncSer
 pub mod cors;
 pub mod error;
 pub mod explorer;
+pub mod grpc_web;
 pub mod layers;
 pub mod metadata;
 pub mod openapi;
@@ -111,9 +112,9 @@ pub struct Options {
     pub cors: Option<cors::Cors>,
     /// gzip/zstd responses (from `COMPRESSION_MIN_BYTES`) when the client accepts them.
     pub compression: bool,
-    /// Served beside the REST routes, inside CORS but outside the REST edge (it brings its own):
-    /// the server's gRPC-Web routes.
-    pub grpc_web: Option<Router>,
+    /// gRPC-Web calls, served beside the REST routes, inside CORS but outside the REST edge (they
+    /// bring the gRPC listener's); refusals on their paths go through the REST edge.
+    pub grpc_web: Option<grpc_web::GrpcWeb>,
 }
 
 /// Shared by every handler.

@@ -548,7 +548,7 @@ impl Config {
     pub fn gateway_options(
         &self,
         auth: Arc<Auth>,
-        grpc_web: Option<axum::Router>,
+        grpc_web: Option<candidates_gateway::grpc_web::GrpcWeb>,
     ) -> Result<candidates_gateway::Options, ConfigError> {
         Ok(candidates_gateway::Options {
             limits: self.admission(),

@@ -11,7 +11,7 @@ use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 use axum::{
     extract::{Request, State},
     middleware::{self, Next},
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use candidates_api::v1::{
     self as pb,
@@ -72,6 +72,7 @@ pub fn router(
             .into_http()
         },
         unreadable: || Status::cancelled("could not read the request message").into_http(),
+        malformed: || Status::invalid_argument("the request message could not be decoded").into_http(),
     };
     let admit = Admit::new(limits, classify, rejections).with_body_check(unary_framing);
     let edge = GrpcEdge { admit, default_deadline, stream_idle, auth };
@@ -81,43 +82,14 @@ pub fn router(
 /// gRPC-Web for `CandidateService` on the REST listener: tonic-web turns each call into plain
 /// gRPC and its answer back, around `grpc` (the gRPC listener's router, edge included, so a call
 /// is admitted, bounded, logged and counted as on that listener). Health and reflection are not
-/// exposed here. Anything but gRPC-Web on these paths gets 415, and gRPC itself belongs on the
-/// gRPC port (tonic-web would pass h2 gRPC through).
-pub fn web(grpc: axum::Router) -> axum::Router {
+/// exposed here; the gateway refuses anything but gRPC-Web on these paths (415, 405), and gRPC
+/// itself belongs on the gRPC port (tonic-web would pass h2 gRPC through).
+pub fn web(grpc: axum::Router) -> candidates_gateway::grpc_web::GrpcWeb {
     let path = format!("/{}/{{method}}", candidates_api::SERVICE_NAME);
     let service = tower::ServiceBuilder::new().layer(tonic_web::GrpcWebLayer::new()).service(grpc);
-    axum::Router::new().route_service(&path, service).layer(middleware::from_fn(only_grpc_web))
-}
-
-async fn only_grpc_web(request: Request, next: Next) -> Response {
-    if request.method() != http::Method::POST {
-        let mut refused = candidates_gateway::error::ApiError::from_http(
-            http::StatusCode::METHOD_NOT_ALLOWED,
-            "a gRPC-Web call is a POST",
-        )
-        .into_response();
-        refused.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static("POST"));
-        return refused;
-    }
-    let content_type = request.headers().get(http::header::CONTENT_TYPE).map(http::HeaderValue::as_bytes);
-    if content_type.is_some_and(is_grpc_web) {
-        return next.run(request).await;
-    }
-    candidates_gateway::error::ApiError::from_http(
-        http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "this path takes gRPC-Web (content-type application/grpc-web+proto or application/grpc-web-text); gRPC is served on the gRPC port",
-    )
-    .into_response()
-}
-
-/// The content types tonic-web translates (the protobuf ones; `+json` is not supported).
-fn is_grpc_web(content_type: &[u8]) -> bool {
-    matches!(
-        content_type,
-        b"application/grpc-web"
-            | b"application/grpc-web+proto"
-            | b"application/grpc-web-text"
-            | b"application/grpc-web-text+proto"
+    candidates_gateway::grpc_web::GrpcWeb::new(
+        candidates_api::SERVICE_NAME,
+        axum::Router::new().route_service(&path, service),
     )
 }
 

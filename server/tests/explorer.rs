@@ -92,8 +92,15 @@ async fn the_page_and_its_files_are_served_with_their_types_policy_and_caching()
         let response = client.get(server.url(missing)).send().await.unwrap();
         assert_eq!(response.status(), 404, "{missing}");
         assert_eq!(header(&response, "content-type"), "application/json", "{missing}");
+        if missing != "/docs/a/b" {
+            // The explorer's own refusals carry its policy too (attacker review).
+            assert_eq!(header(&response, "x-content-type-options"), "nosniff", "{missing}");
+            assert!(header(&response, "content-security-policy").contains("default-src"), "{missing}");
+        }
     }
-    assert_eq!(client.post(server.url("/docs")).send().await.unwrap().status(), 405);
+    let refused = client.post(server.url("/docs")).send().await.unwrap();
+    assert_eq!(refused.status(), 405);
+    assert_eq!(header(&refused, "x-content-type-options"), "nosniff");
 
     // Not in the API's document (so not in the schemathesis run either).
     let doc: serde_json::Value = client.get(server.url("/openapi.json")).send().await.unwrap().json().await.unwrap();

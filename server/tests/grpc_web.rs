@@ -167,12 +167,32 @@ async fn only_the_candidate_service_and_only_grpc_web() {
             .await
             .unwrap();
         assert_eq!(response.status(), 415, "{content_type}");
+        // A REST answer like any other (attacker review): a request id, and below an access line.
+        assert!(response.headers().contains_key("x-request-id"), "{content_type}");
         let body: serde_json::Value = response.json().await.unwrap();
         assert!(body["message"].as_str().unwrap().contains("gRPC-Web"), "{body}");
     }
     // A GET is not a gRPC-Web call.
     let response = http().get(server.url(&format!("{SERVICE}/GetCandidate"))).send().await.unwrap();
     assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+    let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let line = server.log_line(|v| v["request_id"] == id.as_str()).await;
+    assert_eq!(line["status"], 405, "{line}");
+    let metrics = http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"http_requests_total{route="unmatched",method="GET",status="405"} 1"#), "{metrics}");
+
+    // Text mode whose body is not base64: the client's malformed input, INVALID_ARGUMENT (it was
+    // CANCELLED, as if the client had gone away).
+    let malformed = http()
+        .post(server.url(&format!("{SERVICE}/GetCandidate")))
+        .header("content-type", TEXT)
+        .body("!!!! not base64 !!!!")
+        .send()
+        .await
+        .unwrap();
+    let answer = parse(malformed.status().as_u16(), &malformed.headers().clone(), &malformed.bytes().await.unwrap());
+    assert_eq!(answer.grpc_status.as_deref(), Some("3"), "{answer:?}");
 
     // An unknown method of the service: UNIMPLEMENTED, as on the gRPC listener.
     let unknown = call(&http(), &server, "Nope", BINARY, &GetCandidateRequest { name: "x".into() }, &[]).await;
