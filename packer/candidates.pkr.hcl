@@ -246,6 +246,7 @@ build {
       "${path.root}/files/candidates.env.example",
       "${path.root}/files/candidates-rsyslog.conf",
       "${path.root}/files/candidates-logrotate",
+      "${path.root}/files/ops-agent.yaml",
     ]
     destination = "/tmp/candidates/"
   }
@@ -263,6 +264,15 @@ build {
     execute_command  = "sudo -E bash '{{ .Path }}'"
     environment_vars = ["SRC=/tmp/candidates"]
     script           = "${path.root}/scripts/install-cloudwatch-agent.sh"
+  }
+
+  # GCP: Google's Ops Agent with its configuration (the service's JSON lines as structured logs,
+  # its Prometheus metrics) and the same rsyslog rule as AWS (terraform/gcp/observability.tf).
+  provisioner "shell" {
+    only             = ["googlecompute.gcp"]
+    execute_command  = "sudo -E bash '{{ .Path }}'"
+    environment_vars = ["SRC=/tmp/candidates"]
+    script           = "${path.root}/scripts/install-ops-agent.sh"
   }
 
   # Azure images must be generalized before capture.

@@ -87,7 +87,7 @@ locals {
   service_lines = <<-EOT
     Syslog
     | where ProcessName == "candidates"
-    | extend line = parse_json(SyslogMessage)
+    | extend line = parse_json(trim(@"\s+", SyslogMessage))
   EOT
   # REST access lines: the route is the path's first segment (/candidate, /candidates, /gtg), the
   # same closed set as the metrics' route label.
@@ -215,10 +215,11 @@ resource "azurerm_monitor_action_group" "alarms" {
   }
 
   dynamic "webhook_receiver" {
-    for_each = var.alarm_webhook_url != "" ? [var.alarm_webhook_url] : []
+    # Whether it is set is not secret; the address is.
+    for_each = nonsensitive(var.alarm_webhook_url != "") ? [1] : []
     content {
       name                    = "webhook"
-      service_uri             = webhook_receiver.value
+      service_uri             = var.alarm_webhook_url
       use_common_alert_schema = true
     }
   }

@@ -176,7 +176,8 @@ resource "google_compute_region_instance_group_manager" "this" {
   # can take up to ~7 minutes to apply everywhere; the rest of that window is covered by the server
   # itself, which serves /gtg 503 and retries opening the store for up to 15 minutes
   # (--store-open-timeout) before it exits for autohealing to replace it.
-  depends_on = [google_project_iam_member.firestore]
+  # The Ops Agent (the image's) writes logs and metrics from boot on: its two roles first.
+  depends_on = [google_project_iam_member.firestore, google_project_iam_member.log_writer, google_project_iam_member.metric_writer]
 }
 
 resource "google_compute_region_autoscaler" "this" {

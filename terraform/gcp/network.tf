@@ -23,6 +23,7 @@ resource "google_project_service" "apis" {
     "iap.googleapis.com",
     "oslogin.googleapis.com",
     "monitoring.googleapis.com",
+    "logging.googleapis.com",
   ])
   service = each.value
   # Other stacks in the project may use them too.

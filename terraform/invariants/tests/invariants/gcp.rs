@@ -44,6 +44,13 @@ fn service_account_holds_exactly_the_backends_firestore_permissions_on_its_datab
             bindings.push((ty, name, body));
         }
     }
+    // Besides Firestore, exactly the Ops Agent's two roles (issue 31; observability.rs checks them).
+    let agent: Vec<_> = bindings.iter().filter(|(_, n, _)| *n == "log_writer" || *n == "metric_writer").collect();
+    assert_eq!(agent.len(), 2);
+    for (_, name, body) in &agent {
+        assert_eq!(text(body, "member"), "\"serviceAccount:${google_service_account.instances.email}\"", "{name}");
+    }
+    bindings.retain(|(_, n, _)| *n != "log_writer" && *n != "metric_writer");
     assert_eq!(bindings.len(), 1, "{:?}", bindings.iter().map(|(t, n, _)| format!("{t}.{n}")).collect::<Vec<_>>());
     let (_, _, member) = bindings[0];
     assert_eq!(text(member, "role"), "google_project_iam_custom_role.firestore.id");
