@@ -7,12 +7,25 @@
 //! request without a sampled parent is sampled with the configured ratio; an unsampled request
 //! still gets ids (so that what it calls does not sample it either) but records nothing.
 //!
+//! A client decides the sampled flag it sends, so honouring it is bounded: at most
+//! [`REMOTE_SAMPLED_PER_SECOND`] traces a second are sampled because an incoming `traceparent`
+//! said so (attacker review: a client sending `-01` on every request filled the export queue and
+//! crowded out the traces the ratio chose); beyond it the ratio decides, as for a new trace.
+//!
 //! Spans are ours, not an OpenTelemetry SDK's: a finished [`Span`] is handed to the exporter,
 //! which queues it (bounded) and sends batches over OTLP from a task of its own
 //! (`candidates_server::telemetry::otlp`). The context of the span being served travels in a
 //! task-local, like the request id (`context`).
 
-use std::{borrow::Cow, future::Future, sync::OnceLock, time::SystemTime};
+use std::{
+    borrow::Cow,
+    future::Future,
+    sync::{
+        OnceLock,
+        atomic::{AtomicU32, AtomicU64, Ordering},
+    },
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use http::HeaderValue;
 
@@ -121,9 +134,32 @@ pub trait Exporter: Send + Sync + 'static {
     fn export(&self, span: Span);
 }
 
+/// Traces a second sampled on an incoming `traceparent`'s word: about a quarter of what the
+/// exporter's queue (8,192 spans, sent every 2 s) carries at 4 spans a trace.
+pub const REMOTE_SAMPLED_PER_SECOND: u32 = 250;
+
 struct Tracer {
     ratio: f64,
     exporter: Box<dyn Exporter>,
+    remote: Budget,
+}
+
+/// A per-second allowance, without locks: the second it counts, and how much of it is used.
+#[derive(Default)]
+struct Budget {
+    second: AtomicU64,
+    used: AtomicU32,
+}
+
+impl Budget {
+    /// Whether one more is allowed in second `now` (of at most `limit`).
+    fn admit(&self, now: u64, limit: u32) -> bool {
+        let second = self.second.load(Ordering::Relaxed);
+        if second != now && self.second.compare_exchange(second, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            self.used.store(0, Ordering::Relaxed);
+        }
+        self.used.fetch_add(1, Ordering::Relaxed) < limit
+    }
 }
 
 static TRACER: OnceLock<Tracer> = OnceLock::new();
@@ -135,7 +171,7 @@ tokio::task_local! {
 /// Turns tracing on for the life of the process: requests without a sampled parent are sampled
 /// with `ratio` (0 to 1), and sampled spans go to `exporter`. False if it was already on.
 pub fn install(ratio: f64, exporter: impl Exporter) -> bool {
-    TRACER.set(Tracer { ratio: ratio.clamp(0.0, 1.0), exporter: Box::new(exporter) }).is_ok()
+    TRACER.set(Tracer { ratio: ratio.clamp(0.0, 1.0), exporter: Box::new(exporter), remote: Budget::default() }).is_ok()
 }
 
 /// Whether tracing is on (one atomic load).
@@ -152,6 +188,10 @@ pub fn current() -> Option<SpanContext> {
         return None;
     }
     CURRENT.try_with(|c| *c).ok()
+}
+
+fn unix_second() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 fn new_span_id() -> u64 {
@@ -178,13 +218,19 @@ impl Root {
         let local = CURRENT.try_with(|c| *c).ok();
         let parent = local.or_else(|| incoming.and_then(|v| parse_traceparent(v.as_bytes())));
         let remote = local.is_none() && parent.is_some();
+        let by_ratio = || fastrand::f64() < tracer.ratio;
         let context = match parent {
-            Some(parent) => SpanContext { trace_id: parent.trace_id, span_id: new_span_id(), sampled: parent.sampled },
-            None => SpanContext {
-                trace_id: fastrand::u128(1..),
-                span_id: new_span_id(),
-                sampled: fastrand::f64() < tracer.ratio,
-            },
+            // Within this process: the parent's decision, always.
+            Some(parent) if !remote => {
+                SpanContext { trace_id: parent.trace_id, span_id: new_span_id(), sampled: parent.sampled }
+            }
+            // Another process's word, within the allowance.
+            Some(parent) => {
+                let sampled =
+                    parent.sampled && (tracer.remote.admit(unix_second(), REMOTE_SAMPLED_PER_SECOND) || by_ratio());
+                SpanContext { trace_id: parent.trace_id, span_id: new_span_id(), sampled }
+            }
+            None => SpanContext { trace_id: fastrand::u128(1..), span_id: new_span_id(), sampled: by_ratio() },
         };
         let start = if context.sampled { SystemTime::now() } else { SystemTime::UNIX_EPOCH };
         Some(Self { context, parent, remote, start })
@@ -269,6 +315,15 @@ mod tests {
         let unsampled = parse_traceparent(b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02-later").unwrap();
         assert!(!unsampled.sampled, "only bit 0 is the sampled flag");
         assert!(unsampled.traceparent().to_str().unwrap().ends_with("-00"));
+    }
+
+    #[test]
+    fn the_remote_allowance_is_per_second() {
+        let budget = Budget::default();
+        assert!((0..3).all(|_| budget.admit(100, 3)));
+        assert!(!budget.admit(100, 3), "the fourth in one second is refused");
+        assert!(budget.admit(101, 3), "a new second, a new allowance");
+        assert!(budget.admit(101, 3) && budget.admit(101, 3) && !budget.admit(101, 3));
     }
 
     #[tokio::test]

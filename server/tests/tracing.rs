@@ -364,3 +364,40 @@ async fn an_unreachable_collector_never_slows_or_fails_requests() {
         server.log_lines().iter().filter(|l| !l.contains("\"target\":\"access\"")).collect::<Vec<_>>()
     );
 }
+
+/// A client chooses its `traceparent`'s sampled flag: honouring it is bounded to
+/// `REMOTE_SAMPLED_PER_SECOND` traces a second (attacker review: `-01` on every request filled the
+/// export queue). Within the allowance it is honoured, as above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_forced_sampling_is_bounded() {
+    use futures::StreamExt;
+    let (collector, addr) = grpc_collector().await;
+    let endpoint = format!("http://{addr}");
+    let mut server =
+        TestServer::spawn(&["--otlp-endpoint", &endpoint, "--trace-sample-ratio", "0", "--store", "memory"]);
+    let client = http();
+    const REQUESTS: usize = 3000;
+    let started = Instant::now();
+    futures::stream::iter(0..REQUESTS)
+        .for_each_concurrent(32, |i| {
+            let request = client.get(server.url("/gtg")).header("traceparent", format!("00-{:032x}-{PARENT}-01", i + 1));
+            async move { assert_eq!(request.send().await.unwrap().status(), 200) }
+        })
+        .await;
+    let elapsed = started.elapsed();
+    // Everything queued is sent at shutdown.
+    server.signal(libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the server did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let traces: std::collections::HashSet<String> = collector.all().iter().map(Received::trace_id).collect();
+    // The burst spans at most elapsed + 2 one-second windows.
+    let bound = candidates_edge::trace::REMOTE_SAMPLED_PER_SECOND as usize * (elapsed.as_secs() as usize + 2);
+    assert!(traces.len() <= bound, "{} traces sampled on the client's word in {elapsed:?}", traces.len());
+    assert!(traces.len() >= candidates_edge::trace::REMOTE_SAMPLED_PER_SECOND as usize, "the allowance is honoured");
+    if bound < REQUESTS {
+        assert!(traces.len() < REQUESTS);
+    }
+}
