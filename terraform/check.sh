@@ -48,7 +48,7 @@ if unshare -n true 2>/dev/null; then offline=(unshare -n); fi
 export CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE
 # The deployments, their state stores (terraform/state/<cloud>, scripts/<cloud>/bootstrap-state.sh)
 # and the serverless roots (terraform/serverless/<cloud>).
-for cloud in "${clouds[@]}" "${clouds[@]/#/state/}" serverless/aws; do
+for cloud in "${clouds[@]}" "${clouds[@]/#/state/}" serverless/aws serverless/azure serverless/gcp; do
   echo "checkov $("$VENV/bin/checkov" --version) on terraform/$cloud${offline:+ (no network)}"
   "${offline[@]}" "$VENV/bin/checkov" -d "$cloud" --framework terraform --skip-download --quiet --compact
 done
