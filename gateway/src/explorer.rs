@@ -103,20 +103,31 @@ mod site {
     const PNG: &str = "image/png";
     const TEXT: &str = "text/plain; charset=utf-8";
 
-    /// (name, contents, content type, named by its hash): every file besides the page.
-    const FILES: &[(&str, &[u8], &str, bool)] = &[
-        ("swagger-ui-bundle.js", include_bytes!("../explorer/swagger-ui-dist/swagger-ui-bundle.js"), JS, true),
-        ("swagger-ui.css", include_bytes!("../explorer/swagger-ui-dist/swagger-ui.css"), CSS, true),
-        ("favicon-32x32.png", include_bytes!("../explorer/swagger-ui-dist/favicon-32x32.png"), PNG, true),
-        ("init.js", include_bytes!("../explorer/init.js"), JS, true),
-        ("explorer.css", include_bytes!("../explorer/explorer.css"), CSS, true),
-        ("LICENSE", include_bytes!("../explorer/swagger-ui-dist/LICENSE"), TEXT, false),
-        ("NOTICE", include_bytes!("../explorer/swagger-ui-dist/NOTICE"), TEXT, false),
+    /// Gzipped at build time (build.rs).
+    const BUNDLE_GZ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/swagger-ui-bundle.js.gz"));
+    const CSS_GZ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/swagger-ui.css.gz"));
+
+    /// (name, contents, content type, named by its hash, gzipped): every file besides the page.
+    const FILES: &[(&str, &[u8], &str, bool, Option<&[u8]>)] = &[
+        (
+            "swagger-ui-bundle.js",
+            include_bytes!("../explorer/swagger-ui-dist/swagger-ui-bundle.js"),
+            JS,
+            true,
+            Some(BUNDLE_GZ),
+        ),
+        ("swagger-ui.css", include_bytes!("../explorer/swagger-ui-dist/swagger-ui.css"), CSS, true, Some(CSS_GZ)),
+        ("favicon-32x32.png", include_bytes!("../explorer/swagger-ui-dist/favicon-32x32.png"), PNG, true, None),
+        ("init.js", include_bytes!("../explorer/init.js"), JS, true, None),
+        ("explorer.css", include_bytes!("../explorer/explorer.css"), CSS, true, None),
+        ("LICENSE", include_bytes!("../explorer/swagger-ui-dist/LICENSE"), TEXT, false, None),
+        ("NOTICE", include_bytes!("../explorer/swagger-ui-dist/NOTICE"), TEXT, false, None),
         (
             "swagger-ui-bundle.js.LICENSE.txt",
             include_bytes!("../explorer/swagger-ui-dist/swagger-ui-bundle.js.LICENSE.txt"),
             TEXT,
             false,
+            None,
         ),
     ];
     const INDEX: &str = include_str!("../explorer/index.html");
@@ -129,6 +140,8 @@ mod site {
         content_type: &'static str,
         etag: HeaderValue,
         immutable: bool,
+        /// The same bytes gzipped once at build time, for the large files.
+        gzip: Option<&'static [u8]>,
     }
 
     pub(super) struct Site {
@@ -155,13 +168,13 @@ mod site {
         static SITE: LazyLock<Site> = LazyLock::new(|| {
             let files: Vec<File> = FILES
                 .iter()
-                .map(|&(name, body, content_type, immutable)| {
+                .map(|&(name, body, content_type, immutable, gzip)| {
                     let hash = fnv1a(body);
                     let name = match name.rsplit_once('.') {
                         Some((stem, extension)) if immutable => format!("{stem}.{:012x}.{extension}", hash >> 16),
                         _ => name.to_owned(),
                     };
-                    File { name, body, content_type, etag: etag(hash), immutable }
+                    File { name, body, content_type, etag: etag(hash), immutable, gzip }
                 })
                 .collect();
             let mut page = INDEX.replace("{{base}}", PATH).replace("{{version}}", VERSION.trim());
@@ -170,8 +183,14 @@ mod site {
             }
             debug_assert!(!page.contains("{{"), "every placeholder of index.html is filled");
             let body: &'static [u8] = page.into_bytes().leak();
-            let page =
-                File { name: String::new(), body, content_type: HTML, etag: etag(fnv1a(body)), immutable: false };
+            let page = File {
+                name: String::new(),
+                body,
+                content_type: HTML,
+                etag: etag(fnv1a(body)),
+                immutable: false,
+                gzip: None,
+            };
             Site { page, files }
         });
         &SITE
@@ -223,14 +242,22 @@ mod site {
 
     fn serve(file: &File, request: &HeaderMap) -> Response {
         let not_modified = matches(request, &file.etag);
+        let gzip = file.gzip.filter(|_| accepts_gzip(request));
         let mut response = if not_modified {
             StatusCode::NOT_MODIFIED.into_response()
         } else {
-            let mut response = Body::from(file.body).into_response();
+            let mut response = Body::from(gzip.unwrap_or(file.body)).into_response();
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(file.content_type));
+            if gzip.is_some() {
+                // Already encoded: the compression layer leaves a response with an encoding alone.
+                response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
             response
         };
         let headers = response.headers_mut();
+        if file.gzip.is_some() {
+            headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        }
         headers.insert(header::ETAG, file.etag.clone());
         headers.insert(
             header::CACHE_CONTROL,
@@ -239,9 +266,60 @@ mod site {
         response
     }
 
+    /// Whether `Accept-Encoding` takes gzip (RFC 9110 12.5.3: named, or `*`, with a q above 0; a
+    /// named entry wins over `*`).
+    fn accepts_gzip(headers: &HeaderMap) -> bool {
+        let mut star = false;
+        for entry in headers.get_all(header::ACCEPT_ENCODING).iter().flat_map(|v| v.as_bytes().split(|&b| b == b',')) {
+            let mut parts = entry.split(|&b| b == b';');
+            let coding = parts.next().unwrap_or_default().trim_ascii();
+            let weighted = parts
+                .filter_map(|p| p.trim_ascii().strip_prefix(b"q=").or_else(|| p.trim_ascii().strip_prefix(b"Q=")))
+                .next()
+                .and_then(|q| std::str::from_utf8(q).ok()?.parse::<f32>().ok())
+                .unwrap_or(1.0)
+                > 0.0;
+            if coding.eq_ignore_ascii_case(b"gzip") {
+                return weighted;
+            }
+            star |= coding == b"*" && weighted;
+        }
+        star
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn gzip_is_taken_when_accepted_with_a_positive_weight() {
+            let with = |value: &'static str| {
+                let mut headers = HeaderMap::new();
+                headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(value));
+                accepts_gzip(&headers)
+            };
+            assert!(with("gzip"));
+            assert!(with("br, GZIP;q=0.5"));
+            assert!(with("*"));
+            assert!(!with("gzip;q=0"));
+            assert!(!with("*, gzip;q=0"));
+            assert!(!with("zstd, br"));
+            assert!(!with("identity"));
+            assert!(!accepts_gzip(&HeaderMap::new()));
+        }
+
+        #[test]
+        fn the_gzipped_files_are_the_files() {
+            use std::io::Read;
+            for &(name, body, _, _, gzip) in FILES {
+                if let Some(gzip) = gzip {
+                    let mut plain = Vec::new();
+                    flate2::read::GzDecoder::new(gzip).read_to_end(&mut plain).unwrap();
+                    assert!(plain == body, "{name}");
+                    assert!(gzip.len() * 3 < body.len(), "{name}: {} of {}", gzip.len(), body.len());
+                }
+            }
+        }
 
         #[test]
         fn the_page_names_every_file_by_its_hash() {

@@ -82,6 +82,18 @@ async fn the_page_and_its_files_are_served_with_their_types_policy_and_caching()
     let bundle = files.iter().find(|f| f.contains("swagger-ui-bundle.") && f.ends_with(".js")).unwrap();
     let body = client.get(server.url(bundle)).send().await.unwrap().bytes().await.unwrap();
     assert!(body.len() > 1_000_000, "the whole bundle: {} bytes", body.len());
+    // Gzipped once at build time, not per request: sent as it is, and not compressed again.
+    let raw = reqwest::Client::builder().no_proxy().no_gzip().no_zstd().build().unwrap();
+    let zipped = raw.get(server.url(bundle)).header("accept-encoding", "gzip, zstd").send().await.unwrap();
+    assert_eq!(header(&zipped, "content-encoding"), "gzip");
+    assert_eq!(header(&zipped, "vary"), "accept-encoding");
+    let zipped = zipped.bytes().await.unwrap();
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&zipped[..]), &mut unzipped).unwrap();
+    assert!(unzipped == body, "one gzip layer over the bundle");
+    let refused = raw.get(server.url(bundle)).header("accept-encoding", "gzip;q=0").send().await.unwrap();
+    assert!(refused.headers().get("content-encoding").is_none());
+    assert_eq!(refused.bytes().await.unwrap(), body);
     let init = files.iter().find(|f| f.contains("/init.")).unwrap();
     let init = client.get(server.url(init)).send().await.unwrap().text().await.unwrap();
     assert!(init.contains("/openapi.json") && init.contains("tryItOutEnabled: true"), "{init}");
