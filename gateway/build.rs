@@ -10,7 +10,7 @@ fn main() -> std::io::Result<()> {
     if std::env::var_os("CARGO_FEATURE_API_EXPLORER").is_none() {
         return Ok(());
     }
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").ok_or_else(|| std::io::Error::other("OUT_DIR unset"))?);
     for name in LARGE {
         let source = format!("explorer/swagger-ui-dist/{name}");
         println!("cargo::rerun-if-changed={source}");
