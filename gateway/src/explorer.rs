@@ -107,8 +107,11 @@ mod site {
     const BUNDLE_GZ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/swagger-ui-bundle.js.gz"));
     const CSS_GZ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/swagger-ui.css.gz"));
 
-    /// (name, contents, content type, named by its hash, gzipped): every file besides the page.
-    const FILES: &[(&str, &[u8], &str, bool, Option<&[u8]>)] = &[
+    /// (name, contents, content type, named by its hash, gzipped): a file besides the page.
+    type Source = (&'static str, &'static [u8], &'static str, bool, Option<&'static [u8]>);
+
+    /// Every file besides the page.
+    const FILES: &[Source] = &[
         (
             "swagger-ui-bundle.js",
             include_bytes!("../explorer/swagger-ui-dist/swagger-ui-bundle.js"),
