@@ -380,7 +380,8 @@ async fn client_forced_sampling_is_bounded() {
     let started = Instant::now();
     futures::stream::iter(0..REQUESTS)
         .for_each_concurrent(32, |i| {
-            let request = client.get(server.url("/gtg")).header("traceparent", format!("00-{:032x}-{PARENT}-01", i + 1));
+            let request =
+                client.get(server.url("/gtg")).header("traceparent", format!("00-{:032x}-{PARENT}-01", i + 1));
             async move { assert_eq!(request.send().await.unwrap().status(), 200) }
         })
         .await;
