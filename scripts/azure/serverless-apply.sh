@@ -25,6 +25,15 @@ tf "$SLS_DIR" apply -input=false "${SLS_VARS[@]}" ${AUTO_APPROVE:+-auto-approve}
 
 group=$(tf_output "$SLS_DIR" resource_group)
 app=$(tf_output "$SLS_DIR" function_app_name)
+# azurerm_function_app_flex_consumption writes the app setting AzureWebJobsStorage, a connection
+# string, whatever storage_authentication_type says (the provider's
+# ExpandSiteConfigFunctionFlexConsumptionApp appends it whenever the storage string is not empty;
+# with the app's identity its AccountKey is empty), on every apply that updates the app; the host
+# reads it before AzureWebJobsStorage__accountName, and the account takes no shared keys, so the
+# host could not reach its storage. Removed after every apply (it holds no key to lose).
+log "removing the provider's key-less AzureWebJobsStorage connection string from $app"
+az functionapp config appsettings delete --resource-group "$group" --name "$app" \
+  --setting-names AzureWebJobsStorage --output none
 log "deploying $FUNCTIONS_ZIP to $app ($group)"
 az functionapp deployment source config-zip --resource-group "$group" --name "$app" --src "$FUNCTIONS_ZIP" --output none
 

@@ -83,10 +83,18 @@ class CloudScripts(unittest.TestCase):
         self.assertEqual(deploys, [["az", "functionapp", "deployment", "source", "config-zip", "--resource-group",
                                     "candidates-fn-rg", "--name", "candidates-fn-0123abcd", "--src", package,
                                     "--output", "none"]])
-        # The deploy comes after the apply: the outputs it reads exist only then.
-        order = [c[0] + (":" + c[1] if len(c) > 1 else "") for c in self.fake.calls()]
-        self.assertLess(max(i for i, c in enumerate(self.fake.calls()) if c[0] == "terraform" and "apply" in c),
-                        min(i for i, c in enumerate(self.fake.calls()) if "config-zip" in c), order)
+        # The provider's key-less AzureWebJobsStorage is removed after the apply, before the deploy.
+        deletes = [c for c in self.fake.calls("az") if "appsettings" in c]
+        self.assertEqual(deletes, [["az", "functionapp", "config", "appsettings", "delete", "--resource-group",
+                                    "candidates-fn-rg", "--name", "candidates-fn-0123abcd", "--setting-names",
+                                    "AzureWebJobsStorage", "--output", "none"]])
+        # Apply, then the setting removed, then the deploy: the outputs they read exist only after the apply.
+        calls = self.fake.calls()
+        apply = max(i for i, c in enumerate(calls) if c[0] == "terraform" and "apply" in c)
+        delete = next(i for i, c in enumerate(calls) if "appsettings" in c)
+        deploy = next(i for i, c in enumerate(calls) if "config-zip" in c)
+        self.assertLess(apply, delete)
+        self.assertLess(delete, deploy)
 
     def test_azure_apply_needs_the_package(self):
         self.azure_fakes()

@@ -534,6 +534,17 @@ fn the_app_settings_are_the_binarys_with_the_cosmos_store() {
     assert_eq!(value("COSMOS_CONTAINER_NAME"), "azurerm_cosmosdb_sql_container.candidates.name");
     assert_eq!(value("CANDIDATES_LOG_FORMAT"), "\"json\"");
     assert_eq!(value("AzureWebJobsStorage__accountName"), "azurerm_storage_account.functions.name");
+    // The provider also writes a scalar AzureWebJobsStorage (a connection string, with an empty key
+    // under the app's identity: helpers.ExpandSiteConfigFunctionFlexConsumptionApp appends it
+    // whenever the storage string is not empty), which the host reads first; the apply script
+    // removes it after every apply, before the deploy.
+    assert!(!settings.iter().any(|(k, _)| k == "AzureWebJobsStorage"));
+    let apply = read("scripts/azure/serverless-apply.sh");
+    let delete = apply.find("--setting-names AzureWebJobsStorage").expect("the apply removes the provider's setting");
+    assert!(
+        apply.find("tf \"$SLS_DIR\" apply").unwrap() < delete
+            && delete < apply.find("config-zip --resource-group").unwrap()
+    );
     // The system-assigned identity is the app's only one, so the store's credential needs no client id.
     assert!(!settings.iter().any(|(k, _)| k == "CANDIDATES_COSMOS_IDENTITY_CLIENT_ID"));
     assert_eq!(str_attr(block(app, "identity"), "type").as_deref(), Some("SystemAssigned"));
