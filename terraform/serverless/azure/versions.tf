@@ -22,10 +22,16 @@ locals {
 }
 
 # Credentials from the environment (ARM_* of a service principal, or `az login`), as terraform/azure.
-# storage_use_azuread: the storage account allows no shared keys (storage.tf), so the provider
-# reads its data-plane properties with Entra ID instead of a key.
+# The storage account allows no shared keys (storage.tf): the provider makes and reads it and its
+# container through ARM only (data_plane_available = false, azurerm 4.x), so the deploying
+# principal needs no data-plane role on it; anything that still reaches the data plane uses Entra
+# ID, never a key (storage_use_azuread).
 provider "azurerm" {
-  features {}
+  features {
+    storage {
+      data_plane_available = false
+    }
+  }
   storage_use_azuread = true
 }
 

@@ -691,8 +691,7 @@ fn the_apps_identity_holds_exactly_the_stores_cosmos_actions_and_two_scoped_role
 // Provider docs, azurerm_storage_account: `shared_access_key_enabled` (false: Entra ID only),
 // `min_tls_version` TLS1_2, `allow_nested_items_to_be_public`. azurerm_function_app_flex_consumption:
 // `storage_authentication_type` SystemAssignedIdentity reads the deployment container with the
-// app's identity, so no `storage_access_key`. The provider then needs `storage_use_azuread` to
-// read the account's data-plane properties without a key.
+// app's identity, so no `storage_access_key`. The provider itself stays off the data plane.
 #[test]
 fn storage_takes_no_shared_keys() {
     let m = azure();
@@ -710,8 +709,10 @@ fn storage_takes_no_shared_keys() {
         text(app, "storage_container_endpoint"),
         "\"${azurerm_storage_account.functions.primary_blob_endpoint}${azurerm_storage_container.deployments.name}\""
     );
+    // Provider docs, features.storage.data_plane_available (false: ARM only) and
+    // storage_use_azuread: the provider never needs the keys the account does not allow.
     let versions = read("terraform/serverless/azure/versions.tf");
-    assert!(versions.contains("storage_use_azuread = true"));
+    assert!(versions.contains("data_plane_available = false") && versions.contains("storage_use_azuread = true"));
     // The account name: at most 24 lower-case letters and digits.
     assert!(text(storage, "name").starts_with("substr(\"${replace(var.name, \"-\", \"\")}"));
     let name = validation(&m, "name");
