@@ -5,7 +5,9 @@
 //! the binary's REST router (`candidates_server::host`) on 127.0.0.1 at that port, nothing else.
 //!
 //! Configuration is the binary's, from the app settings (environment): `CANDIDATES_STORE=cosmos`,
-//! `CANDIDATES_COSMOS_ENDPOINT`, ... with the function app's managed identity (no key).
+//! `CANDIDATES_COSMOS_ENDPOINT`, ... with the function app's managed identity (no key). The write
+//! keys' digests may come as `CANDIDATES_API_KEY_LINES` (terraform/serverless/azure), written to a
+//! file in the temporary directory at start, as on Lambda (`host::api_key_lines_from_env`).
 
 use std::{net::SocketAddr, process::ExitCode};
 
@@ -17,8 +19,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = Config::parse_from(["handler"]);
+    let mut config = Config::parse_from(["handler"]);
     telemetry::init(config.log_format, &config.log);
+    if let Err(error) = host::api_key_lines_from_env(&mut config, &std::env::temp_dir()) {
+        tracing::error!(%error, "cannot start");
+        telemetry::flush();
+        return ExitCode::from(2);
+    }
     let code = run(config).await;
     telemetry::flush();
     code

@@ -34,9 +34,15 @@ fn free_port() -> u16 {
 }
 
 async fn start(port: u16) -> Handler {
+    start_with(port, &[]).await
+}
+
+async fn start_with(port: u16, env: &[(&str, &str)]) -> Handler {
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(BIN)
         .env_clear()
+        .envs(env.iter().copied())
+        .env("TMPDIR", dir.path())
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
         .env("WEBSITE_INSTANCE_ID", "instance-0123")
         .env("CANDIDATES_DATA_DIR", dir.path())
@@ -90,6 +96,22 @@ async fn host(handler_port: u16) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, axum::Router::new().fallback(forward)).await.unwrap() });
     addr
+}
+
+/// terraform/serverless/azure puts the write keys' digests in the app setting
+/// `CANDIDATES_API_KEY_LINES`: the handler holds writes to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_need_a_key_from_the_key_lines_setting() {
+    let key = candidates_api::api_key::mint().unwrap();
+    let lines = format!("{} candidates.write deploy", candidates_api::api_key::digest_hex(&key));
+    let port = free_port();
+    let _handler = start_with(port, &[("CANDIDATES_API_KEY_LINES", &lines), ("CANDIDATES_AUTH_WRITE", "scope")]).await;
+    let front = host(port).await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = format!("http://{front}/candidate/keyed");
+    assert_eq!(client.post(&url).send().await.unwrap().status(), 401);
+    assert_eq!(client.post(&url).bearer_auth(&key).send().await.unwrap().status(), 200);
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 200, "reads stay open");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
