@@ -26,6 +26,15 @@ fn read(path: &str) -> String {
     fs::read_to_string(repo_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// Whether a host adapter turns CANDIDATES_API_KEY_LINES into its key file: itself, or through
+/// the shared `candidates_server::host::api_key_lines_from_env`.
+fn adapter_reads_key_lines(main_rs: &str) -> bool {
+    let main = read(main_rs);
+    main.contains("\"CANDIDATES_API_KEY_LINES\"")
+        || (main.contains("host::api_key_lines_from_env(")
+            && read("server/src/host.rs").contains("\"CANDIDATES_API_KEY_LINES\""))
+}
+
 /// `local.env` of lambda.tf, merged: key -> one-line HCL.
 fn env(m: &Module) -> Vec<(String, String)> {
     merged(m, "env")
@@ -107,7 +116,7 @@ fn the_environment_is_the_binarys_with_the_dynamodb_store() {
         );
         assert!(!key.starts_with("AWS_"), "{key}: Lambda reserves AWS_* names");
     }
-    assert!(read("serverless/lambda/src/main.rs").contains("\"CANDIDATES_API_KEY_LINES\""));
+    assert!(adapter_reads_key_lines("serverless/lambda/src/main.rs"));
     assert_eq!(env_value(&m, "CANDIDATES_STORE"), "\"dynamodb\"");
     assert_eq!(env_value(&m, "CANDIDATES_DYNAMODB_TABLE"), "aws_dynamodb_table.candidates.name");
     assert_eq!(env_value(&m, "CANDIDATES_DYNAMODB_REGION"), "var.region");
@@ -761,7 +770,7 @@ fn writes_need_the_deployment_key_and_the_app_fails_closed_without_it() {
     assert_eq!(value("CANDIDATES_API_KEY_LINES"), "join(\"\\n\", local.api_key_lines)");
     assert_eq!(value("CANDIDATES_AUTH_WRITE"), "\"scope\"");
     assert_eq!(value("CANDIDATES_AUTH_READ"), "var.auth_read");
-    if !read("serverless/azure-functions/src/main.rs").contains("CANDIDATES_API_KEY_LINES") {
+    if !adapter_reads_key_lines("serverless/azure-functions/src/main.rs") {
         let config = Config::try_parse_from(["handler", "--auth-write", "scope"]).unwrap();
         assert!(config.validate().is_err(), "scope without a key file must refuse to start, not open writes");
     }
