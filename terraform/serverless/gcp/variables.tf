@@ -8,9 +8,11 @@ variable "name" {
   description = "The Cloud Run service's name and the prefix of every other resource name."
   default     = "candidates-run"
   validation {
-    # Service account ids are 6 to 30 characters: "<name>-run" must fit.
-    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.name))
-    error_message = "The name must be 2 to 21 lower-case letters, digits and dashes."
+    # Cloud Run service names start with a letter and do not end with a dash; the Firestore
+    # database id (<name> by default) is 4 to 63 characters; the service account id "<name>-run"
+    # is at most 30.
+    condition     = can(regex("^[a-z][a-z0-9-]{2,19}[a-z0-9]$", var.name))
+    error_message = "The name must be 4 to 21 lower-case letters, digits and dashes, starting with a letter and not ending with a dash."
   }
 }
 

@@ -1055,6 +1055,13 @@ fn the_image_comes_from_the_roots_repository_and_the_database_mirrors_the_scalin
     assert!(env.contains("crane push \"$dir\"") && env.contains("skopeo copy --preserve-digests"));
     assert!(env.contains("echo \"$repository/candidates@$digest\""), "the service runs the image by digest");
 
+    // Cloud Run service names: a letter first, no dash last; Firestore database ids (the name by
+    // default): 4 to 63 characters; service account ids ("<name>-run"): 6 to 30.
+    assert!(validation(&m, "name").contains("^[a-z][a-z0-9-]{2,19}[a-z0-9]$"));
+    assert_eq!(
+        one_line(m.local("firestore_database")),
+        "var.firestore_database != \"\" ? var.firestore_database : var.name"
+    );
     let db = m.resource("google_firestore_database", "this");
     let scaling = Module::load("gcp");
     let theirs = scaling.resource("google_firestore_database", "this");
