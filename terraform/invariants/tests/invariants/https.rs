@@ -745,12 +745,12 @@ fn aws_certificate_needs_its_domain() {
 /// The variable blocks of a root in a module of their own: no provider, so `terraform plan` runs
 /// offline and evaluates their validations with the real Terraform. None when terraform is not
 /// installed (the check is then skipped, and says so).
-struct ThrowawayModule {
+pub(crate) struct ThrowawayModule {
     dir: tempfile::TempDir,
 }
 
 impl ThrowawayModule {
-    fn new(variables: &str) -> Option<Self> {
+    pub(crate) fn new(variables: &str) -> Option<Self> {
         if Command::new("terraform").arg("version").output().is_err() {
             eprintln!("terraform is not installed: the variables' validations were not exercised");
             return None;
@@ -777,7 +777,7 @@ impl ThrowawayModule {
     /// The value of an output of the module under these values (`terraform plan` then
     /// `terraform output` would need a state: `terraform apply` of a provider-less module is as
     /// offline as its plan).
-    fn output(&self, name: &str, values: &[(&str, &str)]) -> String {
+    pub(crate) fn output(&self, name: &str, values: &[(&str, &str)]) -> String {
         let mut args = vec!["apply".to_owned(), "-auto-approve".into(), "-input=false".into(), "-no-color".into()];
         for (k, v) in values {
             args.push(format!("-var={k}={v}"));
@@ -791,7 +791,7 @@ impl ThrowawayModule {
     }
 
     /// Whether `terraform plan` accepts these values (HCL expressions), and its errors.
-    fn accepts(&self, values: &[(&str, &str)]) -> (bool, String) {
+    pub(crate) fn accepts(&self, values: &[(&str, &str)]) -> (bool, String) {
         let mut args = vec!["plan".to_owned(), "-input=false".into(), "-lock=false".into(), "-no-color".into()];
         for (k, v) in values {
             args.push(format!("-var={k}={v}"));

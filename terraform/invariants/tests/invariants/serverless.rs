@@ -1086,3 +1086,72 @@ fn the_gcp_outputs_are_what_the_scripts_read() {
     assert!(validate.contains("anonymous_writes_refused \"$url\""));
     assert!(read("scripts/gcp/serverless-env.sh").contains("SLS_DIR=serverless/gcp"));
 }
+
+// Resource names, in Terraform itself (a provider-less throwaway module of the roots' own `name`
+// variables and name expressions, planned and applied offline). Azure, "Naming rules and
+// restrictions for Azure resources": a storage account is 3 to 24 lower-case letters and digits;
+// provider docs, azurerm_function_app_flex_consumption `name`: at most 32 characters to avoid host
+// id collisions; Cosmos DB accounts 3 to 44 of lower-case letters, digits and dashes. Cloud Run: a
+// service name starts with a letter, does not end with a dash, at most 49 characters; Firestore
+// database ids 4 to 63; service account ids 6 to 30.
+#[test]
+fn resource_names_fit_their_services_rules() {
+    let azure = azure();
+    let storage = text(azure.resource("azurerm_storage_account", "functions"), "name");
+    let app = text(azure.resource("azurerm_function_app_flex_consumption", "this"), "name");
+    let cosmos = text(azure.resource("azurerm_cosmosdb_account", "this"), "name");
+    let module = format!(
+        "{}\nlocals {{\n  suffix = \"0123abcd\"\n}}\noutput \"names\" {{\n  value = join(\" \", [{storage}, {app}, {cosmos}])\n}}\n",
+        azure.variables_hcl(&["name"])
+    );
+    let Some(tf) = crate::https::ThrowawayModule::new(&module) else { return };
+    for (value, ok) in [
+        ("ab", true),
+        ("a-b-c", true),
+        ("candidates-fn", true),
+        ("abcdefghijklmnop", true),
+        ("abcdefghijklmnopq", false),
+        ("a", false),
+        ("1ab", false),
+        ("AB", false),
+    ] {
+        let (accepted, err) = tf.accepts(&[("name", value)]);
+        assert_eq!(accepted, ok, "azure name = {value}: {err}");
+        if !ok {
+            continue;
+        }
+        let out = tf.output("names", &[("name", value)]);
+        let names: Vec<&str> = out.split(' ').collect();
+        let (storage, app, cosmos) = (names[0], names[1], names[2]);
+        assert!(
+            (3..=24).contains(&storage.len()) && storage.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+            "{storage}"
+        );
+        assert!(app.len() <= 32, "{app}");
+        assert!((3..=44).contains(&cosmos.len()), "{cosmos}");
+    }
+
+    let gcp = gcp_root();
+    let Some(tf) = crate::https::ThrowawayModule::new(&format!(
+        "{}\noutput \"service_account\" {{\n  value = \"${{var.name}}-run\"\n}}\n",
+        gcp.variables_hcl(&["name"])
+    )) else {
+        return;
+    };
+    for (value, ok) in [
+        ("abcd", true),
+        ("candidates-run", true),
+        ("a23456789012345678901", true),
+        ("abc", false),
+        ("a234567890123456789012", false),
+        ("abcd-", false),
+        ("1abc", false),
+    ] {
+        let (accepted, err) = tf.accepts(&[("name", value)]);
+        assert_eq!(accepted, ok, "gcp name = {value}: {err}");
+        if ok {
+            let account = tf.output("service_account", &[("name", value)]);
+            assert!((6..=30).contains(&account.len()), "{account}");
+        }
+    }
+}
