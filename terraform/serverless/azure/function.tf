@@ -12,8 +12,8 @@
 #
 # The API key file: the server reads keys from a file only, and a function app has no boot step to
 # write one; the key lines (digests, access.tf) go in CANDIDATES_API_KEY_LINES, as on Lambda,
-# which the adapter writes to a temporary file at start (docs/serverless.md: serverless/lambda does
-# this today; serverless/azure-functions must do the same). The digests are not secrets, so a plain
+# which the adapter writes to a temporary file at start (candidates_server::host::
+# api_key_lines_from_env, in both adapters). The digests are not secrets, so a plain
 # app setting, not a Key Vault reference (Microsoft's practice for secrets): the one secret, the
 # write key, never reaches the app.
 

@@ -757,10 +757,10 @@ fn the_app_logs_to_application_insights_with_a_retention() {
 
 // Issue 27's access rules: access.tf is the other roots' own; the app gets the key lines (digests,
 // not the key: no Key Vault reference is needed for them, and the write key never reaches the
-// app) in CANDIDATES_API_KEY_LINES, and writes need candidates.write. Until the Functions adapter
-// reads CANDIDATES_API_KEY_LINES as `bootstrap` does (serverless/lambda/src/main.rs), the handler
-// gets CANDIDATES_AUTH_WRITE=scope with no key file, which the binary's configuration refuses: the
-// app fails closed (it does not start) rather than open.
+// app) in CANDIDATES_API_KEY_LINES, which the Functions adapter turns into its key file as
+// `bootstrap` does (candidates_server::host::api_key_lines_from_env), and writes need
+// candidates.write. Without the key file the binary's configuration would refuse
+// CANDIDATES_AUTH_WRITE=scope: the app would fail closed, never open.
 #[test]
 fn writes_need_the_deployment_key_and_the_app_fails_closed_without_it() {
     let m = azure();
@@ -770,10 +770,9 @@ fn writes_need_the_deployment_key_and_the_app_fails_closed_without_it() {
     assert_eq!(value("CANDIDATES_API_KEY_LINES"), "join(\"\\n\", local.api_key_lines)");
     assert_eq!(value("CANDIDATES_AUTH_WRITE"), "\"scope\"");
     assert_eq!(value("CANDIDATES_AUTH_READ"), "var.auth_read");
-    if !adapter_reads_key_lines("serverless/azure-functions/src/main.rs") {
-        let config = Config::try_parse_from(["handler", "--auth-write", "scope"]).unwrap();
-        assert!(config.validate().is_err(), "scope without a key file must refuse to start, not open writes");
-    }
+    assert!(adapter_reads_key_lines("serverless/azure-functions/src/main.rs"), "handler must read the key lines");
+    let config = Config::try_parse_from(["handler", "--auth-write", "scope"]).unwrap();
+    assert!(config.validate().is_err(), "scope without a key file must refuse to start, not open writes");
 }
 
 // The outputs the scripts read (scripts/azure/serverless-{apply,validate}.sh).
