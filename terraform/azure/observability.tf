@@ -241,10 +241,12 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "service_5xx" {
   window_duration      = "PT5M"
   tags                 = local.tags
 
+  # One row per 5-minute bin, TimeGenerated kept: a log alert with a measure column aggregates
+  # the column over time by it.
   criteria {
     query                   = <<-EOT
       ${local.access_lines}
-      | summarize requests = count(), errors = countif(status >= 500)
+      | summarize requests = count(), errors = countif(status >= 500) by bin(TimeGenerated, 5m)
       | extend rate = iff(requests >= 100, 100.0 * errors / requests, 0.0)
     EOT
     time_aggregation_method = "Maximum"

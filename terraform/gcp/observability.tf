@@ -565,7 +565,7 @@ locals {
       }]
     },
     {
-      title = "Firestore: store call latency p99 (service side, ms)"
+      title = "Firestore: store call latency p99 by operation (service side, seconds)"
       series = [{
         legend      = "p99"
         filter      = "metric.type=\"prometheus.googleapis.com/store_operation_duration_seconds/histogram\" AND resource.type=\"prometheus_target\""
