@@ -75,6 +75,16 @@ locals {
   lb_requests = "loadbalancing_googleapis_com:https_request_count{monitored_resource=\"https_lb_rule\",backend_target_name=\"${google_compute_backend_service.rest.name}\"}"
 }
 
+# The image's Ops Agent scrapes 127.0.0.1:9090 (packer/files/ops-agent.yaml): another metrics port
+# leaves store_operation_errors_total, its alert policy and its panel without data. A check
+# block warns at plan time without failing the apply.
+check "ops_agent_scrapes_the_metrics_port" {
+  assert {
+    condition     = var.metrics_port == 9090
+    error_message = "The image's Ops Agent scrapes port 9090 (packer/files/ops-agent.yaml); with metrics_port ${var.metrics_port} the store errors policy and the dashboard's store panels get no data."
+  }
+}
+
 # --- logs ------------------------------------------------------------------------------------
 
 # The deployment's own bucket, so its retention is this root's and not the project's _Default.

@@ -1254,6 +1254,8 @@ fn the_ops_agent_configuration_follows_its_documented_schema_and_reads_the_rsysl
     let gcp = Module::load("gcp");
     let port = gcp.default_number("metrics_port");
     assert_eq!(scrape["static_configs"][0]["targets"], serde_json::json!([format!("127.0.0.1:{port}")]));
+    // ...and the root warns (a check block) when a deployment picks another port.
+    assert!(read("terraform/gcp/observability.tf").contains(&format!("condition     = var.metrics_port == {port}\n")));
 
     // The log is named after the receiver, which is what the GCP root's filters read.
     assert_eq!(one_line(gcp.local("service_log_name")), "\"projects/${var.project_id}/logs/candidates\"");
