@@ -437,8 +437,18 @@ locals {
   budget = var.billing_account != "" && var.monthly_budget_usd > 0
 }
 
+# The Budget API is called against a quota project: with user credentials, that is the ADC quota
+# project (`gcloud auth application-default set-quota-project PROJECT`), which must have it on.
+resource "google_project_service" "billing_budgets" {
+  count              = local.budget ? 1 : 0
+  service            = "billingbudgets.googleapis.com"
+  disable_on_destroy = false
+  depends_on         = [google_project_service.apis]
+}
+
 resource "google_billing_budget" "monthly" {
   count           = local.budget ? 1 : 0
+  depends_on      = [google_project_service.billing_budgets]
   billing_account = var.billing_account
   display_name    = "${var.name}-monthly"
 
