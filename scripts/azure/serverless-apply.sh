@@ -25,16 +25,18 @@ tf "$SLS_DIR" apply -input=false "${SLS_VARS[@]}" ${AUTO_APPROVE:+-auto-approve}
 
 group=$(tf_output "$SLS_DIR" resource_group)
 app=$(tf_output "$SLS_DIR" function_app_name)
-# azurerm_function_app_flex_consumption writes the app setting AzureWebJobsStorage, a connection
-# string, whatever storage_authentication_type says (the provider's
-# ExpandSiteConfigFunctionFlexConsumptionApp appends it whenever the storage string is not empty;
-# with the app's identity its AccountKey is empty), on every apply that updates the app; the host
-# reads it before AzureWebJobsStorage__accountName, and the account takes no shared keys, so the
-# host could not reach its storage. Removed after every apply (it holds no key to lose).
-log "removing the provider's key-less AzureWebJobsStorage connection string from $app"
-az functionapp config appsettings delete --resource-group "$group" --name "$app" \
-  --setting-names AzureWebJobsStorage --output none
+# (terraform_data.drop_keyless_storage_string removes the provider's key-less AzureWebJobsStorage
+# connection string after every apply that changed the app: function.tf.)
 log "deploying $FUNCTIONS_ZIP to $app ($group)"
-az functionapp deployment source config-zip --resource-group "$group" --name "$app" --src "$FUNCTIONS_ZIP" --output none
+# The app's identity was granted the deployment container minutes ago at most, and Azure role
+# assignments take up to ten minutes to apply: a 403 on the first deploy is retried.
+for attempt in 1 2 3 4 5 6; do
+  if az functionapp deployment source config-zip --resource-group "$group" --name "$app" --src "$FUNCTIONS_ZIP" --output none; then
+    break
+  fi
+  ((attempt < 6)) || die "the zip deploy failed six times; if the app then does not start, deploy the same files with Azure Functions Core Tools instead: unzip $FUNCTIONS_ZIP into an empty directory and run 'func azure functionapp publish $app' there"
+  log "zip deploy failed (attempt $attempt; role assignments may still be propagating): retrying in $((attempt * 20)) s"
+  sleep $((attempt * 20))
+done
 
 "$(dirname "$0")/serverless-validate.sh"

@@ -27,12 +27,14 @@ state_resources() {
 # which replaces whatever is at that key, and keeps the local file as terraform.tfstate.migrated);
 # an empty local state (after a destroy) is set aside as terraform.tfstate.local-empty.
 tf_init() {
-  local dir=$1 backend local_state n
+  local dir=$1 backend local_state n cloud
+  # scripts/<cloud>/bootstrap-state.sh and docs/deploy-<cloud>.md, for serverless/<cloud> too.
+  cloud=${dir#serverless/}
   backend=$(backend_override "$dir")
   local_state=$ROOT/terraform/$dir/terraform.tfstate
   if [[ ! -f $backend ]]; then
     log "terraform init (terraform/$dir): local state in terraform/$dir/terraform.tfstate" \
-      "(for remote state with locking: scripts/$dir/bootstrap-state.sh)"
+      "(for remote state with locking: scripts/$cloud/bootstrap-state.sh, docs/deploy-$cloud.md \"Remote state\")"
     tf "$dir" init -input=false
     return
   fi
@@ -42,7 +44,7 @@ tf_init() {
     [[ -n ${MIGRATE_STATE:-} ]] ||
       die "terraform/$dir/terraform.tfstate holds $n resources, and terraform/$dir/backend_override.tf puts the state" \
         "elsewhere: copy it there first (MIGRATE_STATE=1 scripts/$dir/apply.sh, or" \
-        "terraform -chdir=terraform/$dir init -migrate-state; docs/deploy-$dir.md, Remote state)"
+        "terraform -chdir=terraform/$dir init -migrate-state; docs/deploy-$cloud.md, Remote state)"
     log "copying the local state ($n resources) to the remote backend (MIGRATE_STATE=1)"
     tf "$dir" init -input=false -migrate-state -force-copy
     mv "$local_state" "$local_state.migrated"

@@ -12,6 +12,9 @@ set -euo pipefail
 source "$(dirname "$0")/serverless-env.sh"
 
 require_tools cargo python3 ldd
+# Cloud Run runs linux/amd64 images only (the container runtime contract); the image is this
+# machine's binary.
+[[ $(uname -m) == x86_64 ]] || die "Cloud Run runs x86_64 (amd64) images: build on an x86_64 Linux machine (this is $(uname -m))"
 target=${CARGO_TARGET_DIR:-$ROOT/target}
 if [[ -z ${SKIP_CARGO:-} ]]; then
   log "release build of candidate-server"

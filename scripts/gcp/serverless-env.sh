@@ -32,12 +32,13 @@ push_image() {
   local dir=$1 repository=$2 tag=$3 host digest
   host=${repository%%/*}
   digest=$(image_digest "$dir")
+  # Each step returns on failure: in a command substitution set -e does not stop the function.
   if command -v crane >/dev/null; then
-    gcloud auth print-access-token | crane auth login "$host" -u oauth2accesstoken --password-stdin >&2
-    crane push "$dir" "$repository/candidates:$tag" >&2
+    gcloud auth print-access-token | crane auth login "$host" -u oauth2accesstoken --password-stdin >&2 || return 1
+    crane push "$dir" "$repository/candidates:$tag" >&2 || return 1
   elif command -v skopeo >/dev/null; then
-    gcloud auth print-access-token | skopeo login "$host" -u oauth2accesstoken --password-stdin >&2
-    skopeo copy --preserve-digests "oci:$dir" "docker://$repository/candidates:$tag" >&2
+    gcloud auth print-access-token | skopeo login "$host" -u oauth2accesstoken --password-stdin >&2 || return 1
+    skopeo copy --preserve-digests "oci:$dir" "docker://$repository/candidates:$tag" >&2 || return 1
   else
     die "no crane or skopeo to push the image (the image is an OCI layout, built without Docker):" \
       "install one (crane: go install github.com/google/go-containerregistry/cmd/crane@latest; skopeo: apt-get install skopeo)"

@@ -83,18 +83,12 @@ class CloudScripts(unittest.TestCase):
         self.assertEqual(deploys, [["az", "functionapp", "deployment", "source", "config-zip", "--resource-group",
                                     "candidates-fn-rg", "--name", "candidates-fn-0123abcd", "--src", package,
                                     "--output", "none"]])
-        # The provider's key-less AzureWebJobsStorage is removed after the apply, before the deploy.
-        deletes = [c for c in self.fake.calls("az") if "appsettings" in c]
-        self.assertEqual(deletes, [["az", "functionapp", "config", "appsettings", "delete", "--resource-group",
-                                    "candidates-fn-rg", "--name", "candidates-fn-0123abcd", "--setting-names",
-                                    "AzureWebJobsStorage", "--output", "none"]])
-        # Apply, then the setting removed, then the deploy: the outputs they read exist only after the apply.
+        # Apply, then the deploy: the outputs it reads exist only after the apply. (The provider's
+        # key-less AzureWebJobsStorage is removed by the root itself: function.tf.)
         calls = self.fake.calls()
         apply = max(i for i, c in enumerate(calls) if c[0] == "terraform" and "apply" in c)
-        delete = next(i for i, c in enumerate(calls) if "appsettings" in c)
         deploy = next(i for i, c in enumerate(calls) if "config-zip" in c)
-        self.assertLess(apply, delete)
-        self.assertLess(delete, deploy)
+        self.assertLess(apply, deploy)
 
     def test_azure_apply_needs_the_package(self):
         self.azure_fakes()

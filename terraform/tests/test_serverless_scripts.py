@@ -74,6 +74,32 @@ class ServerlessScripts(unittest.TestCase):
         # filebase64sha256 needs a file even on destroy: an empty stand-in.
         self.assertTrue(os.path.isfile(package))
 
+    def test_apply_refuses_a_reservation_the_account_cannot_give(self):
+        package = os.path.join(self.tmp, "bootstrap-arm64.zip")
+        open(package, "wb").close()
+        self.fake.add("aws", [(["sts", "get-caller-identity"], "arn", 0),
+                              (["get-account-settings"], "50", 0),
+                              (["get-function-concurrency"], "None", 0)])
+        self.fake.add("terraform", [])
+        result = run("serverless-apply.sh", self.fake, SKIP_BUILD="1", LAMBDA_ZIP=package,
+                     RESERVED_CONCURRENCY="10", AUTO_APPROVE="1")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("would leave 40 unreserved executions; Lambda needs 100", result.stderr)
+        self.assertFalse([c for c in self.fake.calls("terraform") if "apply" in c])
+
+    def test_apply_passes_a_reservation_the_account_can_give(self):
+        package = os.path.join(self.tmp, "bootstrap-arm64.zip")
+        open(package, "wb").close()
+        self.fake.add("aws", [(["sts", "get-caller-identity"], "arn", 0),
+                              (["get-account-settings"], "990", 0),
+                              (["get-function-concurrency"], "10", 0)])
+        self.fake.add("terraform", [(["output"], "", 1)])
+        result = run("serverless-apply.sh", self.fake, SKIP_BUILD="1", LAMBDA_ZIP=package,
+                     RESERVED_CONCURRENCY="20", AUTO_APPROVE="1")
+        applies = [" ".join(c) for c in self.fake.calls("terraform") if "apply" in c]
+        self.assertEqual(len(applies), 1, result.stdout + result.stderr)
+        self.assertIn("-var reserved_concurrency=20", applies[0])
+
     def test_build_refuses_a_cross_build_it_cannot_do(self):
         # This machine's other architecture, with no Rust target installed for it.
         self.fake.add("uname", [(["-m"], "x86_64", 0)])

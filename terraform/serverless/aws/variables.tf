@@ -57,8 +57,8 @@ variable "timeout_seconds" {
 
 variable "reserved_concurrency" {
   type        = number
-  description = "Reserved concurrent executions: the most environments at once (a cap on cost and on DynamoDB load); -1 for none (the account's unreserved pool)."
-  default     = 10
+  description = "Reserved concurrent executions: the most environments at once (a cap on cost and on DynamoDB load); -1 (the default) for none, the account's unreserved pool. Lambda refuses a reservation that leaves fewer than 100 unreserved executions in the account (new accounts often have a limit of 10 or 50): scripts/aws/serverless-apply.sh checks RESERVED_CONCURRENCY against the account first."
+  default     = -1
   validation {
     condition     = var.reserved_concurrency == -1 || var.reserved_concurrency >= 1
     error_message = "reserved_concurrency is -1 (unreserved) or at least 1."

@@ -43,8 +43,11 @@ locals {
     CANDIDATES_API_KEY_LINES = join("\n", local.api_key_lines)
     CANDIDATES_AUTH_WRITE    = "scope"
     CANDIDATES_AUTH_READ     = var.auth_read
-    # The host's storage through the app's identity (no connection string, no key).
+    # The host's storage through the app's identity (no connection string, no key). Without the
+    # credential setting the host looks for a connection string and does not start (Microsoft's
+    # Flex Consumption samples set both).
     AzureWebJobsStorage__accountName = azurerm_storage_account.functions.name
+    AzureWebJobsStorage__credential  = "managedidentity"
     # Application Insights with Entra ID ingestion (monitoring.tf).
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING = "Authorization=AAD"
     }, {
@@ -117,4 +120,24 @@ resource "azurerm_function_app_flex_consumption" "this" {
 
   #checkov:skip=CKV_AZURE_56:No App Service authentication: the service applies its own key or token policy (docs/security.md), as behind the scaling groups' load balancers.
   #checkov:skip=CKV_AZURE_159:Public on purpose: the REST contract's reads are public; the service checks keys and tokens itself.
+}
+
+# azurerm_function_app_flex_consumption writes the app setting AzureWebJobsStorage, a connection
+# string, whatever storage_authentication_type says (the provider's
+# ExpandSiteConfigFunctionFlexConsumptionApp appends it whenever the storage string is not empty;
+# with the app's identity its AccountKey is empty: provider issues #29693, #30732, #33211), on every
+# apply that updates the app. The host reads it before AzureWebJobsStorage__accountName, and the
+# account takes no shared keys, so the host could not reach its storage. It is removed after every
+# apply that changed the app, by Terraform itself, so that a hand-run apply cannot leave it behind
+# (needs the Azure CLI, logged in, where Terraform runs: the scripts' check_azure does that).
+resource "terraform_data" "drop_keyless_storage_string" {
+  triggers_replace = azurerm_function_app_flex_consumption.this
+
+  provisioner "local-exec" {
+    command = "az functionapp config appsettings delete --resource-group \"$GROUP\" --name \"$APP\" --setting-names AzureWebJobsStorage --output none"
+    environment = {
+      GROUP = azurerm_resource_group.this.name
+      APP   = azurerm_function_app_flex_consumption.this.name
+    }
+  }
 }

@@ -26,4 +26,7 @@ resource "azurerm_role_assignment" "insights" {
   scope                = azurerm_application_insights.this.id
   role_definition_name = "Monitoring Metrics Publisher"
   principal_id         = azurerm_function_app_flex_consumption.this.identity[0].principal_id
+  # A new identity: without the type, Azure may not find it yet (directory replication) and the
+  # assignment fails with PrincipalNotFound ("Assign Azure roles using Azure Resource Manager").
+  principal_type = "ServicePrincipal"
 }

@@ -43,4 +43,7 @@ resource "azurerm_role_assignment" "storage" {
   scope                = azurerm_storage_account.functions.id
   role_definition_name = "Storage Blob Data Owner"
   principal_id         = azurerm_function_app_flex_consumption.this.identity[0].principal_id
+  # A new identity: without the type, Azure may not find it yet (directory replication) and the
+  # assignment fails with PrincipalNotFound ("Assign Azure roles using Azure Resource Manager").
+  principal_type = "ServicePrincipal"
 }

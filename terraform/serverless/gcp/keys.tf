@@ -17,6 +17,12 @@ resource "google_secret_manager_secret" "api_keys" {
 resource "google_secret_manager_secret_version" "api_keys" {
   secret      = google_secret_manager_secret.api_keys.id
   secret_data = "${join("\n", local.api_key_lines)}\n"
+  # New key lines replace the version; the serving revision mounts the old one until the new
+  # revision serves, so the old version must outlive the switch (destroy-then-create would break
+  # the running revision's cold starts, and leave it pointing at nothing if the apply stopped).
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 # The service account may read this secret only (not roles/secretmanager.secretAccessor on the

@@ -33,6 +33,8 @@ resource "google_cloud_run_v2_service" "this" {
   description         = "candidates REST and gRPC API (candidate-server --single-port), HTTP/2 end to end"
   ingress             = var.ingress
   deletion_protection = var.deletion_protection
+  # Public (var.public): no Cloud Run invoker check, see the note at the end of this file.
+  invoker_iam_disabled = var.public
 
   template {
     service_account                  = google_service_account.service.email
@@ -133,13 +135,10 @@ resource "google_cloud_run_v2_service" "this" {
   }
 }
 
-# Public invocation (var.public, default true): the REST contract's reads are public, and the
-# service checks keys and tokens itself. Cloud Run's own IAM check would want a Google ID token in
+# Public invocation (var.public, default true) is `invoker_iam_disabled` on the service (above), not
+# an allUsers run.invoker binding: organisations that enforce Domain Restricted Sharing
+# (iam.allowedPolicyMemberDomains, on by default for organisations created since 2024) refuse
+# allUsers members, and Cloud Run documents turning the invoker check off for exactly that case
+# ("Allowing public (unauthenticated) access"). The REST contract's reads are public, and the
+# service checks keys and tokens itself; Cloud Run's own check would want a Google ID token in
 # Authorization, where the service's clients send their API key or OIDC token.
-resource "google_cloud_run_v2_service_iam_member" "public" {
-  count    = var.public ? 1 : 0
-  name     = google_cloud_run_v2_service.this.name
-  location = google_cloud_run_v2_service.this.location
-  role     = "roles/run.invoker"
-  member   = "allUsers"
-}

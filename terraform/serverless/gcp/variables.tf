@@ -36,7 +36,7 @@ variable "image" {
 
 variable "public" {
   type        = bool
-  description = "Let anyone invoke the service (allUsers, roles/run.invoker): the REST contract's reads are public, and the service applies its own key or token policy (access.tf) to every request. false: only principals granted roles/run.invoker, with a Google ID token in X-Serverless-Authorization."
+  description = "Let anyone invoke the service (Cloud Run's invoker IAM check off, which works where Domain Restricted Sharing refuses an all-users binding): the REST contract's reads are public, and the service applies its own key or token policy (access.tf) to every request. false: only principals granted roles/run.invoker, with a Google ID token in X-Serverless-Authorization."
   default     = true
 }
 

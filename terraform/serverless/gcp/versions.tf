@@ -27,6 +27,10 @@ provider "google" {
 resource "google_project_service" "apis" {
   for_each = toset([
     "artifactregistry.googleapis.com",
+    # Project-level IAM members (iam.tf) read and write the project's policy through it: without
+    # it a fresh project's apply stops with a 403 (the scaling root enables it too;
+    # serverless-apply.sh enables it before the first apply, as scripts/gcp/apply.sh does).
+    "cloudresourcemanager.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
     "run.googleapis.com",

@@ -94,6 +94,12 @@ fn the_function_runs_bootstrap_on_provided_al2023_for_the_chosen_architecture() 
     assert_eq!(text(f, "memory_size"), "var.memory_mb");
     assert_eq!(text(f, "timeout"), "var.timeout_seconds");
     assert_eq!(text(f, "reserved_concurrent_executions"), "var.reserved_concurrency");
+    // PutFunctionConcurrency: a reservation must leave 100 unreserved executions in the account;
+    // accounts with a limit of 10 or 50 exist, so no reservation unless asked for (and then the
+    // apply script checks the account first).
+    assert_eq!(one_line(attr(m.variable("reserved_concurrency"), "default").unwrap()), "-1");
+    let apply = read("scripts/aws/serverless-apply.sh");
+    assert!(apply.contains("AccountLimit.UnreservedConcurrentExecutions") && apply.contains("< 100"));
     let memory = one_line(attr(block(m.variable("memory_mb"), "validation"), "condition").unwrap());
     assert!(memory.contains("128") && memory.contains("10240"), "{memory}");
     let timeout = one_line(attr(block(m.variable("timeout_seconds"), "validation"), "condition").unwrap());
@@ -526,7 +532,11 @@ fn the_app_settings_are_the_binarys_with_the_cosmos_store() {
     let app = m.resource("azurerm_function_app_flex_consumption", "this");
     assert_eq!(text(app, "app_settings"), "local.app_settings");
     let known = binary::env_names();
-    let platform = ["AzureWebJobsStorage__accountName", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"];
+    let platform = [
+        "AzureWebJobsStorage__accountName",
+        "AzureWebJobsStorage__credential",
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    ];
     let settings = merged(&m, "app_settings");
     for (key, _) in &settings {
         assert!(
@@ -543,16 +553,26 @@ fn the_app_settings_are_the_binarys_with_the_cosmos_store() {
     assert_eq!(value("COSMOS_CONTAINER_NAME"), "azurerm_cosmosdb_sql_container.candidates.name");
     assert_eq!(value("CANDIDATES_LOG_FORMAT"), "\"json\"");
     assert_eq!(value("AzureWebJobsStorage__accountName"), "azurerm_storage_account.functions.name");
+    // Without the credential setting the host looks for a connection string and does not start
+    // (Microsoft's Flex Consumption samples set both; azure/terraform-azurerm-avm-res-web-site #376).
+    assert_eq!(value("AzureWebJobsStorage__credential"), "\"managedidentity\"");
     // The provider also writes a scalar AzureWebJobsStorage (a connection string, with an empty key
     // under the app's identity: helpers.ExpandSiteConfigFunctionFlexConsumptionApp appends it
-    // whenever the storage string is not empty), which the host reads first; the apply script
-    // removes it after every apply, before the deploy.
+    // whenever the storage string is not empty; provider issues #29693, #30732), which the host
+    // reads first. Terraform itself removes it after every apply that changed the app, so that a
+    // hand-run apply cannot leave it behind.
     assert!(!settings.iter().any(|(k, _)| k == "AzureWebJobsStorage"));
-    let apply = read("scripts/azure/serverless-apply.sh");
-    let delete = apply.find("--setting-names AzureWebJobsStorage").expect("the apply removes the provider's setting");
+    let drop = m.resource("terraform_data", "drop_keyless_storage_string");
+    assert_eq!(text(drop, "triggers_replace"), "azurerm_function_app_flex_consumption.this");
+    let exec = block(drop, "provisioner");
+    let command = str_attr(exec, "command").unwrap();
     assert!(
-        apply.find("tf \"$SLS_DIR\" apply").unwrap() < delete
-            && delete < apply.find("config-zip --resource-group").unwrap()
+        command.contains("az functionapp config appsettings delete")
+            && command.contains("--setting-names AzureWebJobsStorage ")
+    );
+    assert!(
+        command.contains("\"$GROUP\"") && command.contains("\"$APP\""),
+        "names through the environment, not the shell"
     );
     // The system-assigned identity is the app's only one, so the store's credential needs no client id.
     assert!(!settings.iter().any(|(k, _)| k == "CANDIDATES_COSMOS_IDENTITY_CLIENT_ID"));
@@ -937,21 +957,14 @@ fn the_service_account_holds_the_stores_permissions_on_its_database_and_its_secr
     }
     bindings.sort_by(|a, b| a.0.cmp(&b.0));
     let names: Vec<&str> = bindings.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "google_cloud_run_v2_service_iam_member.public",
-            "google_project_iam_member.firestore",
-            "google_secret_manager_secret_iam_member.api_keys",
-        ]
-    );
+    assert_eq!(names, ["google_project_iam_member.firestore", "google_secret_manager_secret_iam_member.api_keys",]);
     let sa = "\"serviceAccount:${google_service_account.service.email}\"";
-    let firestore = bindings[1].1;
+    let firestore = bindings[0].1;
     assert_eq!(text(firestore, "role"), "google_project_iam_custom_role.firestore.id");
     assert_eq!(text(firestore, "member"), sa);
     let condition = text(block(firestore, "condition"), "expression");
     assert!(condition.contains("/databases/${google_firestore_database.this.name}"), "{condition}");
-    let secret = bindings[2].1;
+    let secret = bindings[1].1;
     assert_eq!(str_attr(secret, "role").as_deref(), Some("roles/secretmanager.secretAccessor"));
     assert_eq!(text(secret, "member"), sa);
     assert_eq!(text(secret, "secret_id"), "google_secret_manager_secret.api_keys.id");
@@ -1020,21 +1033,22 @@ async fn writes_need_the_deployment_key_which_reaches_the_service_as_a_mounted_f
     assert_eq!(auth.authorize(&Caller::Anonymous, Access::Read), Ok(()), "public reads by default");
 }
 
-// Public invocation. Cloud Run, "Allowing public (unauthenticated) access": grant roles/run.invoker
-// to allUsers. The REST contract's reads are public, and the service's clients send their API key
-// or OIDC token in Authorization, where Cloud Run's IAM check would want a Google ID token; so the
-// service is public by default (var.public) and applies its own policy. Off, no binding exists.
+// Public invocation. Cloud Run, "Allowing public (unauthenticated) access": either an allUsers
+// run.invoker binding or the invoker IAM check turned off; the latter is the documented way "when
+// the project is subject to the domain restricted sharing constraint" (iam.allowedPolicyMemberDomains,
+// on by default for organisations created since 2024), which refuses allUsers members at apply.
+// The REST contract's reads are public, and the service's clients send their API key or OIDC token
+// in Authorization, where Cloud Run's IAM check would want a Google ID token; so the service is
+// public by default (var.public) and applies its own policy. No allUsers member anywhere.
 #[test]
 fn the_service_is_invocable_by_all_only_when_public() {
     let m = gcp_root();
-    let public = m.resource("google_cloud_run_v2_service_iam_member", "public");
-    assert_eq!(text(public, "count"), "var.public ? 1 : 0");
-    assert_eq!(str_attr(public, "role").as_deref(), Some("roles/run.invoker"));
-    assert_eq!(str_attr(public, "member").as_deref(), Some("allUsers"));
-    assert_eq!(text(public, "name"), "google_cloud_run_v2_service.this.name");
-    assert_eq!(crate::infra::boolean(m.default("public")), Some(true));
     let service = m.resource("google_cloud_run_v2_service", "this");
-    assert!(attr(service, "invoker_iam_disabled").is_none(), "the binding is the one switch");
+    assert_eq!(text(service, "invoker_iam_disabled"), "var.public");
+    assert_eq!(crate::infra::boolean(m.default("public")), Some(true));
+    for e in m.expressions() {
+        assert!(!e.contains("allUsers") && !e.contains("allAuthenticatedUsers"), "{e}");
+    }
 }
 
 // The image: build-image.py's OCI layout pushed to the root's Artifact Registry repository (format
