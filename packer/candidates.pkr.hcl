@@ -246,6 +246,8 @@ build {
       "${path.root}/files/candidates.env.example",
       "${path.root}/files/candidates-rsyslog.conf",
       "${path.root}/files/candidates-logrotate",
+      "${path.root}/files/logrotate-hourly.conf",
+      "${path.root}/files/candidates-rsyslog-azure.conf",
       "${path.root}/files/ops-agent.yaml",
     ]
     destination = "/tmp/candidates/"
@@ -273,6 +275,14 @@ build {
     execute_command  = "sudo -E bash '{{ .Path }}'"
     environment_vars = ["SRC=/tmp/candidates"]
     script           = "${path.root}/scripts/install-ops-agent.sh"
+  }
+
+  # Azure: the Azure Monitor Agent (a VM extension, terraform/azure) reads the service's lines from
+  # syslog; this rule keeps them out of /var/log/syslog after the agent's forwarder has them.
+  provisioner "shell" {
+    only            = ["azure-arm.azure"]
+    execute_command = "sudo -E bash '{{ .Path }}'"
+    inline          = ["install -m 0644 -o root -g root /tmp/candidates/candidates-rsyslog-azure.conf /etc/rsyslog.d/30-candidates.conf"]
   }
 
   # Azure images must be generalized before capture.

@@ -21,13 +21,14 @@ PACKAGE_URL=$BASE/ubuntu/amd64/latest/amazon-cloudwatch-agent.deb
 KEY_URL=$BASE/assets/amazon-cloudwatch-agent.gpg
 KEY_FINGERPRINT=937616F3450B7D806CBD9725D58167303B789C72
 
-for f in candidates-rsyslog.conf candidates-logrotate; do
+for f in candidates-rsyslog.conf candidates-logrotate logrotate-hourly.conf; do
   [[ -f "$SRC/$f" ]] || { echo "install-cloudwatch-agent: $SRC/$f is missing" >&2; exit 1; }
 done
 
-install -d -m 0755 "$ROOT/etc/rsyslog.d" "$ROOT/etc/logrotate.d"
+install -d -m 0755 "$ROOT/etc/rsyslog.d" "$ROOT/etc/logrotate.d" "$ROOT/etc/systemd/system/logrotate.timer.d"
 install -m 0644 -o root -g root "$SRC/candidates-rsyslog.conf" "$ROOT/etc/rsyslog.d/30-candidates.conf"
 install -m 0644 -o root -g root "$SRC/candidates-logrotate" "$ROOT/etc/logrotate.d/candidates"
+install -m 0644 -o root -g root "$SRC/logrotate-hourly.conf" "$ROOT/etc/systemd/system/logrotate.timer.d/hourly.conf"
 # rsyslog runs as user syslog (Ubuntu drops its privileges), so it must own the directory.
 if [[ -n "$ROOT" ]]; then
   install -d -m 0750 "$ROOT/var/log/candidates"

@@ -16,13 +16,14 @@ ROOT=${ROOT:-}
 ROOT=${ROOT%/}
 REPO_SCRIPT_URL=https://dl.google.com/cloudagents/add-google-cloud-ops-agent-repo.sh
 
-for f in candidates-rsyslog.conf candidates-logrotate ops-agent.yaml; do
+for f in candidates-rsyslog.conf candidates-logrotate logrotate-hourly.conf ops-agent.yaml; do
   [[ -f "$SRC/$f" ]] || { echo "install-ops-agent: $SRC/$f is missing" >&2; exit 1; }
 done
 
-install -d -m 0755 "$ROOT/etc/rsyslog.d" "$ROOT/etc/logrotate.d" "$ROOT/etc/google-cloud-ops-agent"
+install -d -m 0755 "$ROOT/etc/rsyslog.d" "$ROOT/etc/logrotate.d" "$ROOT/etc/systemd/system/logrotate.timer.d" "$ROOT/etc/google-cloud-ops-agent"
 install -m 0644 -o root -g root "$SRC/candidates-rsyslog.conf" "$ROOT/etc/rsyslog.d/30-candidates.conf"
 install -m 0644 -o root -g root "$SRC/candidates-logrotate" "$ROOT/etc/logrotate.d/candidates"
+install -m 0644 -o root -g root "$SRC/logrotate-hourly.conf" "$ROOT/etc/systemd/system/logrotate.timer.d/hourly.conf"
 install -m 0644 -o root -g root "$SRC/ops-agent.yaml" "$ROOT/etc/google-cloud-ops-agent/config.yaml"
 if [[ -n "$ROOT" ]]; then
   install -d -m 0750 "$ROOT/var/log/candidates"

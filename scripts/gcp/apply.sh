@@ -31,7 +31,22 @@ fi
 
 log "terraform apply (terraform/gcp, project $PROJECT, $REGION)"
 tf_init "$TF_DIR"
-# shellcheck disable=SC2086 # TF_EXTRA_ARGS is a list of flags
-tf "$TF_DIR" apply -input=false "${TF_VARS[@]}" ${AUTO_APPROVE:+-auto-approve} ${TF_EXTRA_ARGS:-}
+# An alert policy on a log-based metric made in the same apply can fail with "Cannot find metric(s)
+# that match type": the metric takes up to 10 minutes to be visible (terraform-provider-google
+# #11102, open). The apply is repeated for that error only, every 2 minutes, 6 times at most.
+apply_log=$(mktemp)
+trap 'rm -f "$apply_log"' EXIT
+for attempt in 1 2 3 4 5 6; do
+  # shellcheck disable=SC2086 # TF_EXTRA_ARGS is a list of flags
+  if tf "$TF_DIR" apply -input=false "${TF_VARS[@]}" ${AUTO_APPROVE:+-auto-approve} ${TF_EXTRA_ARGS:-} 2>&1 |
+    tee "$apply_log"; then
+    break
+  fi
+  if ((attempt == 6)) || ! grep -q "Cannot find metric(s) that match type" "$apply_log"; then
+    die "terraform apply failed"
+  fi
+  log "a log-based metric is not visible to Cloud Monitoring yet (up to 10 minutes): applying again in 2 minutes"
+  sleep "${METRIC_RETRY_DELAY:-120}"
+done
 
 "$(dirname "$0")/validate.sh"

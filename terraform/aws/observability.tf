@@ -569,8 +569,10 @@ resource "aws_budgets_budget" "monthly" {
   dynamic "cost_filter" {
     for_each = var.budget_by_deployment_tag ? [1] : []
     content {
-      name   = "TagKeyValue"
-      values = ["user:deployment$${var.name}"]
+      name = "TagKeyValue"
+      # Cost Explorer's tag filter is "user:<key>$<value>"; format() because "$${" would be HCL's
+      # escape for a literal "${" (the budget then matched no cost at all: review).
+      values = [format("user:deployment$%s", var.name)]
     }
   }
 

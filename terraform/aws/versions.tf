@@ -1,5 +1,5 @@
 terraform {
-  required_version = ">= 1.9" # cross-variable validation and preconditions
+  required_version = ">= 1.11" # cross-variable validation; the S3 backend's use_lockfile (GA in 1.11)
 
   required_providers {
     aws = {

@@ -238,8 +238,11 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "service_5xx" {
   description          = "The service answered 5xx to more than ${var.alarm_5xx_percent} % of at least 100 requests in 5 minutes. Runbook: docs/operations.md \"Azure: service 5xx rate\"."
   severity             = 1
   evaluation_frequency = "PT5M"
-  window_duration      = "PT5M"
-  tags                 = local.tags
+  # Every 5-minute bin is looked at twice (windows overlap): a line that reached the workspace
+  # after one evaluation is in the next (ingestion delay: "Handle ingestion delay in scheduled
+  # analytics rules").
+  window_duration = "PT10M"
+  tags            = local.tags
 
   # One row per 5-minute bin, TimeGenerated kept: a log alert with a measure column aggregates
   # the column over time by it.
@@ -448,18 +451,19 @@ resource "azurerm_monitor_metric_alert" "nat_snat_failures" {
 
 # Reason: the service's own failed store calls (the store error lines of server/src/service.rs and
 # the suppressed counts of their summaries: the metric store_operation_errors_total is on
-# /metrics only, which the agent cannot scrape on a VM); more than 25 in 5 minutes (5 a minute)
+# /metrics only, which the agent cannot scrape on a VM); more than 75 in 15 minutes (5 a minute)
 # is a store problem, whichever the store says or not.
 resource "azurerm_monitor_scheduled_query_rules_alert_v2" "store_errors" {
   name                 = "${var.name}-store-errors"
   resource_group_name  = azurerm_resource_group.this.name
   location             = azurerm_resource_group.this.location
   scopes               = [azurerm_log_analytics_workspace.this.id]
-  description          = "The instances logged more than 25 failed store calls in 5 minutes. Runbook: docs/operations.md \"Azure: store errors or breaker open\"."
+  description          = "The instances logged more than 75 failed store calls in 15 minutes. Runbook: docs/operations.md \"Azure: store errors or breaker open\"."
   severity             = 1
   evaluation_frequency = "PT5M"
-  window_duration      = "PT5M"
-  tags                 = local.tags
+  # 15 minutes looked at every 5 (overlapping): lines that arrive late are still counted.
+  window_duration = "PT15M"
+  tags            = local.tags
 
   criteria {
     query                   = <<-EOT
@@ -472,7 +476,7 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "store_errors" {
     time_aggregation_method = "Total"
     metric_measure_column   = "errors"
     operator                = "GreaterThan"
-    threshold               = 25
+    threshold               = 75
   }
 
   action {
@@ -490,8 +494,10 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "breaker_open" {
   description          = "An instance's store breaker opened (5 failed store calls in a row: it fails fast). Runbook: docs/operations.md \"Azure: store errors or breaker open\"."
   severity             = 1
   evaluation_frequency = "PT5M"
-  window_duration      = "PT5M"
-  tags                 = local.tags
+  # One line is the whole signal: 15 minutes looked at every 5, so a line that reached the
+  # workspace late is not missed.
+  window_duration = "PT15M"
+  tags            = local.tags
 
   criteria {
     query                   = <<-EOT

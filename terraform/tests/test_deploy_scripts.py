@@ -653,6 +653,49 @@ class ValidateWithHttps(unittest.TestCase):
                 self.assertEqual(fake.calls("curl"), [], "went on to the checks")
 
 
+class GcpApplyWaitsForLogMetrics(unittest.TestCase):
+    """scripts/gcp/apply.sh applies again when an alert policy's log-based metric is not visible
+    yet (terraform-provider-google #11102), and only then (fake terraform, gcloud, packer, cargo)."""
+
+    def run_apply(self, errors):
+        fake = FakeCommands()
+        self.addCleanup(fake.close)
+        tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, tmp)
+        fake.add("gcloud", [])
+        fake.add("packer", [])
+        fake.add("cargo", [])
+        # terraform: the first `apply`s print the given errors and fail; later ones succeed; every
+        # other command (init, output) fails, which ends the run in validate.sh after the applies.
+        fake.add_script("terraform", f"""#!/usr/bin/env bash
+echo "$*" >> {tmp}/calls
+[[ " $* " == *" init "* ]] && exit 0
+[[ " $* " == *" apply "* ]] || exit 1
+n=$(grep -c ' apply ' {tmp}/calls)
+errors=({" ".join(repr(e) for e in errors)})
+if ((n <= ${{#errors[@]}})); then echo "${{errors[n-1]}}" >&2; exit 1; fi
+exit 0
+""")
+        env = fake.env(GOOGLE_CLOUD_PROJECT="proj", SKIP_IMAGE="1", AUTO_APPROVE="1", METRIC_RETRY_DELAY="0")
+        result = subprocess.run(["bash", os.path.join(ROOT, "scripts", "gcp", "apply.sh")], cwd=ROOT, env=env,
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+        with open(os.path.join(tmp, "calls")) as f:
+            applies = [line for line in f.read().splitlines() if " apply " in f" {line} "]
+        return result, applies
+
+    def test_a_metric_not_yet_visible_is_applied_again(self):
+        missing = 'Error: Error creating AlertPolicy: googleapi: Error 404: Cannot find metric(s) that match type = "logging.googleapis.com/user/x"'
+        result, applies = self.run_apply([missing, missing])
+        self.assertEqual(len(applies), 3, result.stdout + result.stderr)
+        self.assertIn("not visible to Cloud Monitoring yet", result.stderr)
+
+    def test_any_other_error_stops_at_once(self):
+        result, applies = self.run_apply(["Error: googleapi: Error 403: Permission denied"])
+        self.assertEqual(len(applies), 1)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("terraform apply failed", result.stderr)
+
+
 class BuildHost(unittest.TestCase):
     """scripts/build-release.sh refuses a host that cannot build the image's binaries before it
     runs cargo (fake `uname`, fake `cargo`)."""

@@ -126,6 +126,12 @@ resource "aws_s3_bucket_lifecycle_configuration" "state" {
       noncurrent_days = var.noncurrent_version_days
     }
 
+    # Every lock release (the `.tflock` object deleted) leaves a delete marker in a versioned
+    # bucket; once its versions have expired, the marker goes too.
+    expiration {
+      expired_object_delete_marker = true
+    }
+
     abort_incomplete_multipart_upload {
       days_after_initiation = 7
     }

@@ -5,7 +5,7 @@
 terraform {
   # 1.10: the S3 backend's use_lockfile (S3-native locking) that the backend file written by
   # scripts/aws/bootstrap-state.sh turns on; this root itself needs only 1.9.
-  required_version = ">= 1.10"
+  required_version = ">= 1.11"
 
   required_providers {
     aws = {

@@ -95,10 +95,17 @@ fn aws_backend_locks_with_an_s3_lockfile_encrypted_never_dynamodb() {
     }
     assert!(attr(&b, "dynamodb_table").is_none(), "DynamoDB locking is deprecated");
     assert!(attr(&b, "access_key").is_none() && attr(&b, "secret_key").is_none(), "no credentials in the file");
-    // use_lockfile needs 1.10: the state root, which exists for this backend, says so.
-    let m = Module::load("state/aws");
-    let required = terraform_blocks(&m).iter().filter_map(|t| str_attr(t, "required_version")).collect::<Vec<_>>();
-    assert_eq!(required, [">= 1.10"]);
+    // use_lockfile is experimental in 1.10 and GA in 1.11: the state root, which exists for this
+    // backend, and the root the backend file goes into both say so.
+    for root in ["state/aws", "aws"] {
+        let m = Module::load(root);
+        let required = terraform_blocks(&m).iter().filter_map(|t| str_attr(t, "required_version")).collect::<Vec<_>>();
+        assert_eq!(required, [">= 1.11"], "{root}");
+    }
+    // Each lock release leaves a delete marker in the versioned bucket: they expire.
+    let state = Module::load("state/aws");
+    let rule = block(state.resource("aws_s3_bucket_lifecycle_configuration", "state"), "rule");
+    assert_eq!(bool_attr(block(rule, "expiration"), "expired_object_delete_marker"), Some(true));
 }
 
 // Same page: "It is highly recommended that you enable Bucket Versioning on the S3 bucket to
