@@ -60,6 +60,12 @@ resource "aws_lambda_function" "this" {
   # access.tf's variables, checked as modules/instance-config validates them for the other roots:
   # the server refuses a whole key file with a bad line, and a bad setting ends the init phase.
   lifecycle {
+    # Lambda: "The total size of all environment variables doesn't exceed 4 KB" (Lambda quotas);
+    # each API key line is about 90 bytes, so some 35 lines would fail the apply with an API error.
+    precondition {
+      condition     = sum([for key, value in local.env : length(key) + length(value)]) <= 4096
+      error_message = "The function's environment (mostly CANDIDATES_API_KEY_LINES) exceeds Lambda's 4 KB: fewer API key lines, or OIDC for many callers."
+    }
     precondition {
       condition     = alltrue([for line in var.api_key_lines : can(regex("^[0-9a-fA-F]{64} candidates\\.(read|write)(,candidates\\.(read|write))? [A-Za-z0-9._-]{1,64}$", line))])
       error_message = "Each API key line is `<64 hex digits> <scopes> <name>`: the SHA-256 digest of a key (never the key), candidates.read and/or candidates.write joined by a comma, and a name of 1 to 64 of [A-Za-z0-9._-]."
