@@ -200,18 +200,25 @@ impl Drop for InFlightGuard {
 /// for its next frame. A body that is itself pending (a stream waiting for its next item, a health
 /// watch with nothing new) is not waiting for the transport; one that has handed over a frame is,
 /// until it is polled again.
+///
+/// HTTP/2 only: an HTTP/1 connection has one response at a time, written as fast as the socket takes
+/// it, so a reader that stops blocks a write, which [`Watched`] sees; its responses carry no clock
+/// (no allocation, lock or wake-up per request on the load balancers' keep-alive connections).
 pub struct Sending {
     inner: Body,
-    clock: Arc<AtomicU64>,
-    activity: Arc<Activity>,
-    _in_flight: InFlightGuard,
+    /// `None` on HTTP/1.
+    clock: Option<Arc<AtomicU64>>,
+    in_flight: InFlightGuard,
 }
 
 impl Sending {
-    /// `inner`, counted as in flight (by `in_flight`) until it ends or is dropped, and waiting for
-    /// the transport from now (its first frame has not been asked for yet).
+    /// `inner`, counted as in flight (by `in_flight`) until it ends or is dropped, and on HTTP/2
+    /// waiting for the transport from now (its first frame has not been asked for yet).
     pub fn wrap(inner: Body, in_flight: InFlightGuard) -> Body {
-        let activity = Arc::clone(&in_flight.0);
+        if !in_flight.0.http2.load(Ordering::Relaxed) {
+            return Body::new(Self { inner, clock: None, in_flight });
+        }
+        let activity = &in_flight.0;
         let clock = Arc::new(AtomicU64::new(activity.now_ms() + 1));
         let first = {
             let mut sending = activity.sending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -223,7 +230,7 @@ impl Sending {
             // timeout. (Later responses find it there: it is re-armed from `due` while any is.)
             activity.changed.notify_one();
         }
-        Body::new(Self { inner, clock, activity, _in_flight: in_flight })
+        Body::new(Self { inner, clock: Some(clock), in_flight })
     }
 }
 
@@ -233,13 +240,15 @@ impl HttpBody for Sending {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        let waiting = match &polled {
-            // The transport asked and we have nothing yet: the producer is the one waited for.
-            Poll::Pending | Poll::Ready(None) => 0,
-            // A frame handed over: the transport is the one waited for until it asks again.
-            Poll::Ready(Some(_)) => self.activity.now_ms() + 1,
-        };
-        self.clock.store(waiting, Ordering::Release);
+        if let Some(clock) = &self.clock {
+            let waiting = match &polled {
+                // The transport asked and we have nothing yet: the producer is the one waited for.
+                Poll::Pending | Poll::Ready(None) => 0,
+                // A frame handed over: the transport is the one waited for until it asks again.
+                Poll::Ready(Some(_)) => self.in_flight.0.now_ms() + 1,
+            };
+            clock.store(waiting, Ordering::Release);
+        }
         polled
     }
 
@@ -254,8 +263,9 @@ impl HttpBody for Sending {
 
 impl Drop for Sending {
     fn drop(&mut self) {
-        let mut sending = self.activity.sending.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(at) = sending.iter().position(|clock| Arc::ptr_eq(clock, &self.clock)) {
+        let Some(clock) = &self.clock else { return };
+        let mut sending = self.in_flight.0.sending.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(at) = sending.iter().position(|c| Arc::ptr_eq(c, clock)) {
             sending.swap_remove(at);
         }
     }
@@ -340,9 +350,15 @@ mod tests {
 
     /// An HTTP/2 peer that grants no window never blocks a write: the response's frame is simply
     /// never asked for. That is a stalled writer all the same.
+    fn http2() -> Arc<Activity> {
+        let activity = Arc::new(Activity::new());
+        activity.on_read(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        activity
+    }
+
     #[test]
     fn a_response_the_transport_never_asks_for_is_a_stalled_writer() {
-        let activity = Arc::new(Activity::new());
+        let activity = http2();
         let mut body = Sending::wrap(Body::from("answer"), InFlightGuard::new(Arc::clone(&activity)));
         assert_eq!(activity.due(ZERO_SEND()), Due::WriteStalled, "headers out, first frame never asked for");
         assert!(matches!(activity.due(t(HEAD, IDLE)), Due::At(at) if at <= Instant::now() + SEND));
@@ -359,7 +375,7 @@ mod tests {
     /// the store) is not waiting for the transport, however long it waits.
     #[test]
     fn a_response_waiting_on_its_producer_is_not_stalled() {
-        let activity = Arc::new(Activity::new());
+        let activity = http2();
         let (tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
         let mut body = Sending::wrap(Body::from_stream(rx), InFlightGuard::new(Arc::clone(&activity)));
         assert!(poll(&mut body).is_pending());
@@ -372,6 +388,19 @@ mod tests {
         drop(tx);
         drop(body);
         assert!(activity.sending.lock().unwrap().is_empty());
+    }
+
+    /// HTTP/1 writes as fast as the socket takes it (a stalled reader blocks a write, which
+    /// `Watched` sees): its responses carry no clock.
+    #[test]
+    fn http1_responses_carry_no_clock() {
+        let activity = Arc::new(Activity::new());
+        let mut body = Sending::wrap(Body::from("answer"), InFlightGuard::new(Arc::clone(&activity)));
+        assert!(activity.sending.lock().unwrap().is_empty());
+        assert!(matches!(poll(&mut body), Poll::Ready(Some(Ok(_)))));
+        assert!(matches!(activity.due(ZERO_SEND()), Due::At(_)));
+        drop(body);
+        assert_eq!(activity.due(t(HEAD, Duration::ZERO)), Due::Idle);
     }
 
     #[test]
