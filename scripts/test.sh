@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '\n==> %s\n' "$*"; }
+# Each step says when it started (minutes into the run), so a slow CI run shows where its time went.
+log() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 # Tests talk to 127.0.0.1 only: no proxies, no cloud credentials or metadata look-ups.
 export NO_PROXY='127.0.0.1,localhost' no_proxy='127.0.0.1,localhost'
@@ -112,6 +113,7 @@ if [[ $tf_status -eq 0 ]]; then echo "terraform checks: passed"; else echo "terr
 echo
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$out"
+echo "whole run: $((SECONDS / 60)) min $((SECONDS % 60)) s"
 [[ $status -eq 0 ]] || exit "$status"
 [[ $deny_status -eq 0 ]] || exit "$deny_status"
 [[ $fuzz_status -eq 0 ]] || exit "$fuzz_status"

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -175,7 +176,9 @@ class CloudScripts(unittest.TestCase):
         os.makedirs(bin_dir)
         for tool in ("bash", "python3", "git", "dirname", "cat", "date", "mkdir", "chmod", "mv", "rm", "sed",
                      "curl", "sleep", "mktemp"):
-            path = shutil.which(tool)
+            # python3 is this interpreter itself: a pyenv shim on PATH is a script that needs tools
+            # this PATH leaves out, and the fake gcloud would fail before the push is reached.
+            path = sys.executable if tool == "python3" else shutil.which(tool)
             if path:
                 os.symlink(path, os.path.join(bin_dir, tool))
         result = self.run_script("gcp", "serverless-apply.sh", GOOGLE_CLOUD_PROJECT="proj", SKIP_BUILD="1",
