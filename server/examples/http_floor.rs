@@ -1,7 +1,8 @@
 //! The floor for a REST answer on this stack: hyper's own server (hyper-util's auto builder, as the
 //! server's accept loop uses) answering `GET /gtg` with an empty 200 and `GET /candidate/{name}`
 //! with the candidate's JSON, with none of ours (no router, edge, log line, metrics, store), on
-//! the same allocator and runtime as the server (one worker when pinned to one core). Run beside the
+//! the same allocator and scheduler as the server (current-thread when pinned to one core;
+//! `FLOOR_RUNTIME=multi_thread` for one worker of the work-stealing one). Run beside the
 //! server by `bench/side_by_side.py`, so that each REST row is read against what hyper itself
 //! costs. Not a part of the product.
 //!
@@ -34,9 +35,17 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     Ok(response.unwrap_or_default())
 }
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
+fn main() -> std::io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+    let runtime = if std::env::var("FLOOR_RUNTIME").is_ok_and(|v| v == "multi_thread") {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?
+    } else {
+        candidates_server::runtime::Scheduler::for_workers(None).build()?
+    };
+    runtime.block_on(serve(addr))
+}
+
+async fn serve(addr: String) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let builder = Builder::new(TokioExecutor::new());
     loop {

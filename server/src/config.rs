@@ -163,8 +163,9 @@ pub struct Config {
     pub status_cache: Duration,
 
     /// Threads that serve requests (the async runtime's workers). Default: one per CPU the process
-    /// may use. A scaling group pays per vCPU: size the instance for the load, then leave this at
-    /// its default, or lower it to leave CPU to other processes on the VM.
+    /// may use. One worker runs tokio's current-thread scheduler, more its work-stealing one. A
+    /// scaling group pays per vCPU: size the instance for the load, then leave this at its
+    /// default, or lower it to leave CPU to other processes on the VM.
     #[arg(long, env = "CANDIDATES_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     pub worker_threads: Option<u16>,
 

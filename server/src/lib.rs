@@ -12,6 +12,7 @@ pub(crate) mod jitter;
 pub(crate) mod lifecycle;
 pub(crate) mod metadata;
 pub mod metrics;
+pub mod runtime;
 /// The name rules live in the API crate, next to the wire contract.
 pub use candidates_api::name;
 pub(crate) mod serve;

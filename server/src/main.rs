@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use candidates_server::{Application, Config, telemetry};
+use candidates_server::{Application, Config, runtime::Scheduler, telemetry};
 use clap::Parser;
 use tokio::sync::oneshot;
 
@@ -18,11 +18,8 @@ fn main() -> ExitCode {
         eprintln!("candidate-server: {error}");
         return ExitCode::from(2);
     }
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = config.worker_threads {
-        runtime.worker_threads(usize::from(threads));
-    }
-    match runtime.enable_all().build() {
+    let workers = config.worker_threads.and_then(|n| std::num::NonZeroUsize::new(usize::from(n)));
+    match Scheduler::for_workers(workers).build() {
         Ok(runtime) => {
             let code = runtime.block_on(run(config));
             telemetry::flush();
