@@ -26,8 +26,21 @@ where
 
 #[tokio::test]
 async fn sigterm_drains_then_exits_zero() {
+    drains_then_exits_zero(&[]).await;
+}
+
+/// One worker is tokio's current-thread scheduler (server/src/runtime.rs): the same lifecycle, the
+/// embedded store's blocking calls and the delayed write included, on the one thread.
+#[tokio::test]
+async fn one_worker_thread_drains_then_exits_zero() {
+    drains_then_exits_zero(&["--worker-threads", "1"]).await;
+}
+
+async fn drains_then_exits_zero(extra: &[&str]) {
     use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
-    let mut server = TestServer::spawn(&["--debug-store-delay", "1s", "--drain-period", "500ms"]);
+    let mut args = vec!["--debug-store-delay", "1s", "--drain-period", "500ms"];
+    args.extend_from_slice(extra);
+    let mut server = TestServer::spawn(&args);
     let mut health = HealthClient::new(server.grpc_channel().await);
     let c = http();
 
