@@ -231,7 +231,11 @@ pub struct InFlight(metrics::Gauge);
 
 impl InFlight {
     pub fn new(name: &'static str) -> Self {
-        let gauge = metrics::gauge!(name);
+        Self::of(metrics::gauge!(name))
+    }
+
+    /// Counts in a gauge the caller has already registered (no lookup by name per request).
+    pub fn of(gauge: metrics::Gauge) -> Self {
         gauge.increment(1.0);
         Self(gauge)
     }

@@ -105,7 +105,7 @@ async fn grpc_edge(State(edge): State<Arc<GrpcEdge>>, request: Request, next: Ne
     // The RPC, as a closed set: the access line's and the metrics' label.
     let rpc = crate::metrics::rpc_label(request.uri().path());
     observe(request, Rpc(rpc), log_rpc, |request| async move {
-        let _in_flight = InFlight::new("grpc_requests_in_flight");
+        let _in_flight = InFlight::of(crate::metrics::grpc_in_flight());
         let started = std::time::Instant::now();
         let streaming = classify(&request) == Admission::Streaming;
         let mut request = request;

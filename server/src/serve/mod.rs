@@ -145,16 +145,24 @@ pub async fn serve(
                     connection(io, &builder, service, limits, &activity, &slot, stopping).await;
                 }
                 Some(acceptor) => {
-                    // The handshake is bounded like a request head: a client that opens a
-                    // connection and says nothing holds no slot for longer.
-                    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => {
-                            let io = Watched { inner: stream, activity: Arc::clone(&activity) };
-                            connection(io, &builder, service, limits, &activity, &slot, stopping).await;
+                    // Boxed: a task is as large as its largest state, and the TLS states (the
+                    // handshake, a TLS stream inside the connection) would make every plain
+                    // connection's task that large too.
+                    Box::pin(async move {
+                        // The handshake is bounded like a request head: a client that opens a
+                        // connection and says nothing holds no slot for longer.
+                        match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => {
+                                let io = Watched { inner: stream, activity: Arc::clone(&activity) };
+                                connection(io, &builder, service, limits, &activity, &slot, stopping).await;
+                            }
+                            Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                            Err(_) => {
+                                tracing::debug!("TLS handshake not done within the header-read timeout: dropped");
+                            }
                         }
-                        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
-                        Err(_) => tracing::debug!("TLS handshake not done within the header-read timeout: dropped"),
-                    }
+                    })
+                    .await;
                 }
             }
         });

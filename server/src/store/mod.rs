@@ -166,6 +166,9 @@ pub enum Op {
 }
 
 impl Op {
+    /// Every operation, in declaration order (`op as usize` indexes it).
+    pub const ALL: [Op; 5] = [Self::Get, Self::Put, Self::Delete, Self::List, Self::Ping];
+
     /// The metric label and log field.
     pub const fn as_str(self) -> &'static str {
         match self {
