@@ -37,6 +37,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[cfg(feature = "library-plumbing")]
 mod layered;
+mod series;
 
 /// Whether `CANDIDATES_LIBRARY_PLUMBING` (a comma-separated list, bench builds only) names `part`.
 #[cfg(feature = "library-plumbing")]
@@ -132,7 +133,7 @@ async fn rest_edge(State(edge): State<Arc<RestEdge>>, request: Request, next: Ne
     observe(request, line, log_request, |request| async move {
         let route = route_label(request.uri().path());
         let http1 = request.version() <= http::Version::HTTP_11;
-        let _in_flight = InFlight::new("http_requests_in_flight");
+        let _in_flight = InFlight::of(series::in_flight());
         let started = Instant::now();
         let mut request = request;
         let gate = gate(&request);
@@ -150,13 +151,7 @@ async fn rest_edge(State(edge): State<Arc<RestEdge>>, request: Request, next: Ne
         if http1 && !*edge.ready.borrow() {
             response.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         }
-        let labels = [
-            ("route", Cow::Borrowed(route)),
-            ("method", Cow::Borrowed(method)),
-            ("status", status_label(response.status())),
-        ];
-        metrics::counter!("http_requests_total", &labels).increment(1);
-        metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+        series::record(route, method, status_label(response.status()), started.elapsed());
         response
     })
     .await
