@@ -18,6 +18,7 @@ reversed on even reps). Then ratios: ours against its floor and against the Go p
 
     cargo build --release --locked -p candidates-server --bin candidate-server --example http_floor --example grpc_floor
     python3 bench/side_by_side.py [--duration 8] [--reps 3] [--no-build] [--systems ...]
+    python3 bench/side_by_side.py --no-build --systems ours,ours@/tmp/before/candidate-server   (A/B)
 """
 import argparse
 import os
@@ -111,12 +112,14 @@ http {{
         return System(name, [os.path.join(REL, "examples", "http_floor"), f"127.0.0.1:{http}"], http=http)
     if name == "tonic-floor":
         return System(name, [os.path.join(REL, "examples", "grpc_floor"), f"127.0.0.1:{grpc}"], grpc=grpc)
-    if name == "ours":
+    if name == "ours" or name.startswith("ours@"):
+        # `ours@PATH`: another build of the server beside this one (a change's before and after).
+        binary = name.partition("@")[2] or os.path.join(REL, "candidate-server")
         data = tempfile.mkdtemp(dir=tmp)
         env = dict(os.environ, CANDIDATES_STORE="memory", CANDIDATES_DATA_DIR=data, CANDIDATES_DRAIN_PERIOD="0s",
                    CANDIDATES_HTTP_ADDR=f"127.0.0.1:{http}", CANDIDATES_GRPC_ADDR=f"127.0.0.1:{grpc}")
         env.pop("CANDIDATES_LOG", None)
-        return System(name, [os.path.join(REL, "candidate-server")], http, grpc, env)
+        return System(name, [binary], http, grpc, env)
     if name in ("go-peer", "go-peer-inprocess"):
         env = dict(os.environ, GOMAXPROCS="1", PEER_INPROCESS="1" if name.endswith("inprocess") else "0")
         return System(name, [PEER_BIN, "-http-addr", f"127.0.0.1:{http}", "-grpc-addr", f"127.0.0.1:{grpc}"],
@@ -178,7 +181,7 @@ def main():
             for name in systems:
                 running.append(start(name, tmp))
             for s in running:
-                if s.name in ("ours", "go-peer", "go-peer-inprocess"):
+                if s.name.startswith("ours") or s.name.startswith("go-peer"):
                     subprocess.run(["curl", "-sf", "-o", "/dev/null", "-X", "POST",
                                     f"http://127.0.0.1:{s.http}/candidate/bench"], check=True)
                 time.sleep(0.5)
@@ -232,6 +235,9 @@ def main():
           f"bare hyper {ratio('gtg', 'hyper-floor', 'go-peer')} on /gtg")
     if "ours" in rss:
         print(f"- RSS after load {rss['ours'][1] / rss['ours'][0]:.2f}x idle")
+    for other in (n for n in names if n.startswith("ours@")):
+        print(f"- {other}: /gtg {ratio('gtg', 'ours', other)}, GET {ratio('get', 'ours', other)}, "
+              f"gRPC {ratio('grpc', 'ours', other)} (this build over that one)")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence},
     },
     task::{Context, Poll},
     time::{Duration, Instant},
@@ -73,7 +73,13 @@ pub struct Activity {
     first_read: AtomicBool,
     /// The responses being sent: each one's clock of waiting for the transport.
     sending: Mutex<Vec<Arc<AtomicU64>>>,
-    /// Wakes the connection task when a head starts, so its timer is re-armed.
+    /// Milliseconds since `started` from which a change cannot bring the connection's deadline
+    /// before its armed timer (the timer's instant less the shortest timeout): such a change wakes
+    /// nobody, and the timer, when it fires, looks again. `u64::MAX` while the timer is being
+    /// re-armed or before it first is: every change wakes the task.
+    quiet_from: AtomicU64,
+    /// Wakes the connection task when a change may bring its deadline forward (a head starts on an
+    /// idle connection, a response starts waiting for the transport, a write blocks).
     pub changed: Notify,
 }
 
@@ -89,7 +95,36 @@ impl Activity {
             http2: AtomicBool::new(false),
             first_read: AtomicBool::new(true),
             sending: Mutex::new(Vec::new()),
+            quiet_from: AtomicU64::new(u64::MAX),
             changed: Notify::new(),
+        }
+    }
+
+    /// Called by the connection task before it asks [`due`](Self::due) to re-arm its timer: until
+    /// [`armed`](Self::armed), every change wakes it (a change made while `due` runs may be missed
+    /// by it, and must not also be skipped here).
+    pub fn rearming(&self) {
+        self.quiet_from.store(u64::MAX, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
+    /// The connection task's timer fires at `at`; no deadline `due` gives after a change that calls
+    /// [`wake`](Self::wake) is nearer than `shortest` (the least of the timeouts) from that change:
+    /// each such change starts its clock then (a head, a request's end, a blocked write, a response
+    /// waiting). The HTTP/2 preface, whose idle deadline counts from accept, always wakes.
+    pub fn armed(&self, at: Instant, shortest: Duration) {
+        let at_ms = at.saturating_duration_since(self.started).as_millis() as u64;
+        self.quiet_from.store(at_ms.saturating_sub(shortest.as_millis() as u64), Ordering::SeqCst);
+    }
+
+    /// Wakes the connection task if the change just made (stored before this call) may bring its
+    /// deadline before the armed timer. Keep-alive traffic on a busy connection wakes nobody: a
+    /// wake-up is a second poll of the connection task per request (bench/profile.sh).
+    fn wake(&self) {
+        // Pairs with `rearming`'s: either the task's `due` sees this change, or this sees MAX.
+        fence(Ordering::SeqCst);
+        if self.now_ms() < self.quiet_from.load(Ordering::SeqCst) {
+            self.changed.notify_one();
         }
     }
 
@@ -150,7 +185,7 @@ impl Activity {
         if blocked {
             if self.blocked_since.load(Ordering::Acquire) == 0 {
                 self.blocked_since.store(self.now_ms() + 1, Ordering::Release);
-                self.changed.notify_one();
+                self.wake();
             }
         } else if self.blocked_since.load(Ordering::Relaxed) != 0 {
             self.blocked_since.store(0, Ordering::Release);
@@ -162,8 +197,9 @@ impl Activity {
             return;
         }
         if self.first_read.swap(false, Ordering::Relaxed) && bytes.starts_with(H2_PREFACE) {
+            // No head clock from here on: the idle deadline, counted from accept, may be earlier
+            // than the armed one (once per connection: always woken).
             self.http2.store(true, Ordering::Relaxed);
-            // No head clock from here on: the task re-arms its timer for the idle timeout.
             self.changed.notify_one();
         }
         if self.in_flight.load(Ordering::Acquire) == 0
@@ -171,7 +207,7 @@ impl Activity {
             && !self.http2.load(Ordering::Relaxed)
         {
             self.head_since.store(self.now_ms() + 1, Ordering::Release);
-            self.changed.notify_one();
+            self.wake();
         }
     }
 }
@@ -192,7 +228,7 @@ impl Drop for InFlightGuard {
     fn drop(&mut self) {
         self.0.last.store(self.0.now_ms(), Ordering::Release);
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.0.changed.notify_one();
+        self.0.wake();
     }
 }
 
@@ -228,7 +264,7 @@ impl Sending {
         if first {
             // The connection's timer may be set for its idle timeout: bring it within the send
             // timeout. (Later responses find it there: it is re-armed from `due` while any is.)
-            activity.changed.notify_one();
+            activity.wake();
         }
         Body::new(Self { inner, clock: Some(clock), in_flight })
     }
@@ -421,6 +457,37 @@ mod tests {
         // The next head's first bytes start the header-read clock again.
         activity.on_read(b"GET / HTTP/1.1\r\n");
         assert_eq!(activity.due(t(Duration::ZERO, IDLE)), Due::HeadTimeout);
+    }
+
+    fn woken(activity: &Activity) -> bool {
+        futures::FutureExt::now_or_never(activity.changed.notified()).is_some()
+    }
+
+    /// Keep-alive requests on a connection whose timer is near wake nobody (the timer looks again
+    /// when it fires); a head on a connection armed for its idle timeout, or any change while the
+    /// task re-arms, does.
+    #[test]
+    fn changes_wake_the_task_only_when_they_may_bring_its_deadline_forward() {
+        let activity = Arc::new(Activity::new());
+        drop(InFlightGuard::new(Arc::clone(&activity)));
+        assert!(woken(&activity), "before the timer is first armed, every change wakes");
+
+        activity.armed(Instant::now() + HEAD, HEAD);
+        for _ in 0..3 {
+            drop(InFlightGuard::new(Arc::clone(&activity)));
+            activity.on_read(b"GET / HTTP/1.1\r\n");
+        }
+        assert!(!woken(&activity), "no deadline can come before a timer armed for the shortest timeout");
+
+        drop(InFlightGuard::new(Arc::clone(&activity)));
+        activity.armed(Instant::now() + IDLE, HEAD);
+        activity.on_read(b"GET / HTTP/1.1\r\n");
+        assert!(woken(&activity), "a head on an idle connection brings its deadline forward");
+
+        activity.armed(Instant::now() + HEAD, HEAD);
+        activity.rearming();
+        drop(InFlightGuard::new(Arc::clone(&activity)));
+        assert!(woken(&activity), "a change while the task re-arms is never skipped");
     }
 
     #[test]

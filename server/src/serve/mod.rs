@@ -205,8 +205,11 @@ async fn connection<I, S, B>(
     tokio::pin!(aged);
     let timeouts =
         Timeouts { header_read: limits.header_read_timeout, idle: limits.idle_timeout, send: limits.send_timeout };
+    // No deadline `due` gives is nearer than this to the change that made it.
+    let shortest = limits.header_read_timeout.min(limits.idle_timeout).min(limits.send_timeout);
     let timer = tokio::time::sleep(limits.header_read_timeout);
     tokio::pin!(timer);
+    activity.armed(timer.deadline().into_std(), shortest);
     let mut stopping = stopping;
     // Armed once a graceful shutdown was asked for: the connection is dropped if still open then.
     let hard_stop = tokio::time::sleep(NEVER);
@@ -236,29 +239,36 @@ async fn connection<I, S, B>(
                 // Only ever brought forward here: a later deadline (a request ended, the next
                 // head began after the armed one) is left to the timer, which fires early, asks
                 // `due` again and re-arms. So a keep-alive request costs no timer-wheel updates
-                // (two a request before: 4 % of /gtg's CPU in bench/profile.sh).
+                // (two a request before: 4 % of /gtg's CPU in bench/profile.sh), and, with the
+                // activity's quiet window, no wake-up either.
+                activity.rearming();
                 if let Due::At(at) = activity.due(timeouts)
                     && tokio::time::Instant::from(at) < timer.deadline()
                 {
                     timer.as_mut().reset(at.into());
                 }
+                activity.armed(timer.deadline().into_std(), shortest);
                 continue;
             }
-            () = &mut timer, if !closing => match activity.due(timeouts) {
-                Due::At(at) => {
-                    timer.as_mut().reset(at.into());
-                    continue;
+            () = &mut timer, if !closing => {
+                activity.rearming();
+                match activity.due(timeouts) {
+                    Due::At(at) => {
+                        timer.as_mut().reset(at.into());
+                        activity.armed(at, shortest);
+                        continue;
+                    }
+                    Due::HeadTimeout => {
+                        tracing::debug!("request head not received within the header-read timeout: dropped");
+                        return;
+                    }
+                    Due::WriteStalled => {
+                        tracing::debug!("peer took none of our bytes within the send timeout: dropped");
+                        return;
+                    }
+                    Due::Idle => ("idle timeout", true),
                 }
-                Due::HeadTimeout => {
-                    tracing::debug!("request head not received within the header-read timeout: dropped");
-                    return;
-                }
-                Due::WriteStalled => {
-                    tracing::debug!("peer took none of our bytes within the send timeout: dropped");
-                    return;
-                }
-                Due::Idle => ("idle timeout", true),
-            },
+            }
         };
         tracing::debug!(reason, "closing connection gracefully");
         conn.as_mut().graceful_shutdown();
