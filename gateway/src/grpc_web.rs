@@ -4,12 +4,9 @@
 //! Anything else on those paths is refused by a REST route, inside the REST edge, so a refusal has
 //! a request id, an access line, a metric and `Connection: close` while draining like any answer.
 
-use std::sync::Arc;
-
 use axum::{
     Router,
-    extract::{Request, State},
-    middleware::Next,
+    extract::Request,
     response::{IntoResponse, Response},
     routing::any,
 };
@@ -40,7 +37,7 @@ impl GrpcWeb {
     }
 
     /// A gRPC-Web call: a POST, a gRPC-Web content type, one method segment after the prefix.
-    fn is_call(&self, request: &Request) -> bool {
+    pub(crate) fn is_call(&self, request: &Request) -> bool {
         request.method() == Method::POST
             && request.uri().path().strip_prefix(&self.prefix).is_some_and(|m| !m.is_empty() && !m.contains('/'))
             && request.headers().get(header::CONTENT_TYPE).is_some_and(|v| is_grpc_web(v.as_bytes()))
@@ -52,15 +49,15 @@ impl GrpcWeb {
     }
 }
 
-/// Before the REST edge: gRPC-Web calls to the translating router, everything else on.
-pub(crate) async fn dispatch(State(web): State<Arc<GrpcWeb>>, request: Request, next: Next) -> Response {
-    if web.is_call(&request) {
-        return match web.calls.clone().oneshot(request).await {
+impl GrpcWeb {
+    /// Serves a gRPC-Web call ([`is_call`](Self::is_call)), before the REST edge: the translating
+    /// router brings the gRPC listener's.
+    pub(crate) async fn call(&self, request: Request) -> Response {
+        match self.calls.clone().oneshot(request).await {
             Ok(response) => response,
             Err(infallible) => match infallible {},
-        };
+        }
     }
-    next.run(request).await
 }
 
 async fn refuse(method: Method) -> Response {

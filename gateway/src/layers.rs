@@ -15,12 +15,12 @@ use std::{
 
 use axum::{
     Router,
-    extract::{Request, State},
-    middleware::{self, Next},
+    extract::Request,
     response::{IntoResponse, Response},
 };
 use http::{HeaderValue, StatusCode};
 use tokio::sync::watch;
+use tower::ServiceExt;
 
 use crate::{Options, error::ApiError};
 use candidates_edge::{
@@ -53,6 +53,39 @@ struct RestEdge {
     auth: Arc<Auth>,
 }
 
+/// The REST listener's service inside CORS and compression: a gRPC-Web call to its translating
+/// router, anything else through the edge into the routes. One service around the router, not a
+/// layer on each route: axum's `Router::layer` boxes each layer's service and future per request,
+/// and `from_fn` clones everything beneath it (bench/profile.sh: 14 % of `/gtg`'s CPU between the
+/// connection and the edge with the edge and gRPC-Web dispatch as two `from_fn` layers).
+struct Rest {
+    /// `None` in the bench build's layered variant, whose routes carry the edge as layers.
+    edge: Option<RestEdge>,
+    routes: Router,
+    web: Option<crate::grpc_web::GrpcWeb>,
+}
+
+impl Rest {
+    async fn serve(&self, request: Request) -> Response {
+        if let Some(web) = &self.web
+            && web.is_call(&request)
+        {
+            return web.call(request).await;
+        }
+        let routes = self.routes.clone();
+        let route = |request| async move {
+            match routes.oneshot(request).await {
+                Ok(response) => response,
+                Err(infallible) => match infallible {},
+            }
+        };
+        match &self.edge {
+            Some(edge) => rest_edge(edge, request, route).await,
+            None => route(request).await,
+        }
+    }
+}
+
 pub(crate) fn apply(router: Router, options: &Options, ready: watch::Receiver<bool>) -> Router {
     let limits = options.limits;
     let rejections = limit::Rejections {
@@ -79,32 +112,28 @@ pub(crate) fn apply(router: Router, options: &Options, ready: watch::Receiver<bo
         auth: options.auth.clone(),
     };
     // Refusals of what is not gRPC-Web on its paths are REST answers, edge and all.
-    let router = match &options.grpc_web {
+    let routes = match &options.grpc_web {
         Some(web) => router.merge(web.refusals()),
         None => router,
     };
     #[cfg(feature = "library-plumbing")]
-    let router = if library_plumbing("edge") {
-        layered::apply(router, edge)
-    } else {
-        router.layer(middleware::from_fn_with_state(Arc::new(edge), rest_edge))
-    };
+    let (routes, edge) =
+        if library_plumbing("edge") { (layered::apply(routes, edge), None) } else { (routes, Some(edge)) };
     #[cfg(not(feature = "library-plumbing"))]
-    let router = router.layer(middleware::from_fn_with_state(Arc::new(edge), rest_edge));
-    let mut router = match &options.grpc_web {
-        Some(web) => router.layer(middleware::from_fn_with_state(Arc::new(web.clone()), crate::grpc_web::dispatch)),
-        None => router,
-    };
-    // Outside the edge, which then logs and counts the uncompressed response and sees JSON error
-    // bodies as JSON.
-    if options.compression {
-        router = router.layer(compression());
-    }
-    // Outermost: a preflight never reaches admission, credentials or the service.
-    match &options.cors {
-        Some(cors) => router.layer(cors.layer()),
-        None => router,
-    }
+    let edge = Some(edge);
+    let rest = Arc::new(Rest { edge, routes, web: options.grpc_web.clone() });
+    let service = tower::service_fn(move |request: Request| {
+        let rest = Arc::clone(&rest);
+        async move { Ok::<_, std::convert::Infallible>(rest.serve(request).await) }
+    });
+    // Compression outside the edge, which then logs and counts the uncompressed response and sees
+    // JSON error bodies as JSON; CORS outermost: a preflight never reaches admission, credentials
+    // or the service. Composed here, so the router boxes the whole stack once.
+    let service = tower::ServiceBuilder::new()
+        .option_layer(options.cors.as_ref().map(crate::cors::Cors::layer))
+        .layer(compression(options.compression))
+        .service(service);
+    Router::new().fallback_service(service)
 }
 
 /// gzip or zstd, as the client's `Accept-Encoding` prefers, for responses of
@@ -112,12 +141,14 @@ pub(crate) fn apply(router: Router, options: &Options, ready: watch::Receiver<bo
 /// streams, so memory stays one encoder's window per response). gRPC-Web answers are left to
 /// gRPC's own compression. The fastest level: on a 2-core instance the CPU is the scarcer
 /// resource, and level 1 already takes a JSON listing to about a tenth (docs/performance.md).
-fn compression() -> tower_http::compression::CompressionLayer<impl tower_http::compression::Predicate> {
+/// With `enabled` false, nothing is compressed (the layer stays, so the service has one type).
+fn compression(enabled: bool) -> tower_http::compression::CompressionLayer<impl tower_http::compression::Predicate> {
     use tower_http::compression::{
         CompressionLayer, CompressionLevel, Predicate,
         predicate::{NotForContentType, SizeAbove},
     };
-    let predicate = SizeAbove::new(candidates_edge::COMPRESSION_MIN_BYTES)
+    let predicate = (move |_: StatusCode, _: http::Version, _: &http::HeaderMap, _: &http::Extensions| enabled)
+        .and(SizeAbove::new(candidates_edge::COMPRESSION_MIN_BYTES))
         .and(NotForContentType::GRPC)
         .and(NotForContentType::IMAGES)
         .and(NotForContentType::SSE);
@@ -127,7 +158,11 @@ fn compression() -> tower_http::compression::CompressionLayer<impl tower_http::c
 /// Every REST request, in order: request id and access line; in-flight gauge; 413 for a body
 /// declared too large; admission; the route; JSON error bodies; `Connection: close` while
 /// draining; the request counter and latency histogram.
-async fn rest_edge(State(edge): State<Arc<RestEdge>>, request: Request, next: Next) -> Response {
+async fn rest_edge<F, Fut>(edge: &RestEdge, request: Request, routes: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let line = rest_line(&request);
     let method = line.method;
     observe(request, line, log_request, |request| async move {
@@ -139,7 +174,7 @@ async fn rest_edge(State(edge): State<Arc<RestEdge>>, request: Request, next: Ne
         let gate = gate(&request);
         let response = match edge.auth.gate(&mut request, gate).await {
             Ok(()) => match refuse_declared_oversize(edge.body_limit, request).await {
-                Ok(request) => edge.admit.run(request, |request| next.run(request)).await,
+                Ok(request) => edge.admit.run(request, routes).await,
                 Err(refused) => refused,
             },
             Err(error) => ApiError::from(tonic::Status::from(error)).into_response(),

@@ -4,7 +4,7 @@
 use axum::{
     Json, Router,
     body::{Body, Bytes},
-    extract::{FromRequestParts, Path, Query, RawQuery, State},
+    extract::{FromRequestParts, Path, Query, Request, State},
     http::{HeaderValue, Method, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
     routing::{MethodFilter, MethodRouter, on},
@@ -98,7 +98,7 @@ fn matches_template(template: &str, path: &str) -> bool {
 }
 
 #[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
-fn handler(rpc: Rpc, method: &Method) -> MethodRouter<Gateway> {
+fn handler(rpc: Rpc, method: &Method) -> MethodRouter<Arc<Gateway>> {
     let filter = MethodFilter::try_from(method.clone()).expect("route methods are standard");
     match rpc {
         Rpc::GetStatus => on(filter, gtg),
@@ -110,7 +110,7 @@ fn handler(rpc: Rpc, method: &Method) -> MethodRouter<Gateway> {
 }
 
 pub(crate) fn routes(gateway: Gateway) -> Router {
-    let mut by_path: Vec<(&str, MethodRouter<Gateway>)> = Vec::new();
+    let mut by_path: Vec<(&str, MethodRouter<Arc<Gateway>>)> = Vec::new();
     for route in ROUTES {
         let method_router = handler(route.rpc, &route.method);
         match by_path.iter_mut().find(|(p, _)| *p == route.path) {
@@ -122,7 +122,7 @@ pub(crate) fn routes(gateway: Gateway) -> Router {
     router
         .route(crate::openapi::PATH, axum::routing::get(|| async { Json(crate::openapi::document()) }))
         .fallback(not_found)
-        .with_state(gateway)
+        .with_state(Arc::new(gateway))
 }
 
 async fn not_found() -> ApiError {
@@ -252,14 +252,10 @@ pub(crate) fn asks_for_details(query: Option<&str>) -> bool {
 /// (its presence is enough), the GetStatus RPC's `{"connected", "instance-id"}`, and 503 when
 /// the store did not answer. The plain check touches neither the query parser nor the upstream:
 /// it is what load balancers call, several times a second.
-async fn gtg(
-    State(gw): State<Gateway>,
-    RawQuery(query): RawQuery,
-    // A Result: the load balancer's plain check answers whatever headers came with it.
-    forwarded: Result<Forwarded, ApiError>,
-) -> Result<Response, ApiError> {
+async fn gtg(State(gw): State<Arc<Gateway>>, request: Request) -> Result<Response, ApiError> {
     let ready = *gw.ready.borrow();
-    if !asks_for_details(query.as_deref()) {
+    let (mut parts, _) = request.into_parts();
+    if !asks_for_details(parts.uri.query()) {
         return Ok(if ready {
             // An empty body, typed so that clients and spec checkers need not guess.
             (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")]).into_response()
@@ -267,7 +263,10 @@ async fn gtg(
             ApiError::from_http(StatusCode::SERVICE_UNAVAILABLE, "not ready: starting or draining").into_response()
         });
     }
-    let status = gw.upstream.get_status(forwarded?.request(GetStatusRequest {})).await?;
+    // Read only here: the load balancer's plain check answers whatever headers came with it, and
+    // copies none of them.
+    let forwarded = Forwarded::from_request_parts(&mut parts, &()).await?;
+    let status = gw.upstream.get_status(forwarded.request(GetStatusRequest {})).await?;
     let connected = status.get_ref().connected == "true";
     let mut response = json(status);
     if !(ready && connected) {
@@ -277,7 +276,7 @@ async fn gtg(
 }
 
 async fn get_candidate(
-    State(gw): State<Gateway>,
+    State(gw): State<Arc<Gateway>>,
     NameSegment(name): NameSegment,
     forwarded: Forwarded,
 ) -> Result<Response, ApiError> {
@@ -288,7 +287,7 @@ async fn get_candidate(
 /// The body is ignored whatever its type (as the original service did); admission (`limit`) has
 /// already read it within the size and time limits.
 async fn put_candidate(
-    State(gw): State<Gateway>,
+    State(gw): State<Arc<Gateway>>,
     NameSegment(name): NameSegment,
     forwarded: Forwarded,
 ) -> Result<Response, ApiError> {
@@ -312,7 +311,7 @@ async fn put_candidate(
 }
 
 async fn delete_candidate(
-    State(gw): State<Gateway>,
+    State(gw): State<Arc<Gateway>>,
     NameSegment(name): NameSegment,
     forwarded: Forwarded,
 ) -> Result<Response, ApiError> {
@@ -342,7 +341,7 @@ struct ListQuery {
 /// `{"candidates": [...], "next_page_token": "..."}`; without, every candidate as one JSON array,
 /// streamed page by page so memory does not grow with the store. 404 when there are none.
 async fn list_candidates(
-    State(gw): State<Gateway>,
+    State(gw): State<Arc<Gateway>>,
     Query(query): Query<ListQuery>,
     lease: Option<Extension<Lease>>,
     forwarded: Forwarded,
@@ -396,7 +395,7 @@ async fn list_candidates(
 /// the closing `]` has been handed over.
 #[allow(clippy::expect_used, reason = "each expect names the invariant that makes it unreachable")]
 async fn produce_pages(
-    gw: Gateway,
+    gw: Arc<Gateway>,
     forwarded: Forwarded,
     first: ListCandidatesResponse,
     chunks: tokio::sync::mpsc::Sender<Bytes>,
