@@ -8,6 +8,7 @@ pub mod context;
 pub mod limit;
 pub mod observe;
 pub mod throttle;
+pub mod time;
 pub mod trace;
 
 /// Responses smaller than this are sent uncompressed on both listeners, whatever the client

@@ -175,7 +175,7 @@ async fn read_body(admit: &Admit, request: Request) -> Result<Request, Response>
         return Err((admit.reject.overloaded)());
     };
     let limit = admit.limits.body_limit;
-    let bytes = match tokio::time::timeout(admit.limits.body_timeout, collect(body, limit, &admit.buffered)).await {
+    let bytes = match crate::time::timeout(admit.limits.body_timeout, collect(body, limit, &admit.buffered)).await {
         Err(_) => return Err((admit.reject.too_slow)(admit.limits.body_timeout)),
         Ok(Err(ReadError::TooLarge)) => return Err((admit.reject.too_large)(limit)),
         Ok(Err(ReadError::Unreadable)) => return Err((admit.reject.unreadable)()),
@@ -197,6 +197,11 @@ async fn collect(mut body: Body, limit: usize, budget: &Semaphore) -> Result<Byt
         let Ok(chunk) = frame.map_err(read_error)?.into_data() else { continue };
         if data.len() + chunk.len() > limit {
             return Err(ReadError::TooLarge);
+        }
+        if data.is_empty() && body.is_end_stream() {
+            // The whole body in one frame (a small unary message, a REST body): it is already in
+            // memory and goes on as it is, with nothing to copy or to hold budget for.
+            return Ok(chunk);
         }
         let permits = u32::try_from(chunk.len()).map_err(|_| ReadError::TooLarge)?;
         held.push(budget.try_acquire_many(permits).map_err(|_| ReadError::Overloaded)?);

@@ -8,11 +8,7 @@
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use axum::{
-    extract::{Request, State},
-    middleware::{self, Next},
-    response::Response,
-};
+use axum::{extract::Request, response::Response};
 use candidates_api::v1::{
     self as pb,
     candidate_service_server::{CandidateService, CandidateServiceServer},
@@ -25,6 +21,7 @@ use candidates_edge::{
 use candidates_gateway::Upstream;
 use tonic::{Status, codec::CompressionEncoding, service::Routes};
 use tonic_health::pb::health_server::{Health, HealthServer};
+use tower::ServiceExt;
 
 use crate::service::CandidateApi;
 
@@ -75,8 +72,15 @@ pub fn router(
         malformed: || Status::invalid_argument("the request message could not be decoded").into_http(),
     };
     let admit = Admit::new(limits, classify, rejections).with_body_check(unary_framing);
-    let edge = GrpcEdge { admit, default_deadline, stream_idle, auth };
-    routes.prepare().into_axum_router().layer(middleware::from_fn_with_state(Arc::new(edge), grpc_edge))
+    let edge =
+        Arc::new(GrpcEdge { admit, default_deadline, stream_idle, auth, routes: routes.prepare().into_axum_router() });
+    // One service around the routes, not a `from_fn` layer on each: axum boxes a layered route's
+    // service and future per call, and `from_fn` clones everything beneath it (as the REST edge).
+    let service = tower::service_fn(move |request: Request| {
+        let edge = Arc::clone(&edge);
+        async move { Ok::<_, std::convert::Infallible>(grpc_edge(&edge, request).await) }
+    });
+    axum::Router::new().fallback_service(service)
 }
 
 /// gRPC-Web for `CandidateService` on the REST listener: tonic-web turns each call into plain
@@ -99,9 +103,11 @@ struct GrpcEdge {
     /// A stream whose response has sent nothing for this long is ended (DEADLINE_EXCEEDED).
     stream_idle: Duration,
     auth: Arc<Auth>,
+    /// Every service of the listener (tonic's routes, by path).
+    routes: axum::Router,
 }
 
-async fn grpc_edge(State(edge): State<Arc<GrpcEdge>>, request: Request, next: Next) -> Response {
+async fn grpc_edge(edge: &GrpcEdge, request: Request) -> Response {
     // The RPC, as a closed set: the access line's and the metrics' label.
     let rpc = crate::metrics::rpc_label(request.uri().path());
     observe(request, Rpc(rpc), log_rpc, |request| async move {
@@ -117,7 +123,7 @@ async fn grpc_edge(State(edge): State<Arc<GrpcEdge>>, request: Request, next: Ne
             }
         };
         let mut response = match refused {
-            None => edge.admit.run(request, |request| deadline(edge.default_deadline, request, next)).await,
+            None => edge.admit.run(request, |request| deadline(edge.default_deadline, request, &edge.routes)).await,
             Some(refused) => refused,
         };
         if streaming {
@@ -298,13 +304,14 @@ pub fn status_code(response: &Response) -> &str {
 
 /// Bounds a call by the caller's `grpc-timeout` (or the server default if none or longer) and
 /// answers DEADLINE_EXCEEDED when it passes; the handler's future, store call included, is dropped.
-async fn deadline(default: Duration, request: Request, next: Next) -> Response {
+async fn deadline(default: Duration, request: Request, routes: &axum::Router) -> Response {
     let timeout = match call_deadline(request.headers().get("grpc-timeout").map(|v| v.as_bytes()), default) {
         Ok(timeout) => timeout,
         Err(status) => return status.into_http::<axum::body::Body>(),
     };
-    match tokio::time::timeout(timeout, next.run(request)).await {
-        Ok(response) => response,
+    match candidates_edge::time::timeout(timeout, routes.clone().oneshot(request)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(infallible)) => match infallible {},
         Err(_) => deadline_exceeded(timeout).into_http::<axum::body::Body>(),
     }
 }

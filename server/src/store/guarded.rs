@@ -129,7 +129,7 @@ impl Guarded {
 
     async fn around<T>(&self, _op: super::Op, call: impl Future<Output = Result<T>>) -> Result<T> {
         let permit = self.admit()?;
-        let result = match tokio::time::timeout(self.timeout, call).await {
+        let result = match candidates_edge::time::timeout(self.timeout, call).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::DeadlineExceeded),
         };
