@@ -47,9 +47,7 @@ impl GrpcWeb {
     pub(crate) fn refusals(&self) -> Router<()> {
         Router::new().route(&format!("{}{{method}}", self.prefix), any(refuse))
     }
-}
 
-impl GrpcWeb {
     /// Serves a gRPC-Web call ([`is_call`](Self::is_call)), before the REST edge: the translating
     /// router brings the gRPC listener's.
     pub(crate) async fn call(&self, request: Request) -> Response {

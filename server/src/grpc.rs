@@ -353,7 +353,7 @@ impl InProcess {
     {
         let header = request.metadata().get("grpc-timeout").map(|v| v.as_bytes());
         let timeout = call_deadline(header, self.default_deadline)?;
-        tokio::time::timeout(timeout, call(request)).await.unwrap_or_else(|_| Err(deadline_exceeded(timeout)))
+        candidates_edge::time::timeout(timeout, call(request)).await.unwrap_or_else(|_| Err(deadline_exceeded(timeout)))
     }
 }
 

@@ -20,19 +20,15 @@ pub const FOLD_EVERY: Duration = Duration::from_secs(1);
 /// Runs the chores every [`EVERY`] (the histograms every [`FOLD_EVERY`]) until `stopped`.
 pub async fn run(auth: Arc<Auth>, tls: Option<Arc<CertStore>>, stopped: impl Future<Output = ()>) {
     let handle = crate::metrics::handle();
-    let mut every = tokio::time::interval(FOLD_EVERY);
+    let mut fold = tokio::time::interval(FOLD_EVERY);
+    fold.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut every = tokio::time::interval(EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let folds_per_chore = (EVERY.as_millis() / FOLD_EVERY.as_millis()).max(1);
-    let mut tick = 0u128;
     tokio::pin!(stopped);
     loop {
         tokio::select! {
+            _ = fold.tick() => handle.run_upkeep(),
             _ = every.tick() => {
-                handle.run_upkeep();
-                tick += 1;
-                if tick % folds_per_chore != 1 % folds_per_chore {
-                    continue;
-                }
                 candidates_edge::throttle::flush_due();
                 crate::allocator::collect();
                 if let Some(tls) = &tls {
